@@ -1,0 +1,76 @@
+"""Base models, all loaded offline: ``tiny`` (ours), ``smollm2-135m`` (GGUF from PyPI), or a local path."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from qra_bench.corpora import CACHE_DIR, sha256_file
+from qra_bench.errors import QRBenchError
+
+MODELS = ("tiny", "smollm2-135m")
+
+
+@dataclass
+class BaseModel:
+    """A loaded base causal LM that trials copy before quantizing.
+
+    Attributes
+    ----------
+    name : identity recorded in every row ("tiny", "smollm2-135m" or the path).
+    sha256 : sha256 of the checkpoint file the weights came from.
+    note : what "full precision" means for this model (e.g. dequantized Q4_1).
+    """
+
+    name: str
+    sha256: str
+    model: nn.Module
+    tokenizer: object
+    note: str = ""
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def fresh_copy(self, device: torch.device, dtype: torch.dtype) -> nn.Module:
+        """An independent copy of the base weights on ``device`` in ``dtype``, in eval mode."""
+        m = copy.deepcopy(self.model).to(device=device, dtype=dtype)
+        m.eval()
+        return m
+
+
+def _from_dir(name: str, path: Path, weights_file: str) -> BaseModel:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return BaseModel(name=name, sha256=sha256_file(path / weights_file), model=model, tokenizer=tokenizer)
+
+
+def load_base(name: str) -> BaseModel:
+    """Load a base model by name (``tiny``, ``smollm2-135m``) or by local directory path."""
+    if name == "tiny":
+        from qra_bench.models.tiny import TINY_DIR
+
+        if not (TINY_DIR / "model.safetensors").exists():
+            raise QRBenchError(f"the tiny checkpoint is missing under {TINY_DIR}; run `qra-bench prepare` to rebuild it")
+        base = _from_dir("tiny", TINY_DIR, "model.safetensors")
+        manifest = json.loads((TINY_DIR / "manifest.json").read_text())
+        if manifest["model_sha256"] != base.sha256:
+            raise QRBenchError(f"{TINY_DIR}/model.safetensors does not match its manifest sha256; run `qra-bench prepare`")
+        return base
+    if name == "smollm2-135m":
+        from qra_bench.models.smollm2 import load_smollm2
+
+        return load_smollm2()
+    path = Path(name)
+    if path.is_dir() and (path / "config.json").exists():
+        weights = next((f.name for f in sorted(path.glob("*.safetensors"))), None) or next(
+            (f.name for f in sorted(path.glob("*.bin"))), None
+        )
+        if weights is None:
+            raise QRBenchError(f"no *.safetensors or *.bin weights in {path}")
+        return _from_dir(str(path), path, weights)
+    raise QRBenchError(f"unknown model {name!r}; use one of {list(MODELS)} or a local transformers model directory")

@@ -1,0 +1,230 @@
+"""One real trial: quantize block by block -> attach per-block LoRA -> fine-tune -> evaluate.
+
+A trial of ``max_steps`` training steps is evaluated at every fidelity checkpoint (fractions of the run),
+so one trial yields a learning curve and one results-table row per checkpoint. Before training it records
+the static proxies (the quantized model's task loss and accuracy, held-out LM loss, weight reconstruction
+error). It measures memory (storage of every parameter, buffer and quantizer state; peak RSS; peak CUDA
+memory) and wall times. On a CUDA device it runs in bf16, on a CPU in float32, with no code change; on a
+CPU the same seed and thread count give the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from qra_bench.adapters import LoraSettings, attach_lora
+from qra_bench.arch import ArchSpec
+from qra_bench.memory import MemoryModel, MemorySettings
+from qra_bench.models import BaseModel
+from qra_bench.provenance import code_version, host_info, library_versions, utc_now_iso
+from qra_bench.quant import QuantSettings, quantize_blocks, storage_bytes
+from qra_bench.space import QRConfig
+from qra_bench.table import TrialRow
+from qra_bench.tasks.base import TaskData
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """Fine-tuning and evaluation recipe of a trial (steps, examples, seconds as named).
+
+    fidelities : checkpoints as fractions of ``max_steps``; each yields one table row.
+    threads : torch CPU threads for this trial (None leaves torch's default).
+    """
+
+    max_steps: int = 120
+    fidelities: tuple[float, ...] = (0.25, 0.5, 1.0)
+    batch_size: int = 16
+    lr: float = 1e-3
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    eval_batch_size: int = 200
+    threads: Optional[int] = None
+    quant: QuantSettings = field(default_factory=QuantSettings)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+    def checkpoints(self) -> list[int]:
+        """Training steps at which the model is evaluated (sorted, unique, >= 1)."""
+        return sorted({max(1, round(f * self.max_steps)) for f in self.fidelities})
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Held-out quality of a model: task loss (nats), task accuracy, LM loss (nats/token)."""
+
+    eval_loss: float
+    accuracy: float
+    lm_loss: float
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """Everything a trial produced: one row per fidelity checkpoint (last = full fidelity)."""
+
+    rows: tuple[TrialRow, ...]
+
+    @property
+    def final(self) -> TrialRow:
+        return self.rows[-1]
+
+
+def compute_device() -> tuple[torch.device, torch.dtype]:
+    """CUDA in bf16 when a GPU is present, else CPU in float32."""
+    if torch.cuda.is_available():
+        return torch.device("cuda"), torch.bfloat16
+    return torch.device("cpu"), torch.float32
+
+
+def memory_settings(trial: TrialSettings, dtype: torch.dtype, seq_len: int) -> MemorySettings:
+    """The memory model's settings that describe this trial's real tensors."""
+    wbytes = torch.finfo(dtype).bits // 8
+    return MemorySettings(
+        backend=trial.quant.backend, group_size=trial.quant.group_size, weight_dtype_bytes=wbytes,
+        meta_dtype_bytes=wbytes, lora_dtype_bytes=wbytes, grad_dtype_bytes=wbytes, optimizer_state_bytes=wbytes,
+        batch_size=trial.batch_size, seq_len=seq_len, activation_dtype_bytes=wbytes,
+    )
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, task: TaskData, batch_size: int, device: torch.device) -> Evaluation:
+    """Task loss and accuracy on the held-out prompts, and LM loss on the held-out text."""
+    was_training = model.training
+    model.eval()
+    labels = torch.from_numpy(task.label_token_ids).to(device)
+    total_loss, correct, n = 0.0, 0, len(task.eval_prompts)
+    for start in range(0, n, batch_size):
+        ids = torch.from_numpy(task.eval_prompts[start : start + batch_size]).to(device)
+        gold = torch.from_numpy(task.eval_labels[start : start + batch_size]).to(device)
+        logits = model(input_ids=ids, logits_to_keep=1).logits[:, -1].float()
+        total_loss += float(torch.nn.functional.cross_entropy(logits, labels[gold], reduction="sum"))
+        correct += int((logits[:, labels].argmax(dim=1) == gold).sum())
+    lm_total, lm_tokens = 0.0, 0
+    for start in range(0, len(task.lm_ids), max(1, batch_size // 4)):
+        ids = torch.from_numpy(task.lm_ids[start : start + max(1, batch_size // 4)]).to(device)
+        logits = model(input_ids=ids).logits[:, :-1].float()
+        lm_total += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="sum"))
+        lm_tokens += ids[:, 1:].numel()
+    model.train(was_training)
+    return Evaluation(eval_loss=total_loss / n, accuracy=correct / n, lm_loss=lm_total / lm_tokens)
+
+
+def _lr_at(step: int, s: TrialSettings) -> float:
+    """Linear warm-up, then cosine decay to zero at ``max_steps`` (step counts from 0)."""
+    if step < s.warmup_steps:
+        return s.lr * (step + 1) / s.warmup_steps
+    progress = (step - s.warmup_steps) / max(1, s.max_steps - s.warmup_steps)
+    return s.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _peak_rss_bytes() -> int:
+    # ru_maxrss is in KiB on Linux: the process's peak so far (a worker's peak over all its trials).
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _identity(base: BaseModel, task: TaskData, config: QRConfig, seed: int, s: TrialSettings, run_id: str) -> dict:
+    info = host_info()
+    return dict(
+        config_hash=config.hash, bits=tuple(config.bits), ranks=tuple(config.ranks), n_blocks=config.n_blocks,
+        avg_bits=config.avg_bits, avg_rank=config.avg_rank, seed=seed, max_steps=s.max_steps,
+        model_name=base.name, model_sha256=base.sha256, task_name=task.name, task_data_sha256=task.sha256,
+        backend=s.quant.backend, quant_settings=json.dumps(asdict(s.quant), sort_keys=True),
+        trial_settings=s.to_json(), lib_versions=json.dumps(library_versions(), sort_keys=True),
+        code_version=code_version(), host=str(info["hostname"]), device=str(info["device"]), run_id=run_id,
+    )
+
+
+def failed_rows(base: BaseModel, task: TaskData, config: QRConfig, seed: int, s: TrialSettings, error: str,
+                started_at: str, seconds: float) -> TrialResult:
+    """Rows that record a failed trial (one per checkpoint) with its error text."""
+    ident = _identity(base, task, config, seed, s, uuid.uuid4().hex)
+    rows = tuple(
+        TrialRow(**ident, fidelity=step, fidelity_frac=step / s.max_steps, status="failed", error=error[-2000:] or "failed",
+                 time_total_s=seconds, started_at=started_at, finished_at=utc_now_iso())
+        for step in s.checkpoints()
+    )
+    return TrialResult(rows)
+
+
+def run_trial(base: BaseModel, task: TaskData, config: QRConfig, seed: int = 0,
+              settings: TrialSettings = TrialSettings()) -> TrialResult:
+    """Run one trial and return its rows (one per fidelity checkpoint)."""
+    s = settings
+    if s.threads:
+        torch.set_num_threads(s.threads)
+    t_start = time.perf_counter()
+    started_at = utc_now_iso()
+    device, dtype = compute_device()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+
+    model = base.fresh_copy(device, dtype)
+    qreport = quantize_blocks(model, config.bits, s.quant)
+    t_proxy = time.perf_counter()
+    proxy = evaluate(model, task, s.eval_batch_size, device)
+    time_proxy = time.perf_counter() - t_proxy
+
+    model = attach_lora(model, config.ranks, s.lora)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay) if trainable else None
+    measured_bytes = storage_bytes(model)
+    arch = ArchSpec.from_hf_config(base.model.config)
+    seq_len = task.train_prompts.shape[1] + 1
+    breakdown = MemoryModel(arch, memory_settings(s, dtype, seq_len)).breakdown(config)
+
+    n_train = len(task.train_prompts)
+    order = np.concatenate([rng.permutation(n_train) for _ in range(math.ceil(s.max_steps * s.batch_size / n_train) + 1)])
+    checkpoints = s.checkpoints()
+    ident = _identity(base, task, config, seed, s, uuid.uuid4().hex)
+    rows, time_train, time_eval, train_losses, tokens = [], 0.0, 0.0, [], 0
+    model.train()
+    for step in range(s.max_steps):
+        t0 = time.perf_counter()
+        ids, answers = task.train_batch(order[step * s.batch_size : (step + 1) * s.batch_size])
+        ids, answers = ids.to(device), answers.to(device)
+        if opt is not None:
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(step, s)
+            logits = model(input_ids=ids[:, :-1], logits_to_keep=1).logits[:, -1].float()
+            loss = torch.nn.functional.cross_entropy(logits, answers)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, s.grad_clip)
+            opt.step()
+            train_losses.append(float(loss))
+        tokens += ids[:, :-1].numel()
+        time_train += time.perf_counter() - t0
+        if step + 1 in checkpoints:
+            t0 = time.perf_counter()
+            ev = evaluate(model, task, s.eval_batch_size, device)
+            time_eval += time.perf_counter() - t0
+            recent = train_losses[-max(1, s.max_steps // 10):]
+            rows.append(TrialRow(
+                **ident, fidelity=step + 1, fidelity_frac=(step + 1) / s.max_steps, status="ok",
+                eval_loss=ev.eval_loss, accuracy=ev.accuracy, lm_loss=ev.lm_loss,
+                train_loss=float(np.mean(recent)) if recent else None,
+                extra_metrics=json.dumps({"block_recon_error": list(qreport.block_recon_error), "base_note": base.note}),
+                proxy_eval_loss=proxy.eval_loss, proxy_accuracy=proxy.accuracy, proxy_lm_loss=proxy.lm_loss,
+                proxy_recon_error=qreport.recon_error,
+                mem_predicted_bytes=breakdown.total, mem_predicted_weights_bytes=breakdown.weights_and_adapters,
+                mem_breakdown=json.dumps(breakdown.to_dict()["terms"] if "terms" in breakdown.to_dict() else breakdown.to_dict()),
+                mem_measured_param_bytes=measured_bytes, mem_peak_rss_bytes=_peak_rss_bytes(),
+                mem_cuda_peak_bytes=torch.cuda.max_memory_allocated() if device.type == "cuda" else None,
+                time_quantize_s=qreport.seconds, time_proxy_s=time_proxy, time_train_s=time_train, time_eval_s=time_eval,
+                time_total_s=time.perf_counter() - t_start, tokens_per_s=tokens / time_train if time_train else None,
+                started_at=started_at, finished_at=utc_now_iso(),
+            ))
+    return TrialResult(tuple(rows))
