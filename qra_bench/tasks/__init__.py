@@ -1,0 +1,17 @@
+"""Fine-tuning tasks with held-out evaluation, all built offline from local files."""
+
+from __future__ import annotations
+
+from qra_bench.errors import QRBenchError
+from qra_bench.tasks.base import TaskData
+
+TASKS = ("bbc",)
+
+
+def load_task(name: str, tokenizer) -> TaskData:
+    """Build a task's tokenized data for ``tokenizer``."""
+    if name == "bbc":
+        from qra_bench.tasks.bbc import build_bbc
+
+        return build_bbc(tokenizer)
+    raise QRBenchError(f"unknown task {name!r}; choose one of {list(TASKS)}")
