@@ -801,8 +801,8 @@ class _Tracker:
         self.trial_s += outcome.trial_s
         if outcome.status == "ok":
             self.done += 1
-            self.bar.update(1)
             self._postfix()
+            self.bar.update(1)
             return None
         if outcome.status == "crashed":
             self.record_crash(job, outcome.error or "crashed", outcome.trial_s)
@@ -814,8 +814,8 @@ class _Tracker:
             return replace(job, attempt=job.attempt + 1)
         self.failed += 1
         self.failures.append(f"{job.label}: {job.attempt} failed attempts, last: {(outcome.error or '').splitlines()[0][:200]}")
-        self.bar.update(1)
         self._postfix()
+        self.bar.update(1)
         return None
 
     def close(self) -> None:
@@ -1006,8 +1006,10 @@ def design_for(spec: CollectSpec, settings: "TrialSettings") -> list[QRConfig]:
     space = collect_space(arch, settings.quant.backend)
     memory_model = None
     if spec.design == "stratified":
-        memory_model = MemoryModel(arch, MemorySettings(backend=settings.quant.backend, group_size=settings.quant.group_size,
-                                                        batch_size=settings.batch_size), space)
+        # The project's budget convention (16-bit storage, MemorySettings' defaults) with the trial's layout:
+        # the bins are then in the units budgets such as 0.5xfp16-lora are given in.
+        memory_model = MemoryModel(arch, MemorySettings(backend=settings.quant.backend, group_size=settings.quant.group_size),
+                                   space)
     q = r = None
     if spec.importance_file:
         q, r = load_importance(spec.importance_file, arch.n_blocks)

@@ -58,6 +58,7 @@ TERMS: tuple[str, ...] = (
     "block_norms_and_biases",
     "embeddings",
     "final_norm",
+    "rotary_tables",
     "lm_head",
     "lora_adapters",
     "lora_gradients",
@@ -467,6 +468,8 @@ class MemoryModel:
             "block_norms_and_biases": a.n_blocks * a.block_extra_params() * s.weight_dtype_bytes,
             "embeddings": a.embedding_params() * s.weight_dtype_bytes,
             "final_norm": a.hidden_size * s.weight_dtype_bytes,
+            # transformers keeps two float32 rotary tables (inv_freq, original_inv_freq) of head_dim/2 each.
+            "rotary_tables": 2 * (a.head_dim // 2) * 4,
             "lm_head": a.lm_head_params() * s.weight_dtype_bytes,
             "activations": activation_bytes(a, s),
         }

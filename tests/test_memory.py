@@ -65,8 +65,9 @@ def test_breakdown_itemizes_every_term_and_sums_to_total(llama8b):
     assert bd.terms["unquantized_block_weights"] == 0
     assert bd.terms["lora_gradients"] == 2 * bd.terms["lora_adapters"]  # fp32 grads of fp16 adapters
     assert bd.terms["optimizer_state"] == 4 * bd.terms["lora_adapters"]  # two fp32 AdamW states
+    assert bd.terms["rotary_tables"] == 128 * 4  # two float32 tables of head_dim/2
     assert len(bd.per_block) == 32 and sum(b["total"] for b in bd.per_block) + bd.terms["embeddings"] \
-        + bd.terms["final_norm"] + bd.terms["lm_head"] + bd.terms["activations"] == bd.total
+        + bd.terms["final_norm"] + bd.terms["rotary_tables"] + bd.terms["lm_head"] + bd.terms["activations"] == bd.total
     table = bd.format_table()
     for name in TERMS + ("total", "weights_and_adapters"):
         assert name in table
