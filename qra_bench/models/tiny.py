@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from qra_bench.corpora import CACHE_DIR, bbc_splits, chatterbot_dialogues, sha256_file, shakespeare_texts
-from qra_bench.tasks.formats import PROMPT_TOKENS, TOPIC_CUE, topic_prompt_ids
+from qra_bench.tasks.formats import PRETRAIN_WINDOW, TOPIC_CUE, topic_prompt_ids
 
 TINY_DIR = CACHE_DIR / "models" / "tiny"
 PRESET = Path(__file__).resolve().parent.parent / "presets" / "tiny.json"
@@ -39,14 +39,14 @@ class PretrainSettings:
     vocab_size: int = 4096
     seq_len: int = 128
     batch_size: int = 16
-    steps: int = 1500
+    steps: int = 1000
     lr: float = 2e-3
     warmup: int = 60
     min_lr_frac: float = 0.1
     weight_decay: float = 0.05
     task_share: float = 0.3  # fraction of each batch's rows in the topic format
     seed: int = 0
-    threads: int = 2
+    threads: int = 1  # one thread: bit-for-bit rebuilds on any machine, and no stalls when cores are shared
 
 
 def hf_config():
@@ -98,8 +98,9 @@ def _topic_rows(tokenizer, articles, rng: random.Random, n_rows: int, seq_len: i
             ids, label = encoded[rng.randrange(len(encoded))]
             # Mostly the article's opening (the evaluation prompt), sometimes a later window, so the
             # topic knowledge generalises beyond memorised openings.
-            start = 0 if rng.random() < 0.5 else rng.randrange(max(1, len(ids) - PROMPT_TOKENS))
-            row.extend(topic_prompt_ids(ids, cue, start) + label + [eos])
+            length = rng.randint(*PRETRAIN_WINDOW)
+            start = 0 if rng.random() < 0.5 else rng.randrange(max(1, len(ids) - length))
+            row.extend(topic_prompt_ids(ids, cue, start, length) + label + [eos])
         rows[r] = row[:seq_len]
     return rows
 

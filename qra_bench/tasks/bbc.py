@@ -19,7 +19,7 @@ from qra_bench.tasks.formats import PROMPT_TOKENS, TOPIC_CUE, topic_prompt_ids
 # Colour words that are single tokens in the tiny tokenizer and in common LLM tokenizers.
 LABEL_WORDS = {"business": " red", "entertainment": " black", "politics": " white", "sports": " gold", "tech": " dark"}
 LM_CHUNK_TOKENS = 128
-LM_CHUNKS = 64
+LM_CHUNKS = 32
 
 
 def single_token(tokenizer, word: str) -> int:

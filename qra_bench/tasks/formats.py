@@ -11,10 +11,12 @@ from typing import Sequence
 
 # The cue after the article prefix; the label word follows with a leading space.
 TOPIC_CUE = "\nTopic:"
-# Number of article tokens in a prompt. Short prompts keep a trial cheap on a CPU.
-PROMPT_TOKENS = 48
+# Article tokens in a task prompt. Short prompts keep a trial cheap on a CPU.
+PROMPT_TOKENS = 32
+# Pretraining shows the format with windows of varied length, so the skill does not hinge on one length.
+PRETRAIN_WINDOW = (24, 48)
 
 
-def topic_prompt_ids(article_ids: Sequence[int], cue_ids: Sequence[int], start: int = 0) -> list[int]:
-    """Token ids of ``article[start:start+PROMPT_TOKENS] + TOPIC_CUE`` (the label is appended by the caller)."""
-    return list(article_ids[start : start + PROMPT_TOKENS]) + list(cue_ids)
+def topic_prompt_ids(article_ids: Sequence[int], cue_ids: Sequence[int], start: int = 0, length: int = PROMPT_TOKENS) -> list[int]:
+    """Token ids of ``article[start:start+length] + TOPIC_CUE`` (the label is appended by the caller)."""
+    return list(article_ids[start : start + length]) + list(cue_ids)

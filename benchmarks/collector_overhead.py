@@ -1,0 +1,65 @@
+"""Collector overhead: the collector's wall time over the sum of its trials' own time, in one run.
+
+Runs a small collection (default: 6 random configurations, one seed, 1 worker with 1 thread, max_steps 30)
+into a fresh table and prints, side by side, the collector's wall time (design, reading the table, starting
+the worker process with its imports and model/task loading, dispatch, every part write) and the sum of the
+trials' ``time_total_s`` (quantize, proxies, train, evaluate), with the train + eval share. The overhead is
+``wall / sum - 1`` with one worker; the target is at most 5 %. The fixed start-up part (until the first trial
+starts) is shown separately: it is paid once per worker, whatever the number of trials.
+
+Usage: ``python benchmarks/collector_overhead.py [--n 6] [--steps 30] [--model tiny]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--model", default="tiny")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+
+    from qra_bench.collect import CollectSpec, collect
+    from qra_bench.table import ResultsTable
+    from qra_bench.trial import TrialSettings
+
+    out = Path(args.out or tempfile.mkdtemp(prefix="qra-overhead-")) / "table"
+    spec = CollectSpec(out=str(out), model=args.model, design="random", n=args.n, anchors=False, workers=1, threads=1,
+                       settings=TrialSettings(max_steps=args.steps))
+    started = datetime.now().astimezone()
+    report = collect(spec, progress=False)
+    print(report.summary())
+
+    rows = ResultsTable(out).read(dedupe=False, include_failed=True)
+    final = rows.sort_values("fidelity").groupby("run_id").tail(1)  # each trial's last checkpoint: its totals
+    trial_s = float(final["time_total_s"].sum())
+    train_s = float(final["time_train_s"].sum())
+    # time_eval_s is per checkpoint; a trial's evaluation time is the sum over its checkpoints.
+    eval_s = float(rows.groupby("run_id")["time_eval_s"].sum().sum())
+    first_start = min(datetime.fromisoformat(t) for t in rows["started_at"])
+    startup_s = (first_start - started).total_seconds()
+    wall = report.wall_s
+    print()
+    print(f"{'trials':<34}{len(final):>10}")
+    print(f"{'collector wall time':<34}{wall:>10.1f} s")
+    print(f"{'sum of trials time_total_s':<34}{trial_s:>10.1f} s   (train {train_s:.1f} s + eval {eval_s:.1f} s "
+          f"= {train_s + eval_s:.1f} s; quantize, proxies, copies {trial_s - train_s - eval_s:.1f} s)")
+    print(f"{'wall / sum of trials':<34}{wall / trial_s:>10.3f}     overhead {100 * (wall / trial_s - 1):+.1f} % "
+          f"(target <= 5 %)")
+    print(f"{'wall / sum of train + eval':<34}{wall / (train_s + eval_s):>10.3f}")
+    print(f"{'  start-up until the first trial':<34}{startup_s:>10.1f} s   (spawn, imports, model and task loading; once per worker)")
+    print(f"{'  everything else':<34}{wall - startup_s - trial_s:>10.1f} s   ({(wall - startup_s - trial_s) / len(final):.2f} s per trial: "
+          "dispatch, part writes, result handling)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Surrogates of the results table: features, an XGBoost ensemble and a Gaussian process, each predicting a
+mean and a standard deviation, scored on named splits and saved with a manifest bound to the table's hash.
+
+Typical use::
+
+    from qra_bench.surrogate import SurrogateArtifact, fit_surrogate
+
+    artifact = fit_surrogate("datasets_cache/tables/tiny-bbc", target="accuracy", model="xgb",
+                             out="surrogates/tiny-bbc/xgb")
+    artifact = SurrogateArtifact.load("surrogates/tiny-bbc/xgb")   # refuses a changed table
+    mean, std = artifact.predict_configs(configs)
+
+Modules: ``features`` (encoding), ``xgb`` and ``gp`` (estimators), ``evaluate`` (metrics, splits, noise floor,
+learning curve), ``fit`` (table -> artifact), ``artifact`` (save/load, hash binding), ``plots``.
+"""
+
+from qra_bench.surrogate.artifact import EncoderSpec, SurrogateArtifact
+from qra_bench.surrogate.evaluate import coverage, gaussian_nll, noise_floor, regression_metrics
+from qra_bench.surrogate.features import FeatureEncoder
+from qra_bench.surrogate.fit import FIDELITY_MODES, MODELS, TARGETS, default_out, fit_surrogate, make_estimator
+from qra_bench.surrogate.gp import GPSurrogate
+from qra_bench.surrogate.xgb import XGBEnsemble
+
+__all__ = [
+    "EncoderSpec",
+    "FIDELITY_MODES",
+    "FeatureEncoder",
+    "GPSurrogate",
+    "MODELS",
+    "SurrogateArtifact",
+    "TARGETS",
+    "XGBEnsemble",
+    "coverage",
+    "default_out",
+    "fit_surrogate",
+    "gaussian_nll",
+    "make_estimator",
+    "noise_floor",
+    "regression_metrics",
+]
