@@ -41,9 +41,9 @@ def main() -> int:
     rows = ResultsTable(out).read(dedupe=False, include_failed=True)
     final = rows.sort_values("fidelity").groupby("run_id").tail(1)  # each trial's last checkpoint: its totals
     trial_s = float(final["time_total_s"].sum())
+    # time_train_s and time_eval_s accumulate over a trial's checkpoints: its last row holds its totals.
     train_s = float(final["time_train_s"].sum())
-    # time_eval_s is per checkpoint; a trial's evaluation time is the sum over its checkpoints.
-    eval_s = float(rows.groupby("run_id")["time_eval_s"].sum().sum())
+    eval_s = float(final["time_eval_s"].sum())
     first_start = min(datetime.fromisoformat(t) for t in rows["started_at"])
     startup_s = (first_start - started).total_seconds()
     wall = report.wall_s
@@ -56,8 +56,13 @@ def main() -> int:
           f"(target <= 5 %)")
     print(f"{'wall / sum of train + eval':<34}{wall / (train_s + eval_s):>10.3f}")
     print(f"{'  start-up until the first trial':<34}{startup_s:>10.1f} s   (spawn, imports, model and task loading; once per worker)")
-    print(f"{'  everything else':<34}{wall - startup_s - trial_s:>10.1f} s   ({(wall - startup_s - trial_s) / len(final):.2f} s per trial: "
+    per_trial_gap = (wall - startup_s - trial_s) / len(final)
+    print(f"{'  everything else':<34}{wall - startup_s - trial_s:>10.1f} s   ({per_trial_gap:.2f} s per trial: "
           "dispatch, part writes, result handling)")
+    mean_trial = trial_s / len(final)
+    for n in (50, 200):
+        projected = (startup_s + n * (mean_trial + per_trial_gap)) / (n * mean_trial)
+        print(f"{f'  projected for {n} such trials':<34}{projected:>10.3f}     overhead {100 * (projected - 1):+.1f} %")
     return 0
 
 

@@ -176,7 +176,8 @@ def collect(
     importance: Optional[str] = typer.Option(None, help="For --design importance: JSON with importance_q and importance_r."),
     anchors: bool = typer.Option(True, help="Include the uniform anchor configurations (bits 2/3/4/8/16 x every rank)."),
     steps: Optional[int] = typer.Option(None, help="Training steps at full fidelity (default: the recipe's)."),
-    fidelities: str = typer.Option("0.25,0.5,1.0", help="Evaluation checkpoints as fractions of --steps (one row each)."),
+    fidelities: Optional[str] = typer.Option(None, help="Evaluation checkpoints as fractions of --steps, e.g. 0.25,0.5,1.0 "
+                                             "(one row each; default: the recipe's)."),
     backend: str = typer.Option("torchao", help="Quantization backend: torchao, hqq, bnb."),
     group_size: int = typer.Option(128, help="Quantization group size."),
     workers: int = typer.Option(1, help="Worker processes (local) or LocalCluster workers (dask)."),
@@ -192,7 +193,9 @@ def collect(
     from qra_bench.collect import CollectSpec
     from qra_bench.collect import collect as run_collection
 
-    settings = replace(_trial_settings(steps, backend, group_size, threads), fidelities=_fractions(fidelities))
+    settings = _trial_settings(steps, backend, group_size, threads)
+    if fidelities is not None:
+        settings = replace(settings, fidelities=_fractions(fidelities))
     spec = CollectSpec(
         out=out, model=model, task=task, design=design, n=n, seeds=_int_list(seeds, "seeds"), settings=settings,
         workers=workers, threads=threads, executor=executor, address=address, max_retries=max_retries,
@@ -207,14 +210,63 @@ def collect(
 
 
 @app.command()
-def run() -> None:
-    """The main job on the embedded default (see the README)."""
+def fit(
+    table: str = typer.Option(..., help="Results table directory to fit on (its ok rows)."),
+    target: str = typer.Option("accuracy", help="Column to predict: accuracy, eval_loss, lm_loss."),
+    model: str = typer.Option("xgb", help="Surrogate: xgb (bagged XGBoost ensemble) or gp (Matern-5/2 Gaussian process)."),
+    out: Optional[str] = typer.Option(None, help="Artifact directory; default surrogates/<table name>/<model>/."),
+    seed: int = typer.Option(0, help="Seed of the model and of every split (same table and seed: same metrics)."),
+    fidelity: str = typer.Option("all", help="all (fidelity_frac as a feature), full (full-fidelity rows only), "
+                                              "multi (predict full fidelity from the low-fidelity observation)."),
+    low_fidelity: Optional[float] = typer.Option(None, help="For --fidelity multi: the fraction of the run observed "
+                                                            "(default: the lowest in the table)."),
+    importance: Optional[str] = typer.Option(None, help="Priors JSON with importance_q and importance_r "
+                                                        "(default: cached priors of the table's model and task, else zeros)."),
+    arch: Optional[str] = typer.Option(None, help="Base model architecture (preset or config.json) when the table's "
+                                                  "model_name is neither."),
+) -> None:
+    """Fit a surrogate on a results table; write the model, manifest.json (metrics, hashes) and plots."""
+    from qra_bench.surrogate.fit import default_out, fit_surrogate
+
+    out_dir = out or str(default_out(table, model))
+    artifact = fit_surrogate(table, target=target, model=model, out=out_dir, seed=seed, fidelity=fidelity,
+                             importance=importance, arch=arch, low_fidelity=low_fidelity)
+    typer.echo(artifact.summary())
+    typer.echo(f"wrote {out_dir}/manifest.json, model.pkl, predictions.csv, parity.png, learning_curve.png")
+
+
+@app.command()
+def run(
+    table: str = typer.Option("datasets_cache/tables/tiny-bbc", help="The shipped results table of the default."),
+    steps: Optional[int] = typer.Option(None, help="Training steps of the demonstration trials."),
+) -> None:
+    """The main job on the embedded default: memory at the uniform-4bit budget, real trials, the shared table."""
+    from pathlib import Path
+
     from qra_bench.memory import memory_report
+    from qra_bench.models import load_base
+    from qra_bench.space import SearchSpace
+    from qra_bench.table import ResultsTable
+    from qra_bench.tasks import load_task
+    from qra_bench.trial import run_trial
 
     for arch in ("tiny", "llama-3.1-8b"):
         typer.echo(memory_report(arch=arch, bits=None, ranks=None, budget="uniform-4bit", backend="hqq", group_size=128,
                                  batch_size=1, seq_len=512, grad_checkpointing=False, list_presets=False))
         typer.echo("")
+    base = load_base("tiny")  # verifies the checkpoint against its manifest sha256
+    typer.echo(f"tiny checkpoint sha256 {base.sha256} (verified against its manifest)")
+    data = load_task("bbc", base.tokenizer)
+    space = SearchSpace(base.model.config.num_hidden_layers)
+    settings = _trial_settings(steps, "torchao", 128, None)
+    typer.echo(f"real trials on tiny / bbc ({settings.max_steps} steps, {settings.quant.backend}, seed 0):")
+    for bits, rank in ((16, 16), (4, 16), (2, 16)):
+        final = run_trial(base, data, space.uniform(bits, rank), 0, settings).final
+        typer.echo(f"  uniform {bits:>2}-bit rank {rank:>2}: accuracy {final.accuracy:.3f}  eval_loss {final.eval_loss:.3f}  "
+                   f"before fine-tuning {final.proxy_accuracy:.3f} / {final.proxy_eval_loss:.3f}  ({final.time_total_s:.0f} s)")
+    if Path(table).exists():
+        typer.echo("")
+        typer.echo(ResultsTable(table).info())
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -905,8 +905,8 @@ class _Worker:
         self.conn.close()
 
 
-def _run_local(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker) -> int:
-    """Run ``jobs`` on ``spec.workers`` spawned processes; return the number left unfinished (0 unless interrupted)."""
+def _run_local(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker) -> None:
+    """Run ``jobs`` on ``spec.workers`` spawned processes; on any exit (Ctrl-C included) stop every worker."""
     ctx = multiprocessing.get_context("spawn")
     pending = deque(jobs)
     workers = [_Worker(ctx, spec.threads) for _ in range(min(spec.workers, len(pending)))]
@@ -941,9 +941,6 @@ def _run_local(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker) -> int
                 retry = tracker.handle(job, outcome)
                 if retry is not None:
                     pending.append(retry)
-        return 0
-    except KeyboardInterrupt:
-        return len(pending) + sum(w.job is not None for w in workers)
     finally:
         for w in workers:
             if w.job is not None:
@@ -952,8 +949,8 @@ def _run_local(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker) -> int
             w.stop()
 
 
-def _run_dask(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker) -> int:
-    """Run ``jobs`` on a Dask cluster; return the number left unfinished (0 unless interrupted)."""
+def _run_dask(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker) -> None:
+    """Run ``jobs`` on a Dask cluster; on any exit (Ctrl-C included) cancel what is left and close the client."""
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -971,7 +968,8 @@ def _run_dask(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker) -> int:
         client = Client(cluster)
     futures: dict = {}
     try:
-        client.wait_for_workers(spec.workers if cluster is not None else 1)
+        # A LocalCluster starts in seconds; a batch-queue cluster may wait for its jobs, so no time limit there.
+        client.wait_for_workers(spec.workers, timeout=300) if cluster is not None else client.wait_for_workers(1)
         futures = {client.submit(run_job, job, pure=False): job for job in jobs}
         stream = as_completed(list(futures))
         for future in stream:
@@ -987,11 +985,9 @@ def _run_dask(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker) -> int:
                 new = client.submit(run_job, retry, pure=False)
                 futures[new] = retry
                 stream.add(new)
-        return 0
-    except KeyboardInterrupt:
-        client.cancel(list(futures))
-        return len(futures)
     finally:
+        if futures:  # interrupted or failed: running trials are abandoned, never half-written (atomic parts)
+            client.cancel(list(futures))
         client.close()
         if cluster is not None:
             cluster.close()
@@ -1032,18 +1028,18 @@ def collect(spec: CollectSpec, progress: bool = True) -> CollectReport:
     configs = design_for(spec, settings)
     plan = plan_jobs(spec, configs, settings)
     tracker = _Tracker(spec, len(plan.jobs), progress)
-    unfinished = 0
+    interrupted = False
     try:
         if plan.jobs:
-            run = _run_local if spec.executor == "local" else _run_dask
-            unfinished = run(spec, plan.jobs, tracker)
-    except KeyboardInterrupt:  # raised outside an executor's own handler (e.g. while starting the cluster)
-        unfinished = len(plan.jobs) - tracker.done - tracker.failed
+            (_run_local if spec.executor == "local" else _run_dask)(spec, plan.jobs, tracker)
+    except KeyboardInterrupt:  # the executor has stopped its workers; finished trials are in the table
+        interrupted = True
     finally:
         tracker.close()
+    unfinished = len(plan.jobs) - tracker.done - tracker.failed
     return CollectReport(
         out=spec.out, n_jobs=plan.n_jobs, done=tracker.done, failed=tracker.failed + len(plan.exhausted),
         failed_before=len(plan.exhausted), skipped=plan.skipped, pending=unfinished,
         failed_attempts=tracker.failed_attempts, wall_s=time.perf_counter() - t0, trial_s=tracker.trial_s,
-        interrupted=unfinished > 0, failures=tuple(plan.exhausted + tracker.failures),
+        interrupted=interrupted, failures=tuple(plan.exhausted + tracker.failures),
     )

@@ -190,6 +190,7 @@ def autoqra_search(
     *,
     settings: Optional[AutoQRASettings] = None,
     axes: str = "both",
+    low_fidelity_eval: Optional[RealEval] = None,
 ) -> SearchResult:
     """Two-stage AutoQRA search under ``budget``; deterministic for a seed (given deterministic callbacks).
 
@@ -207,6 +208,9 @@ def autoqra_search(
         Called after every ``real_eval`` batch; returns the predictor refitted on the grown table.
     axes
         ``"both"``, or ``"bits"`` / ``"ranks"`` for the bits-only / rank-only ablations.
+    low_fidelity_eval
+        Optional Stage-1 second screen, ``low_fidelity_eval(configs) -> qualities`` (e.g. real trials on a few
+        percent of the data), applied to the predictor's shortlist of each generation.
     """
     settings = settings or AutoQRASettings()
     full_space, full_pred = space, predictor
@@ -226,7 +230,8 @@ def autoqra_search(
     history: list[SearchRecord] = []
 
     # Stage 1
-    evo = evolve(pred, space, memory_model, ctx.budget, ctx.priors, seed, settings.evolution)
+    evo = evolve(pred, space, memory_model, ctx.budget, ctx.priors, seed, settings.evolution,
+                 low_fidelity=low_fidelity_eval)
     for e in evo.archive:
         history.append(SearchRecord(step=len(history), stage="stage1", config=e.config, predicted_mean=e.mean,
                                     predicted_std=e.std, measured=None, memory_bytes=e.memory_bytes,

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import math
 import shutil
 import tempfile
 import weakref
@@ -85,6 +84,25 @@ class RandomSearch(Optimizer):
 # ---------------------------------------------------------------------------------------------------------
 # SMAC3 HPO facade alone
 # ---------------------------------------------------------------------------------------------------------
+def _order_local_search_starts(maximizer: Any) -> None:
+    """Make SMAC3's local search start from its points in a fixed order.
+
+    smac 2.4's ``LocalSearch._get_init_points_from_previous_configs`` deduplicates its start points with
+    ``list(set(...))``, and ``Configuration.__hash__`` hashes the repr string, so the order (and through the
+    tie-breaking draws, the proposals) changes with ``PYTHONHASHSEED`` from one process to the next. Sorting
+    the start points by their vector keeps the same points and makes a seed reproduce across processes.
+    """
+    local = getattr(maximizer, "_local_search", None)
+    if local is None or not hasattr(local, "_get_initial_points"):
+        return
+    original = local._get_initial_points
+
+    def ordered(*args: Any, **kwargs: Any) -> list:
+        return sorted(original(*args, **kwargs), key=lambda c: c.get_array().tobytes())
+
+    local._get_initial_points = ordered
+
+
 @register_optimizer("smac-hpo")
 class SMACHPO(Optimizer):
     """SMAC3's ``HyperparameterOptimizationFacade`` with its own model and acquisition, behind the same repair.
@@ -110,11 +128,13 @@ class SMACHPO(Optimizer):
         self.n_trials, self.n_initial = n_trials, n_initial
         self.challengers, self.local_search_iterations = challengers, local_search_iterations
         self._smac = None
+        self._trial_seed: Optional[int] = None
         self._infos: dict[QRConfig, list[Any]] = {}
 
     def _build(self) -> None:
         from smac import HyperparameterOptimizationFacade as HPO
         from smac import Scenario
+        from smac.model.random_forest.random_forest import RandomForest
 
         from qra_bench.search.trust_region import _Codec, _quiet_smac, configuration_space
 
@@ -127,30 +147,37 @@ class SMACHPO(Optimizer):
                             output_directory=self._outdir)
         self._smac = HPO(
             scenario, None,
+            # HPO.get_model's random forest with two speed-only changes: one thread (n_jobs=-1 waits on a joblib
+            # pool for 10 small trees on a shared 2-core machine) and no leaf cap (max_leaf_nodes=2**20 makes
+            # scikit-learn's best-first builder allocate ~2M nodes per tree, 0.25 s each; the trees grow fully
+            # either way).
+            model=RandomForest(configspace=cs, log_y=True, n_trees=10, bootstrapping=True, ratio_features=1.0,
+                               min_samples_split=2, min_samples_leaf=1, max_depth=2**20, max_leaf_nodes=None,
+                               seed=self.seed, n_jobs=1),
             initial_design=HPO.get_initial_design(scenario, n_configs=self.n_initial),
             acquisition_maximizer=HPO.get_acquisition_maximizer(
                 scenario, challengers=self.challengers, local_search_iterations=self.local_search_iterations),
             intensifier=HPO.get_intensifier(scenario, max_config_calls=1),
             logging_level=False, overwrite=True,
         )
+        _order_local_search_starts(self._smac._acquisition_maximizer)
 
     def _ask(self) -> QRConfig:
         if self._smac is None:
             self._build()
         info = self._smac.ask()
+        self._trial_seed = info.seed
         cfg = self.ctx.ensure_feasible(self._codec.to_qrconfig(info.config))
         self._infos.setdefault(cfg, []).append(info)
         return cfg
 
     def _tell(self, obs: Observation) -> None:
-        from smac.runhistory.dataclasses import TrialInfo
-
-        from qra_bench.search.trust_region import _trial_value
+        from qra_bench.search.trust_region import _trial_value, _user_trial
 
         if self._smac is None:
             self._build()
         infos = self._infos.get(obs.config)
-        info = infos.pop(0) if infos else TrialInfo(config=self._codec.to_configuration(*self.ctx.indices(obs.config)))
+        info = infos.pop(0) if infos else _user_trial(self._codec, *self.ctx.indices(obs.config), self._trial_seed)
         self._smac.tell(info, _trial_value(obs.value), save=False)
 
 

@@ -2,10 +2,10 @@
 
 One generation: parents by binary tournament on (front, crowding) from the population; offspring from the four
 operators of :mod:`qra_bench.search.operators` in equal shares (each repaired); every offspring is *screened*
-by the predictor (one batched call, score ``mean + beta * std``); only the ``top_k`` are *promoted* to the
-higher fidelity (an ``evaluate`` callback, e.g. low-fidelity real trials, or the predictor's mean when there
-is none); promoted ones join the archive, and constrained NSGA-II on ``(-quality, memory)`` over the whole
-archive picks the next population. The search stops after ``generations`` or when the hypervolume of the
+by the predictor (one batched call, score ``mean + beta * std``), optionally followed by low-fidelity real
+trials on the predictor's shortlist; only the ``top_k`` are *promoted* to the higher fidelity (an
+``evaluate`` callback, or the last screen's value when there is none); promoted ones join the archive, and
+constrained NSGA-II on ``(-quality, memory)`` over the whole archive picks the next population. The search stops after ``generations`` or when the hypervolume of the
 archive's front has not grown by ``hv_tol`` (relative) for ``patience`` generations.
 
 - :func:`evolve` runs it synchronously against a predictor; the AutoQRA loop uses it.
@@ -16,7 +16,7 @@ archive's front has not grown by ``hv_tol`` (relative) for ``patience`` generati
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -53,6 +53,8 @@ class EvolutionSettings:
         Stop when the hypervolume has grown by less than ``hv_tol`` (relative) for ``patience`` generations.
     operator_weights
         Share of offspring from each of :data:`~qra_bench.search.operators.OPERATORS`.
+    shortlist
+        With a ``low_fidelity`` screen: how many of the predictor's best go to it (0: ``2 * top_k``).
     """
 
     population: int = 40
@@ -63,6 +65,7 @@ class EvolutionSettings:
     patience: int = 3
     hv_tol: float = 1e-3
     operator_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+    shortlist: int = 0
 
     def __post_init__(self) -> None:
         for name in ("population", "offspring", "top_k", "patience"):
@@ -234,10 +237,14 @@ def evolve(
     settings: Optional[EvolutionSettings] = None,
     initial: Sequence[QRConfig] = (),
     evaluate: Optional[Evaluate] = None,
+    low_fidelity: Optional[Evaluate] = None,
 ) -> EvolutionResult:
-    """Run Stage 1 against ``predictor`` (screen) and ``evaluate`` (promotion fidelity; default: the screen's mean).
+    """Run Stage 1: ``predictor`` screens every offspring; ``low_fidelity(configs) -> qualities`` (optional,
+    e.g. real trials on a few percent of the data) re-ranks the predictor's ``shortlist``; the ``top_k`` are
+    promoted and valued by ``evaluate(configs) -> qualities`` if given, else by the last screen.
 
-    ``initial`` adds configurations (repaired) to the warm-start population. Deterministic for a seed.
+    ``initial`` adds configurations (repaired) to the warm-start population. Deterministic for a seed (and
+    deterministic callbacks).
     """
     settings = settings or EvolutionSettings()
     ctx = SearchContext.build(space, memory_model, budget, priors)
@@ -246,19 +253,29 @@ def evolve(
     st = _Stage1(ctx, settings, np.random.default_rng(seed))
     archive: list[ArchiveEntry] = []
 
+    def call(fn: Evaluate, chosen: list[QRConfig], what: str) -> np.ndarray:
+        values = np.asarray([float(v) for v in fn(list(chosen))], dtype=float)
+        if values.shape != (len(chosen),):
+            raise ValueError(f"{what} returned {values.shape[0]} values for {len(chosen)} configurations")
+        return values
+
     def promote_and_add(cfgs: list[QRConfig], gen: int, k: int, first: Optional[QRConfig] = None) -> None:
         if not cfgs:
             return
         bi, ri = ctx.indices_batch(cfgs)
         mean, std = pred(bi, ri)
         st.seen.update(cfgs)
-        idx = st.promote(cfgs, mean, std, k, first)
+        if low_fidelity is None:
+            idx = st.promote(cfgs, mean, std, k, first)
+        else:  # second screen: the predictor's shortlist, re-ranked by low-fidelity real trials
+            short = st.promote(cfgs, mean, std, max(k, settings.shortlist or 2 * k), first)
+            lf = call(low_fidelity, [cfgs[i] for i in short], "low_fidelity")
+            idx = short[st.promote([cfgs[i] for i in short], lf, np.zeros(len(short)), k, first)]
         chosen = [cfgs[i] for i in idx]
         if evaluate is not None:
-            values = np.asarray(list(evaluate(chosen)), dtype=float)
-            if values.shape != (len(chosen),):
-                raise ValueError(f"evaluate returned {values.shape} values for {len(chosen)} configurations")
-            source = "evaluate"
+            values, source = call(evaluate, chosen, "evaluate"), "evaluate"
+        elif low_fidelity is not None:
+            values, source = lf[[list(short).index(i) for i in idx]], "low_fidelity"
         else:
             values, source = mean[idx], "predictor"
         mem = ctx.memory_model.total_bytes_batch(bi[idx], ri[idx])
@@ -271,8 +288,9 @@ def evolve(
                 np.asarray([e.memory_bytes for e in archive], dtype=np.int64))
 
     cands = st.initial_candidates(initial)
-    # Without a separate promotion fidelity the whole initial population is "evaluated" by the screen.
-    promote_and_add(cands, 0, len(cands) if evaluate is None else settings.top_k, first=cands[0])
+    # With nothing but the predictor the whole initial population is "evaluated" by the screen.
+    cheap = evaluate is None and low_fidelity is None
+    promote_and_add(cands, 0, len(cands) if cheap else settings.top_k, first=cands[0])
     q, m = arrays()
     population = [archive[i] for i in st.survivors(q, m)]
     st.record_hypervolume(q, m)

@@ -159,6 +159,15 @@ def _index_key(bi: np.ndarray, ri: np.ndarray) -> bytes:
     return np.concatenate([bi, ri]).astype(np.int8).tobytes()
 
 
+def _user_trial(codec: "_Codec", bi: np.ndarray, ri: np.ndarray, seed: Optional[int]):
+    """A SMAC3 ``TrialInfo`` for a result told without an ask. It carries the seed SMAC3's intensifier uses for
+    asked trials (``seed``; 0 before the first ask, which the intensifier then adopts), so the intensifier
+    compares it with them; a trial without a seed would make SMAC3 refuse its runhistory."""
+    from smac.runhistory.dataclasses import TrialInfo
+
+    return TrialInfo(config=codec.to_configuration(bi, ri), seed=0 if seed is None else int(seed))
+
+
 def _quiet_smac() -> None:
     # SMAC3 logs every ask at INFO and warns when it falls back to random sampling; keep its own namespace
     # quiet rather than let the facade's setup_logging rewrite the root logger.
@@ -222,7 +231,6 @@ class TrustRegionBO(Optimizer):
         self._successes = self._failures = 0
         self._best_value = -math.inf
         self._known: dict[QRConfig, float] = {}  # configuration -> quality, for everything SMAC3 has been told
-        self._asked: set[QRConfig] = set()
         self._seen_keys: set[bytes] = set()  # index keys of everything asked or known: not candidates again
         self._infos: dict[QRConfig, list[Any]] = {}
         self._cache: dict[bytes, tuple[float, float]] = {}
@@ -249,6 +257,7 @@ class TrustRegionBO(Optimizer):
                 self._best_value = max(self._best_value, value)
         self._initial_unknown = {c for c, v in self._start if v is None}
         self._smac = None
+        self._trial_seed: Optional[int] = None
 
     # -- SMAC3 -------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -328,11 +337,8 @@ class TrustRegionBO(Optimizer):
     # -- the trust region --------------------------------------------------------------------------------
     @property
     def center(self) -> QRConfig:
-        """Centre of the trust region: SMAC3's incumbent, else the best start configuration."""
-        if self._smac is not None:
-            inc = self._smac.intensifier.get_incumbent()
-            if inc is not None:
-                return self._codec.to_qrconfig(inc)
+        """Centre of the trust region: the best told configuration (start values included; for asked trials
+        the same as SMAC3's intensifier incumbent), else the first start configuration."""
         return self.incumbent or self._start[0][0]
 
     def region_candidates(self) -> tuple[np.ndarray, np.ndarray]:
@@ -419,25 +425,23 @@ class TrustRegionBO(Optimizer):
         smac = self.smac
         for _ in range(1000):
             info = smac.ask()
+            self._trial_seed = info.seed
             cfg = self.ctx.ensure_feasible(self._codec.to_qrconfig(info.config))
             if cfg in self._known:
                 # A start configuration with a known value, or one SMAC3 re-proposes: answer from memory.
                 smac.tell(info, _trial_value(self._known[cfg]), save=False)
                 continue
             self._infos.setdefault(cfg, []).append(info)
-            self._asked.add(cfg)
             self._seen_keys.add(self._key(cfg))
             return cfg
         raise RuntimeError("SMAC3 kept proposing configurations whose value is already known")
 
     def _tell(self, obs: Observation) -> None:
-        from smac.runhistory.dataclasses import TrialInfo
-
         cfg, value = obs.config, obs.value
         smac = self.smac
         infos = self._infos.get(cfg)
         # Told without being asked: SMAC3's runhistory takes it all the same (ask/tell allows user trials).
-        info = infos.pop(0) if infos else TrialInfo(config=self._codec.to_configuration(*self.ctx.indices(cfg)))
+        info = infos.pop(0) if infos else _user_trial(self._codec, *self.ctx.indices(cfg), self._trial_seed)
         smac.tell(info, _trial_value(value), save=False)
         self._known[cfg] = value
         self._seen_keys.add(self._key(cfg))

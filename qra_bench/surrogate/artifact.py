@@ -100,6 +100,10 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _num(value: Any) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.3f}"
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -174,6 +178,24 @@ class SurrogateArtifact:
         """``(mean, std)`` of the target for validated configurations (see :meth:`predict_indices`)."""
         bi, ri = self.encoder.indices(configs)
         return self.predict_indices(bi, ri, fidelity_frac, low_fidelity_obs)
+
+    def summary(self) -> str:
+        """Metrics per split beside the seed-noise floor, as a few lines of text."""
+        m = self.manifest
+        tr = m["training"]
+        lines = [
+            f"{m['model']['kind']} surrogate of {self.target} ({m['fidelity']['mode']} fidelities): {tr['n_rows']} rows, "
+            f"{tr['n_configs']} configurations; table hash {self.table_hash[:16]}",
+            f"{'split':<14}{'n':>5}{'R2':>8}{'Spearman':>10}{'tau':>8}{'RMSE':>9}{'top10%':>8}{'NLL':>8}{'cov90':>7}",
+        ]
+        for split, v in m["metrics"].items():
+            lines.append(f"{split:<14}{v['n']:>5}" + "".join(
+                f"{_num(v.get(k)):>{w}}" for k, w in (("r2", 8), ("spearman", 10), ("kendall_tau", 8), ("rmse", 9),
+                                                       ("top10_recall", 8), ("nll", 8), ("coverage90", 7))))
+        noise = m["noise_floor"]["full"]
+        lines.append(f"seed-noise std at full fidelity {_num(noise['std'])} ({noise['n_groups']} repeated configurations); "
+                     f"random-split RMSE / noise = {_num(m['rmse_vs_noise']['ratio'])}")
+        return "\n".join(lines)
 
     # -- disk ----------------------------------------------------------------------------------------------
     def save(self, directory: PathLike) -> Path:
