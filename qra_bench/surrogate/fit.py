@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Union
 
@@ -48,14 +48,25 @@ from qra_bench.surrogate.evaluate import (
     top_decile_split,
 )
 
-__all__ = ["FIDELITY_MODES", "MODELS", "TARGETS", "default_out", "fit_surrogate", "make_estimator"]
+__all__ = ["FIDELITY_MODES", "MODELS", "TARGETS", "TrainingSet", "default_out", "fit_surrogate", "make_estimator",
+           "training_set"]
 
 #: Targets a surrogate can learn, and whether higher is better.
 TARGETS: dict[str, bool] = {"accuracy": True, "eval_loss": False, "lm_loss": False}
 MODELS: tuple[str, ...] = ("xgb", "gp")
 FIDELITY_MODES: tuple[str, ...] = ("all", "full", "multi")
 PathLike = Union[str, os.PathLike]
-TRACKED = ("numpy", "scipy", "scikit-learn", "xgboost", "pandas", "pyarrow", "matplotlib")
+#: Modules whose versions change a surrogate's numbers or files (import name: manifest key).
+TRACKED = {"numpy": "numpy", "scipy": "scipy", "sklearn": "scikit-learn", "xgboost": "xgboost", "pandas": "pandas",
+           "pyarrow": "pyarrow", "matplotlib": "matplotlib"}
+
+
+def _library_versions() -> dict[str, str]:
+    """Versions of :data:`TRACKED`, read from the modules themselves (the xgboost wheel is named xgboost-cpu)."""
+    import importlib
+
+    return {key: str(getattr(importlib.import_module(module), "__version__", "unknown"))
+            for module, key in TRACKED.items()}
 
 
 def make_estimator(model: str, seed: int = 0, params: Optional[dict] = None):
@@ -209,45 +220,34 @@ def _multi_fidelity_rows(frame: pd.DataFrame, target: str, low: Optional[float])
     return joined.sort_values(["config_hash", "seed"], kind="stable").reset_index(drop=True), low
 
 
-def fit_surrogate(
+@dataclass(frozen=True)
+class TrainingSet:
+    """A table's rows ready for a surrogate: the encoder that made them, the data, and where they came from."""
+
+    encoder_spec: EncoderSpec
+    feature_names: list[str]
+    data: SurrogateData
+    content_hash: str
+    table: dict  # path, model_name, task_name, backend, device
+    memory_check: dict
+    importance_source: str
+
+
+def training_set(
     table_path: PathLike,
     target: str = "accuracy",
-    model: str = "xgb",
-    out: Optional[PathLike] = None,
-    seed: int = 0,
     fidelity: str = "all",
     importance: Optional[PathLike] = None,
     arch: Optional[str] = None,
     low_fidelity: Optional[float] = None,
-    params: Optional[dict] = None,
-) -> SurrogateArtifact:
-    """Fit and score a surrogate of ``target`` on the ok rows of the table at ``table_path``.
+) -> TrainingSet:
+    """Read the ok rows of a table with a finite ``target`` and encode them (see :func:`fit_surrogate`)."""
+    from qra_bench.table import ResultsTable
 
-    Parameters
-    ----------
-    target
-        ``accuracy`` (higher is better), ``eval_loss`` or ``lm_loss`` (nats; lower is better).
-    model
-        ``xgb`` (bagged XGBoost ensemble) or ``gp`` (Matérn-5/2 Gaussian process).
-    out
-        Directory to save the artifact in (nothing is written when None).
-    seed
-        Seeds the model and every split; the same table and seed give the same manifest metrics.
-    fidelity
-        ``all``, ``full`` or ``multi`` (see the module docstring).
-    importance
-        A priors JSON with ``importance_q`` and ``importance_r`` (default: cached priors or zeros).
-    arch
-        The base model's architecture (preset or config JSON) when the table's ``model_name`` is neither.
-    low_fidelity
-        For ``fidelity="multi"``: the fraction of the run whose observation is a feature.
-    params
-        Hyper-parameters passed to the estimator (e.g. ``{"n_members": 8}``).
-    """
-    from qra_bench.provenance import code_version, library_versions
-    from qra_bench.table import SCHEMA_VERSION, ResultsTable
-
-    _check_choices(target, model, fidelity)
+    if target not in TARGETS:
+        raise QRBenchError(f"unknown target {target!r}; allowed: {', '.join(TARGETS)}")
+    if fidelity not in FIDELITY_MODES:
+        raise QRBenchError(f"unknown fidelity mode {fidelity!r}; allowed: {', '.join(FIDELITY_MODES)}")
     table = ResultsTable(table_path)
     if not table.exists:
         raise QRBenchError(f"no table at {table_path}")
@@ -283,7 +283,7 @@ def fit_surrogate(
     space = _space(spec_arch, backend, bits, ranks)
     bi, ri = _rung_indices(bits, space.bits), _rung_indices(ranks, space.ranks)
     mem_settings = _memory_settings(settings_json, device)
-    memory_model, offset, memory_check = _memory_model(frame, spec_arch, mem_settings, space, bi, ri, table_path)
+    _, offset, memory_check = _memory_model(frame, spec_arch, mem_settings, space, bi, ri, table_path)
     iq, ir, importance_source = _importance(frame, spec_arch.n_blocks, importance)
 
     encoder_spec = EncoderSpec(
@@ -298,15 +298,62 @@ def fit_surrogate(
     if fidelity == "multi":
         X = np.concatenate([X, frame["low_obs"].to_numpy(dtype=float)[:, None]], axis=1)
         feature_names = feature_names + [f"low_fidelity_{target}"]
-    y = frame[target].to_numpy(dtype=float)
-    groups = frame["config_hash"].to_numpy(dtype=str)
     data = SurrogateData(
-        X=X, y=y, groups=groups, memory=encoder.memory_bytes(bi, ri).astype(float), fidelity_frac=fracs,
+        X=X, y=frame[target].to_numpy(dtype=float), groups=frame["config_hash"].to_numpy(dtype=str),
+        memory=encoder.memory_bytes(bi, ri).astype(float), fidelity_frac=fracs,
         seed=frame["seed"].to_numpy(dtype=np.int64), evaluate=np.isclose(fracs, 1.0),
         higher_is_better=TARGETS[target],
     )
     if data.evaluate.sum() == 0:
         raise QRBenchError(f"table {table_path} has no full-fidelity rows to score the surrogate on")
+    info = {"path": str(table_path), "model_name": model_name, "task_name": task_name, "backend": backend,
+            "device": device}
+    return TrainingSet(encoder_spec, feature_names, data, content_hash, info, memory_check, importance_source)
+
+
+def fit_surrogate(
+    table_path: PathLike,
+    target: str = "accuracy",
+    model: str = "xgb",
+    out: Optional[PathLike] = None,
+    seed: int = 0,
+    fidelity: str = "all",
+    importance: Optional[PathLike] = None,
+    arch: Optional[str] = None,
+    low_fidelity: Optional[float] = None,
+    params: Optional[dict] = None,
+) -> SurrogateArtifact:
+    """Fit and score a surrogate of ``target`` on the ok rows of the table at ``table_path``.
+
+    Parameters
+    ----------
+    target
+        ``accuracy`` (higher is better), ``eval_loss`` or ``lm_loss`` (nats; lower is better).
+    model
+        ``xgb`` (bagged XGBoost ensemble) or ``gp`` (Matérn-5/2 Gaussian process).
+    out
+        Directory to save the artifact in (nothing is written when None).
+    seed
+        Seeds the model and every split; the same table and seed give the same manifest metrics.
+    fidelity
+        ``all``, ``full`` or ``multi`` (see the module docstring).
+    importance
+        A priors JSON with ``importance_q`` and ``importance_r`` (default: cached priors or zeros).
+    arch
+        The base model's architecture (preset or config JSON) when the table's ``model_name`` is neither.
+    low_fidelity
+        For ``fidelity="multi"``: the fraction of the run whose observation is a feature.
+    params
+        Hyper-parameters passed to the estimator (e.g. ``{"n_members": 8}``).
+    """
+    from qra_bench.provenance import code_version
+    from qra_bench.table import SCHEMA_VERSION
+
+    _check_choices(target, model, fidelity)
+    ts = training_set(table_path, target, fidelity, importance, arch, low_fidelity)
+    data, encoder_spec, feature_names = ts.data, ts.encoder_spec, ts.feature_names
+    X, y, groups, fracs = data.X, data.y, data.groups, data.fidelity_frac
+    low_fidelity = encoder_spec.low_fidelity
 
     def make():
         return make_estimator(model, seed, params)
@@ -333,12 +380,9 @@ def fit_surrogate(
     manifest = {
         "format": ARTIFACT_FORMAT,
         "format_version": ARTIFACT_VERSION,
-        "table": {
-            "path": str(table_path), "content_hash": content_hash, "schema_version": SCHEMA_VERSION,
-            "model_name": model_name, "task_name": task_name, "backend": backend, "device": device,
-        },
+        "table": {**ts.table, "content_hash": ts.content_hash, "schema_version": SCHEMA_VERSION},
         "code_version": code_version(),
-        "library_versions": library_versions(TRACKED),
+        "library_versions": _library_versions(),
         "target": {"name": target, "higher_is_better": TARGETS[target]},
         "fidelity": {"mode": fidelity, "low_fidelity": low_fidelity},
         "features": feature_names,
@@ -351,8 +395,8 @@ def fit_surrogate(
         "rmse_vs_noise": {"rmse": rmse, "noise_std": noise_std,
                           "ratio": rmse / noise_std if noise_std and np.isfinite(noise_std) and noise_std > 0 else None},
         "learning_curve": curve,
-        "memory": {"arch": spec_arch.name, "check": memory_check},
-        "importance": {"source": importance_source},
+        "memory": {"arch": encoder_spec.arch["name"], "check": ts.memory_check},
+        "importance": {"source": ts.importance_source},
         "encoder": encoder_spec.to_dict(),
         "splits": {
             "grouping": "configuration (config_hash): all seeds and fidelities of a configuration are on one side",

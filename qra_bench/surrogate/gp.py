@@ -26,11 +26,20 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 from sklearn.utils.validation import check_X_y, check_array
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 __all__ = ["GPSurrogate", "matern52_neg_log_marginal_likelihood"]
 
 SQRT5 = np.sqrt(5.0)
+_THREADPOOLS: Optional[ThreadpoolController] = None
+
+
+def _blas_limit(threads: Optional[int]):
+    """A context limiting BLAS threads; the controller is built once (building it costs about 3 ms)."""
+    global _THREADPOOLS
+    if _THREADPOOLS is None:
+        _THREADPOOLS = ThreadpoolController()
+    return _THREADPOOLS.limit(limits=threads, user_api="blas")
 JITTER = 1e-10  # scikit-learn's default ``alpha``, added to the diagonal
 
 
@@ -143,10 +152,11 @@ class GPSurrogate(RegressorMixin, BaseEstimator):
 
         gp = GaussianProcessRegressor(kernel=kernel, normalize_y=True, n_restarts_optimizer=int(self.n_restarts_optimizer),
                                       optimizer=optimizer, random_state=self.random_state)
-        with warnings.catch_warnings(), threadpool_limits(limits=self.blas_threads, user_api="blas"):
+        with warnings.catch_warnings(), _blas_limit(self.blas_threads):
             # A length scale at its bound means "this feature does not matter": expected, not a failure.
             warnings.simplefilter("ignore", ConvergenceWarning)
             gp.fit(Z, y)
+        gp.optimizer = "fmin_l_bfgs_b"  # the closure holds the training data and cannot be pickled; same method
         self.gp_ = gp
         self.kernel_ = gp.kernel_
         self.n_features_in_ = d
@@ -160,7 +170,7 @@ class GPSurrogate(RegressorMixin, BaseEstimator):
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features; the GP was fitted on {self.n_features_in_}")
         Z = (X - self.x_mean_) / self.x_scale_
-        with threadpool_limits(limits=self.blas_threads, user_api="blas"):
+        with _blas_limit(self.blas_threads):
             if not return_std:
                 return self.gp_.predict(Z)
             mean, std = self.gp_.predict(Z, return_std=True)

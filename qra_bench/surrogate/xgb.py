@@ -6,14 +6,21 @@ output per tree): member ``m``'s trees see the gradient of target ``m`` only, an
 get zero gradient and zero hessian, so they take no part in its splits or leaf values, exactly as if it had
 been trained alone on its rows. Column subsampling is drawn per tree, so members also differ in their
 columns. One booster means one ``inplace_predict`` call per query instead of one per member: the per-call
-overhead (about 0.2 ms) is paid once. The members' spread alone measures only the model's uncertainty about the mean and
-ignores the seed noise of the observations, so the predictive standard deviation is
+overhead (about 0.2 ms) is paid once.
+
+The members' spread alone measures only the model's uncertainty about the mean and ignores the seed noise
+of the observations, so the predictive standard deviation is
 
     std = sqrt((std_scale_ * spread)**2 + noise_std_**2)
 
-with both numbers fitted by maximum likelihood on the out-of-bag residuals (each row predicted by the
-members that did not see it). With them a 90 % interval ``mean +- 1.645 std`` covers about 90 % of held-out
-observations (checked by :mod:`qra_bench.surrogate.evaluate`).
+with both numbers fitted by maximum likelihood on cross-fitted residuals: the training groups are split into
+``calibration_folds`` parts, an uncalibrated ensemble with the same settings is fitted without each part and
+predicts it, and (residual, spread) pairs of those predictions calibrate the full ensemble. Out-of-bag
+residuals are not used: at an out-of-bag row the spread contains the deviation of the very member whose
+prediction makes the residual, so the two correlate, the likelihood trusts the spread too much, and on the
+stand-in table the 90 % intervals covered only 77 % of new rows. Cross-fitted, they covered 97 % with two
+parts and 92 % with three (each calibration ensemble learns from fewer rows than the final one, so the
+error leans to the safe side). With three parts calibration costs about two more fits of the ensemble.
 
 Prediction goes through ``Booster.inplace_predict`` on the numpy array, which skips building a DMatrix.
 """
@@ -30,7 +37,7 @@ __all__ = ["XGBEnsemble"]
 
 
 def _fit_std_calibration(residual: np.ndarray, spread: np.ndarray) -> tuple[float, float]:
-    """``(scale, noise)`` maximizing the Gaussian likelihood of out-of-bag ``residual`` under
+    """``(scale, noise)`` maximizing the Gaussian likelihood of held-out ``residual`` under
     ``sd = sqrt((scale * spread)**2 + noise**2)``."""
     r2 = residual**2
     s2 = spread**2
@@ -64,7 +71,9 @@ class XGBEnsemble(RegressorMixin, BaseEstimator):
         Per-member XGBoost settings (trees, depth, shrinkage, column fraction per tree, minimum hessian per
         leaf, L2 penalty on leaf weights).
     calibrate
-        Fit ``std_scale_`` and ``noise_std_`` on out-of-bag residuals; otherwise the std is the raw spread.
+        Fit ``std_scale_`` and ``noise_std_`` on cross-fitted residuals; otherwise the std is the raw spread.
+    calibration_folds
+        Parts the groups are split into for the calibration (>= 2).
     random_state
         Seed; member ``m`` draws its rows with ``random_state + m``; the booster's column draws use
         ``random_state``.
@@ -75,8 +84,8 @@ class XGBEnsemble(RegressorMixin, BaseEstimator):
     ----------
     booster_ : xgboost.Booster
         All members: output ``m`` of the booster is member ``m``.
-    y_offset_ : float
-        Training-target mean, the members' common base score.
+    y_offsets_ : ndarray of shape (n_members,)
+        Each member's base score: the mean target of its rows.
     std_scale_ : float
         Multiplier of the members' spread.
     noise_std_ : float
@@ -84,9 +93,10 @@ class XGBEnsemble(RegressorMixin, BaseEstimator):
     n_features_in_ : int
     """
 
-    def __init__(self, n_members: int = 5, subsample: float = 0.8, n_estimators: int = 80, max_depth: int = 4,
-                 learning_rate: float = 0.1, colsample_bytree: float = 0.8, min_child_weight: float = 1.0,
-                 reg_lambda: float = 1.0, calibrate: bool = True, random_state: int = 0, nthread: int = 1) -> None:
+    def __init__(self, n_members: int = 5, subsample: float = 0.8, n_estimators: int = 150, max_depth: int = 3,
+                 learning_rate: float = 0.1, colsample_bytree: float = 0.5, min_child_weight: float = 1.0,
+                 reg_lambda: float = 1.0, calibrate: bool = True, calibration_folds: int = 3, random_state: int = 0,
+                 nthread: int = 1) -> None:
         self.n_members = n_members
         self.subsample = subsample
         self.n_estimators = n_estimators
@@ -96,6 +106,7 @@ class XGBEnsemble(RegressorMixin, BaseEstimator):
         self.min_child_weight = min_child_weight
         self.reg_lambda = reg_lambda
         self.calibrate = calibrate
+        self.calibration_folds = calibration_folds
         self.random_state = random_state
         self.nthread = nthread
 
@@ -108,17 +119,19 @@ class XGBEnsemble(RegressorMixin, BaseEstimator):
         }
 
     def fit(self, X, y, groups=None) -> "XGBEnsemble":
-        """Fit every member on its subsample of rows, then the std calibration on out-of-bag residuals.
+        """Fit every member on its subsample of rows, then the std calibration on cross-fitted residuals.
 
-        ``groups`` (optional, one label per row) makes members subsample whole groups: pass each row's
-        configuration so that a configuration's other seeds and fidelities never sit in the bag of a member
-        that is scored out-of-bag on it (which would make the calibrated std too small).
+        ``groups`` (optional, one label per row) makes member subsamples and calibration parts hold whole
+        groups: pass each row's configuration, so that no configuration is predicted by a model that saw its
+        other seeds or fidelities (which would make the calibrated std too small).
         """
         import xgboost as xgb
 
         X, y = check_X_y(X, y, dtype=np.float64, y_numeric=True)
         if self.n_members < 2:
             raise ValueError(f"n_members must be >= 2 (the spread needs two members), got {self.n_members}")
+        if self.calibrate and self.calibration_folds < 2:
+            raise ValueError(f"calibration_folds must be >= 2, got {self.calibration_folds}")
         if not 0.0 < self.subsample <= 1.0:
             raise ValueError(f"subsample must be in (0, 1], got {self.subsample}")
         n, k = len(y), int(self.n_members)
@@ -135,10 +148,11 @@ class XGBEnsemble(RegressorMixin, BaseEstimator):
             chosen = np.zeros(n_groups, dtype=bool)
             chosen[np.random.default_rng(int(self.random_state) + m).choice(n_groups, size=n_take, replace=False)] = True
             in_bag[:, m] = chosen[inverse]
-        # Centre the target so every member starts from the same base score (the booster has one per output).
-        self.y_offset_ = float(np.mean(y))
-        target = np.repeat((y - self.y_offset_)[:, None], k, axis=1)
+        # Each member starts from the mean of its own rows (the booster has one base score for all outputs, so
+        # the offsets are applied outside it): no member's prediction depends on a label outside its rows.
         weight = in_bag.astype(np.float64)
+        self.y_offsets_ = (weight * y[:, None]).sum(axis=0) / weight.sum(axis=0)
+        target = y[:, None] - self.y_offsets_[None, :]
 
         def squared_error_in_bag(pred: np.ndarray, _dtrain) -> tuple[np.ndarray, np.ndarray]:
             pred = pred.reshape(n, k)
@@ -156,18 +170,31 @@ class XGBEnsemble(RegressorMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         self.std_scale_, self.noise_std_ = 1.0, 0.0
         if self.calibrate:
-            preds = self.member_predictions(X)
-            oob = ~in_bag
-            has = oob.any(axis=1)
-            oob_mean = (preds * oob).sum(axis=1)[has] / oob.sum(axis=1)[has]
-            spread = preds.std(axis=1, ddof=1)[has]
-            self.std_scale_, self.noise_std_ = _fit_std_calibration(y[has] - oob_mean, spread)
+            self.std_scale_, self.noise_std_ = self._cross_fitted_calibration(X, y, inverse, n_groups)
         return self
+
+    def _cross_fitted_calibration(self, X: np.ndarray, y: np.ndarray, inverse: np.ndarray,
+                                  n_groups: int) -> tuple[float, float]:
+        folds = max(2, int(self.calibration_folds))
+        if n_groups < 2 * folds:  # too few groups to hold any out: a conservative constant std
+            return 0.0, float(np.std(y)) or 1e-12
+        part_of_group = np.random.default_rng([int(self.random_state), 1]).permutation(n_groups) % folds
+        part = part_of_group[inverse]
+        residuals, spreads = [], []
+        for f in range(folds):
+            held = part == f
+            sub = self.get_params()
+            sub["calibrate"] = False
+            model = type(self)(**sub).fit(X[~held], y[~held], groups=inverse[~held])
+            preds = model.member_predictions(X[held])
+            residuals.append(y[held] - preds.mean(axis=1))
+            spreads.append(preds.std(axis=1, ddof=1))
+        return _fit_std_calibration(np.concatenate(residuals), np.concatenate(spreads))
 
     def member_predictions(self, X: np.ndarray) -> np.ndarray:
         """Every member's prediction, shape (n, n_members); ``X`` a float64 array of shape (n, n_features)."""
         out = self.booster_.inplace_predict(X)
-        return out.reshape(len(X), int(self.n_members)).astype(np.float64) + self.y_offset_
+        return out.reshape(len(X), int(self.n_members)).astype(np.float64) + self.y_offsets_
 
     def predict(self, X, return_std: bool = False):
         """Mean over members, shape (n,); with ``return_std`` also the calibrated std, shape (n,)."""

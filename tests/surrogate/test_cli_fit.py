@@ -1,0 +1,53 @@
+"""`qra-bench fit`: writes the artifact, manifest and plots; user errors are one line with exit status 2."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import write_standin_table
+from qra_bench.cli import main
+from qra_bench.table import ResultsTable
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_fit_writes_manifest_model_and_both_plots(tmp_path, capsys):
+    table = write_standin_table(tmp_path / "table", n_configs=20, seeds=(0, 1), fractions=(1.0,))
+    out = tmp_path / "surrogates" / "standin" / "xgb"
+    code, stdout, err = run_cli(["fit", "--table", str(table), "--target", "accuracy", "--model", "xgb",
+                                 "--out", str(out)], capsys)
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["table"]["content_hash"] == ResultsTable(table).content_hash()
+    for name in ("model.pkl", "parity.png", "learning_curve.png"):
+        assert (out / name).is_file()
+    assert "random_5fold" in stdout and "seed-noise std" in stdout and str(out) in stdout
+
+
+def test_fit_defaults_to_surrogates_table_name_model(tmp_path, capsys, monkeypatch):
+    table = write_standin_table(tmp_path / "small-table", n_configs=12, seeds=(0,), fractions=(1.0,))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(["fit", "--table", str(table), "--model", "gp"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "surrogates" / "small-table" / "gp" / "manifest.json").is_file()
+
+
+def test_bad_target_is_a_one_line_error_with_exit_2(standin_table, tmp_path, capsys):
+    code, stdout, err = run_cli(["fit", "--table", str(standin_table), "--target", "acc", "--out",
+                                 str(tmp_path / "x")], capsys)
+    assert code == 2 and stdout == ""
+    assert err == "qra-bench: error: unknown target 'acc'; allowed: accuracy, eval_loss, lm_loss\n"
+    assert not (tmp_path / "x").exists()
+
+
+def test_missing_table_is_a_one_line_error(tmp_path, capsys):
+    code, _, err = run_cli(["fit", "--table", str(tmp_path / "none")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "no table at" in err

@@ -1,0 +1,42 @@
+"""The surrogate on a real results table: rows written by real trials (tests/fixtures/tiny-bbc-small/)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qra_bench.surrogate import SurrogateArtifact, fit_surrogate
+from qra_bench.table import ResultsTable
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "tiny-bbc-small"
+METRICS = ("r2", "spearman", "kendall_tau", "rmse", "top10_recall", "nll", "coverage90")
+
+pytestmark = pytest.mark.skipif(not any(FIXTURE.glob("part-*.parquet")), reason=f"no real table at {FIXTURE}")
+
+
+@pytest.fixture(scope="module")
+def real_fit(tmp_path_factory):
+    out = tmp_path_factory.mktemp("real") / "xgb"
+    return fit_surrogate(FIXTURE, target="accuracy", model="xgb", out=out), out
+
+
+def test_fit_on_real_trials_gives_finite_metrics_and_binds_to_the_table(real_fit):
+    artifact, out = real_fit
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["table"]["content_hash"] == ResultsTable(FIXTURE).content_hash()
+    assert manifest["memory"]["check"]["rows_checked"] == manifest["training"]["n_rows"]  # bytes reproduced
+    random = manifest["metrics"]["random_5fold"]
+    for key in METRICS:
+        assert random[key] is not None and math.isfinite(random[key]), key
+    assert random["n"] == manifest["training"]["n_full_fidelity_rows"]
+    noise = manifest["noise_floor"]["full"]
+    if noise["n_groups"]:
+        assert noise["std"] > 0 and manifest["rmse_vs_noise"]["ratio"] > 0
+    loaded = SurrogateArtifact.load(out, table_path=FIXTURE)
+    configs = loaded.space.sample_batch(np.random.default_rng(0), 8)
+    mean, std = loaded.predict_configs(configs)
+    assert (std > 0).all() and ((mean > -0.5) & (mean < 1.5)).all()
