@@ -1,13 +1,15 @@
 """Collector overhead: the collector's wall time over the sum of its trials' own time, in one run.
 
-Runs a small collection (default: 6 random configurations, one seed, 1 worker with 1 thread, max_steps 30)
-into a fresh table and prints, side by side, the collector's wall time (design, reading the table, starting
+Runs a small collection (default: 6 random configurations, one seed, 1 worker with 1 thread, the trial
+recipe's own max_steps and fidelities) into a fresh table and prints, side by side, the collector's wall time (design, reading the table, starting
 the worker process with its imports and model/task loading, dispatch, every part write) and the sum of the
 trials' ``time_total_s`` (quantize, proxies, train, evaluate), with the train + eval share. The overhead is
 ``wall / sum - 1`` with one worker; the target is at most 5 %. The fixed start-up part (until the first trial
-starts) is shown separately: it is paid once per worker, whatever the number of trials.
+starts) is shown separately: it is paid once per worker, whatever the number of trials (mostly importing
+transformers and loading the model and task), so the ratio for larger collections is projected from the two
+parts.
 
-Usage: ``python benchmarks/collector_overhead.py [--n 6] [--steps 30] [--model tiny]``.
+Usage: ``python benchmarks/collector_overhead.py [--n 6] [--steps STEPS] [--model tiny]``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=6)
-    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=None, help="max_steps of a trial (default: the recipe's)")
     ap.add_argument("--model", default="tiny")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -33,7 +35,7 @@ def main() -> int:
 
     out = Path(args.out or tempfile.mkdtemp(prefix="qra-overhead-")) / "table"
     spec = CollectSpec(out=str(out), model=args.model, design="random", n=args.n, anchors=False, workers=1, threads=1,
-                       settings=TrialSettings(max_steps=args.steps))
+                       settings=TrialSettings(max_steps=args.steps) if args.steps else TrialSettings())
     started = datetime.now().astimezone()
     report = collect(spec, progress=False)
     print(report.summary())
@@ -48,7 +50,8 @@ def main() -> int:
     startup_s = (first_start - started).total_seconds()
     wall = report.wall_s
     print()
-    print(f"{'trials':<34}{len(final):>10}")
+    print(f"{'trials':<34}{len(final):>10}     (1 worker, 1 thread, max_steps {spec.settings.max_steps}, "
+          f"fidelities {spec.settings.fidelities})")
     print(f"{'collector wall time':<34}{wall:>10.1f} s")
     print(f"{'sum of trials time_total_s':<34}{trial_s:>10.1f} s   (train {train_s:.1f} s + eval {eval_s:.1f} s "
           f"= {train_s + eval_s:.1f} s; quantize, proxies, copies {trial_s - train_s - eval_s:.1f} s)")

@@ -89,4 +89,4 @@ def standin_table(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def fast_xgb() -> dict:
     """Smaller ensembles for tests that check plumbing, not quality."""
-    return {"n_estimators": 30}
+    return {"n_estimators": 20, "calibration_folds": 2}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import write_standin_table
 from qra_bench.cli import main
 from qra_bench.table import ResultsTable
@@ -19,17 +21,29 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def test_fit_writes_manifest_model_and_both_plots(tmp_path, capsys):
-    table = write_standin_table(tmp_path / "table", n_configs=20, seeds=(0, 1), fractions=(1.0,))
-    out = tmp_path / "surrogates" / "standin" / "xgb"
-    code, stdout, err = run_cli(["fit", "--table", str(table), "--target", "accuracy", "--model", "xgb",
+def _fit_and_check(model: str, table, out, capsys) -> None:
+    code, stdout, err = run_cli(["fit", "--table", str(table), "--target", "accuracy", "--model", model,
                                  "--out", str(out)], capsys)
     assert code == 0, err
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["table"]["content_hash"] == ResultsTable(table).content_hash()
+    assert manifest["model"]["kind"] == model
     for name in ("model.pkl", "parity.png", "learning_curve.png"):
         assert (out / name).is_file()
     assert "random_5fold" in stdout and "seed-noise std" in stdout and str(out) in stdout
+
+
+def test_fit_writes_manifest_model_and_both_plots(tmp_path, capsys):
+    # The GP: seconds on a small table. The XGBoost ensemble's CLI run is the slow test below (its 23 fits
+    # of 4 boosters each cost about 10 s whatever the table size); fit_surrogate tests cover it fast.
+    table = write_standin_table(tmp_path / "table", n_configs=20, seeds=(0, 1), fractions=(1.0,))
+    _fit_and_check("gp", table, tmp_path / "surrogates" / "standin" / "gp", capsys)
+
+
+@pytest.mark.slow
+def test_fit_with_the_default_xgboost_ensemble(tmp_path, capsys):
+    table = write_standin_table(tmp_path / "table", n_configs=20, seeds=(0, 1), fractions=(1.0,))
+    _fit_and_check("xgb", table, tmp_path / "surrogates" / "standin" / "xgb", capsys)
 
 
 def test_fit_defaults_to_surrogates_table_name_model(tmp_path, capsys, monkeypatch):
