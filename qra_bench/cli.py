@@ -15,7 +15,8 @@ import typer
 
 from qra_bench.errors import QRBenchError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="qra-bench: per-block quantization bits and LoRA ranks under a memory budget.")
 table_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Inspect and validate results tables.")
 app.add_typer(table_app, name="table")
 

@@ -77,7 +77,7 @@ COLUMNS: tuple[tuple[str, pa.DataType, bool, str], ...] = (
     ("time_quantize_s", pa.float64(), _OPT, "Wall time to quantize the base model (seconds)."),
     ("time_proxy_s", pa.float64(), _OPT, "Wall time to measure the static proxies (seconds)."),
     ("time_train_s", pa.float64(), _OPT, "Wall time spent training up to this checkpoint (seconds)."),
-    ("time_eval_s", pa.float64(), _OPT, "Wall time of this checkpoint's evaluation (seconds)."),
+    ("time_eval_s", pa.float64(), _OPT, "Wall time spent evaluating checkpoints up to and including this one (seconds)."),
     ("time_total_s", pa.float64(), _OPT, "Wall time of the trial from its start to the end of this checkpoint's evaluation (seconds)."),
     ("tokens_per_s", pa.float64(), _OPT, "Training throughput up to this checkpoint (tokens per second)."),
     # provenance
