@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Collect the shared table of the embedded default (tiny / bbc) in the order that makes partial tables
+# useful soonest: anchors, the uniform-4bit landscape design, seed repeats (the noise floor), then the
+# stratified design for the surrogates. Every step resumes, so rerunning this script continues the table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+Q=".venv/bin/qra-bench collect --model tiny --task bbc --workers ${WORKERS:-2} --threads 1 --out datasets_cache/tables/tiny-bbc"
+$Q --design anchors --seeds 0
+$Q --design file --design-file experiments/designs/landscape.jsonl --no-anchors --seeds 0
+$Q --design anchors --seeds 1,2
+$Q --design file --design-file experiments/designs/landscape-repeats.jsonl --no-anchors --seeds 1,2
+$Q --design stratified --n 1200 --seeds 0
