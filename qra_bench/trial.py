@@ -110,8 +110,9 @@ def evaluate(model: torch.nn.Module, task: TaskData, batch_size: int, device: to
     total_loss, correct = 0.0, 0
     n = min(n_eval or len(task.eval_prompts), len(task.eval_prompts))
     for start in range(0, n, batch_size):
-        ids = torch.from_numpy(task.eval_prompts[start : start + batch_size]).to(device)
-        gold = torch.from_numpy(task.eval_labels[start : start + batch_size]).to(device)
+        stop = min(start + batch_size, n)
+        ids = torch.from_numpy(task.eval_prompts[start:stop]).to(device)
+        gold = torch.from_numpy(task.eval_labels[start:stop]).to(device)
         logits = model(input_ids=ids, logits_to_keep=1).logits[:, -1].float()
         total_loss += float(torch.nn.functional.cross_entropy(logits, labels[gold], reduction="sum"))
         correct += int((logits[:, labels].argmax(dim=1) == gold).sum())

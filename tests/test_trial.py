@@ -1,0 +1,53 @@
+"""A real trial on the committed tiny checkpoint: rows per checkpoint, determinism, memory accounting."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from qra_bench.corpora import bbc_splits
+from qra_bench.models import load_base
+from qra_bench.space import SearchSpace
+from qra_bench.tasks import load_task
+from qra_bench.trial import TrialSettings, run_trial
+
+STORAGE_TERMS = ("quantized_weights", "quant_metadata", "unquantized_block_weights", "lora_adapters",
+                 "block_norms_and_biases", "embeddings", "final_norm", "rotary_tables", "lm_head")
+
+
+@pytest.fixture(scope="module")
+def base_and_task():
+    torch.set_num_threads(1)
+    base = load_base("tiny")
+    return base, load_task("bbc", base.tokenizer)
+
+
+def test_bbc_splits_are_disjoint():
+    splits = bbc_splits()
+    keys = {name: {a.key for a in arts} for name, arts in splits.items()}
+    assert len(keys["eval"]) == 600 and len(keys["finetune"]) == 400
+    assert not keys["eval"] & keys["finetune"]
+    assert not keys["eval"] & keys["pretrain"] and not keys["finetune"] & keys["pretrain"]
+
+
+def test_trial_yields_one_row_per_checkpoint_and_repeats_exactly(base_and_task):
+    base, task = base_and_task
+    space = SearchSpace(8)
+    config = space.config((2, 3, 4, 8, 16, 4, 4, 2), (4, 8, 16, 4, 8, 16, 4, 8))
+    settings = replace(TrialSettings(), max_steps=4, fidelities=(0.5, 1.0), partial_eval=50, threads=1)
+    first = run_trial(base, task, config, seed=3, settings=settings)
+    assert [r.fidelity for r in first.rows] == [2, 4]
+    for row in first.rows:
+        assert row.status == "ok" and row.config_hash == config.hash and row.model_sha256 == base.sha256
+        assert all(np.isfinite(v) for v in (row.eval_loss, row.accuracy, row.lm_loss, row.proxy_lm_loss, row.proxy_recon_error))
+        assert 0.0 <= row.accuracy <= 1.0 and row.proxy_recon_error > 0
+    # Memory: the measured bytes of every parameter, buffer and quantizer state equal the model's terms.
+    terms = json.loads(first.final.mem_breakdown)
+    terms = terms.get("terms", terms)
+    assert first.final.mem_measured_param_bytes == sum(terms[t] for t in STORAGE_TERMS)
+    again = run_trial(base, task, config, seed=3, settings=settings)
+    assert [r.eval_loss for r in again.rows] == [r.eval_loss for r in first.rows]
+    other = run_trial(base, task, config, seed=4, settings=settings)
+    assert [r.eval_loss for r in other.rows] != [r.eval_loss for r in first.rows]
