@@ -23,7 +23,7 @@ import numpy as np
 from qra_bench.errors import QRBenchError
 from qra_bench.memory import Budget, MemoryBreakdown, MemoryModel
 from qra_bench.space import QRConfig, SearchSpace
-from qra_bench.search.base import (CountingPredictor, Observation, Optimizer, Predictor, SearchContext,
+from qra_bench.search.base import (named_variant, CountingPredictor, Observation, Optimizer, Predictor, SearchContext,
                                    register_optimizer)
 from qra_bench.search.evolution import EvolutionOptimizer, EvolutionSettings, evolve
 from qra_bench.search.trust_region import TrustRegionBO
@@ -392,16 +392,7 @@ class AutoQRAOptimizer(Optimizer):
         (self.stage2 or self.stage1).tell(obs.config, obs.value)
 
 
-def _autoqra_variant(name: str, axes: str):
-    def make(space, memory_model, budget, seed=0, **kw) -> AutoQRAOptimizer:
-        opt = AutoQRAOptimizer(space, memory_model, budget, seed, axes=axes, **kw)
-        opt.name = name
-        return opt
-
-    make.__name__ = f"make_{name.replace('-', '_')}"
-    make.__doc__ = f"{name}: AutoQRA searching {axes} only (the other axis fixed)."
-    return make
-
-
-register_optimizer("autoqra-bits-only")(_autoqra_variant("autoqra-bits-only", "bits"))
-register_optimizer("autoqra-ranks-only")(_autoqra_variant("autoqra-ranks-only", "ranks"))
+register_optimizer("autoqra-bits-only")(named_variant(
+    AutoQRAOptimizer, "autoqra-bits-only", "AutoQRA searching bits only (ranks fixed).", axes="bits"))
+register_optimizer("autoqra-ranks-only")(named_variant(
+    AutoQRAOptimizer, "autoqra-ranks-only", "AutoQRA searching ranks only (bits fixed).", axes="ranks"))

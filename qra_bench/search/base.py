@@ -468,3 +468,16 @@ def make_optimizer(name: str, space: SearchSpace, memory_model: MemoryModel, bud
     if name not in _REGISTRY:
         raise QRBenchError(f"unknown optimizer {name!r}; available: {', '.join(available_optimizers())}")
     return _REGISTRY[name](space, memory_model, budget, seed, **kw)
+
+
+def named_variant(cls: type, name: str, doc: str, **fixed: Any) -> Callable[..., "Optimizer"]:
+    """A registry factory: ``cls`` with some keyword arguments fixed, reporting ``name``."""
+
+    def make(space, memory_model, budget, seed=0, **kw):
+        opt = cls(space, memory_model, budget, seed, **fixed, **kw)
+        opt.name = name
+        return opt
+
+    make.__name__ = f"make_{name.replace('-', '_')}"
+    make.__doc__ = doc
+    return make

@@ -23,7 +23,7 @@ import numpy as np
 from qra_bench.errors import QRBenchError
 from qra_bench.memory import Budget, MemoryModel
 from qra_bench.space import QRConfig, SearchSpace
-from qra_bench.search.base import Observation, Optimizer, SearchContext, register_optimizer
+from qra_bench.search.base import Observation, Optimizer, SearchContext, named_variant, register_optimizer
 
 __all__ = ["MilpBaseline", "RandomSearch", "SMACHPO", "UniformBaseline", "UNIFORM_BASELINES", "milp_config",
            "quantization_error"]
@@ -56,19 +56,9 @@ class UniformBaseline(Optimizer):
         return self.config
 
 
-def _uniform_factory(name: str, bits: int):
-    def make(space, memory_model, budget, seed=0, **kw) -> UniformBaseline:
-        opt = UniformBaseline(space, memory_model, budget, seed, bits=bits, **kw)
-        opt.name = name
-        return opt
-
-    make.__name__ = f"make_{name.replace('-', '_')}"
-    make.__doc__ = f"{name}: uniform {bits}-bit configuration at rank 16 (repaired to the budget)."
-    return make
-
-
 for _name, _bits in UNIFORM_BASELINES.items():
-    register_optimizer(_name)(_uniform_factory(_name, _bits))
+    register_optimizer(_name)(named_variant(
+        UniformBaseline, _name, f"{_name}: uniform {_bits}-bit configuration at rank 16 (repaired to the budget).", bits=_bits))
 
 
 @register_optimizer("random")
