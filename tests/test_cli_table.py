@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from qra_bench.cli import main
 from qra_bench.table import ResultsTable, TrialRow
 
 
@@ -22,15 +21,6 @@ def make_row(config: str, seed: int, fidelity: int) -> TrialRow:
     )
 
 
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    """Exit status, stdout and stderr of ``qra-bench ARGS``."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
@@ -45,29 +35,29 @@ def good_table(tmp_path) -> ResultsTable:
     return table
 
 
-def test_info_and_validate_on_a_good_table(good_table, capsys):
-    code, out, err = run_cli(["table", "info", str(good_table.path)], capsys)
+def test_info_and_validate_on_a_good_table(good_table, cli):
+    code, out, err = cli(["table", "info", str(good_table.path)])
     assert code == 0 and err == ""
     assert "rows: 7 ok, 0 failed" in out
     assert "configs: 2 distinct with ok rows, 1 with >= 3 seeds" in out
     assert good_table.content_hash() in out
 
-    code, out, err = run_cli(["table", "validate", str(good_table.path)], capsys)
+    code, out, err = cli(["table", "validate", str(good_table.path)])
     assert code == 0 and err == ""
     assert out.strip() == f"OK: 2 parts, 7 rows (7 after dedupe), hash {good_table.content_hash()}"
 
 
-def test_validate_a_single_part_file(good_table, capsys):
+def test_validate_a_single_part_file(good_table, cli):
     part = good_table.part_paths()[0]
-    code, out, _ = run_cli(["table", "validate", str(part)], capsys)
+    code, out, _ = cli(["table", "validate", str(part)])
     assert code == 0 and out.startswith("OK: 1 parts, 6 rows")
 
 
 @pytest.mark.parametrize("command", ["info", "validate"])
-def test_corrupt_table_exits_2_with_one_line_and_is_left_unchanged(good_table, capsys, command):
+def test_corrupt_table_exits_2_with_one_line_and_is_left_unchanged(good_table, cli, command):
     (good_table.path / "part-x.parquet").write_bytes(b"\x00garbage" * 64)
     before = snapshot(good_table.path)
-    code, out, err = run_cli(["table", command, str(good_table.path)], capsys)
+    code, out, err = cli(["table", command, str(good_table.path)])
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("qra-bench: error: ") and "part-x.parquet: not a Parquet file or truncated" in err
@@ -75,9 +65,9 @@ def test_corrupt_table_exits_2_with_one_line_and_is_left_unchanged(good_table, c
 
 
 @pytest.mark.parametrize("command", ["info", "validate"])
-def test_missing_table_exits_2_and_creates_nothing(tmp_path, capsys, command):
+def test_missing_table_exits_2_and_creates_nothing(tmp_path, cli, command):
     missing = tmp_path / "nowhere"
-    code, _, err = run_cli(["table", command, str(missing)], capsys)
+    code, _, err = cli(["table", command, str(missing)])
     assert code == 2
     assert err == f"qra-bench: error: no table at {missing}\n"
     assert not missing.exists()

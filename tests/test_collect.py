@@ -22,7 +22,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from qra_bench.arch import load_arch
-from qra_bench.cli import main
 from qra_bench.collect import (
     ANCHOR_BITS,
     DESIGNS,
@@ -164,14 +163,6 @@ def test_make_design_rejects_unknown_names_and_missing_inputs(tmp_path):
     assert set(DESIGNS) == {"stratified", "random", "space-filling", "importance", "file", "anchors"}
 
 
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("args, message", [
@@ -183,9 +174,9 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     (["--design", "random", "--n", "3"], "n=3 is less than the 15 anchor configurations"),
     (["--model", "nope"], "unknown model 'nope'"),
 ])
-def test_cli_user_errors_are_one_line_and_write_nothing(tmp_path, capsys, args, message):
+def test_cli_user_errors_are_one_line_and_write_nothing(tmp_path, cli, args, message):
     out = tmp_path / "table"
-    code, stdout, stderr = run_cli(["collect", "--out", str(out), "--no-progress", *args], capsys)
+    code, stdout, stderr = cli(["collect", "--out", str(out), "--no-progress", *args])
     assert code == 2 and stdout == ""
     assert stderr.startswith("qra-bench: error: ") and message in stderr and len(stderr.splitlines()) == 1
     assert not out.exists()
