@@ -31,7 +31,7 @@ BLOCK_STORAGE_TERMS = ("quantized_weights", "quant_metadata", "unquantized_block
 CASES = {
     "torchao": [
         (QuantSettings(backend="torchao"), (2, 3, 4, 8, 16), (4, 0, 8, 2, 16)),
-        (QuantSettings(backend="torchao", symmetric=False), (16, 4, 2, 8, 3), (8, 8, 4, 16, 2)),
+        (QuantSettings(backend="torchao", mapping="asymmetric"), (16, 4, 2, 8, 3), (8, 8, 4, 16, 2)),
         (QuantSettings(backend="torchao"), (3, 16, 16, 2, 5), (1, 2, 4, 8, 16)),
     ],
     "hqq": [

@@ -144,3 +144,34 @@ def test_adapter_ranks_read_back_per_block_including_zero():
     model = attach_lora(tiny_llama(), (0, 0, 0))  # no adapter anywhere: nothing wrapped, nothing trains
     assert adapter_ranks(model) == [0, 0, 0]
     assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_torchao_default_mapping_puts_each_groups_extreme_weight_on_the_grid():
+    # symmetric_no_clipping_err: scale = max(|min| / 2, max / 1) at 2 bits, so the extreme weight is
+    # reproduced exactly and weights under half of it round to zero (the damage the landscape relies on).
+    torch.manual_seed(0)
+    lin = nn.Linear(128, 8, bias=False)
+    w = lin.weight.detach().clone()
+    q = get_backend(QuantSettings(backend="torchao", group_size=128)).quantize_linear(lin, 2)
+    dq = get_backend(QuantSettings(backend="torchao")).dequantized_weight(q)
+    row_extreme = w.abs().argmax(dim=1)
+    rows = torch.arange(8)
+    assert torch.allclose(dq[rows, row_extreme], w[rows, row_extreme], rtol=1e-2)
+    assert (dq == 0).float().mean() > (w == 0).float().mean() + 0.3
+
+
+def test_torchao_mapping_clipping_differs_from_no_clipping():
+    torch.manual_seed(0)
+    base = nn.Linear(128, 8, bias=False)
+    out = {}
+    for mapping in ("symmetric", "symmetric_no_clipping_err", "asymmetric"):
+        lin = copy.deepcopy(base)
+        backend = get_backend(QuantSettings(backend="torchao", mapping=mapping))
+        out[mapping] = backend.dequantized_weight(backend.quantize_linear(lin, 2))
+    assert not torch.equal(out["symmetric"], out["symmetric_no_clipping_err"])
+    assert not torch.equal(out["symmetric"], out["asymmetric"])
+
+
+def test_unknown_torchao_mapping_is_a_user_error():
+    with pytest.raises(QRBenchError, match="unknown torchao mapping"):
+        get_backend(QuantSettings(backend="torchao", mapping="sym")).quantize_linear(nn.Linear(128, 8), 4)

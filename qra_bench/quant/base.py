@@ -29,7 +29,10 @@ class QuantSettings:
     ----------
     backend : "torchao" (intx, 1-8 bits), "hqq" (1-8 bits) or "bnb" (4-bit NF4/FP4, 8-bit int8).
     group_size : weights per scale (and zero point), along the input dimension.
-    symmetric : torchao only: symmetric absmax mapping (True) or asymmetric min/max (False).
+    mapping : torchao only: "symmetric_no_clipping_err" (the default: the scale maps the group's extreme
+        weight exactly onto the integer grid, so small weights round to zero; at 2 bits that is what makes
+        quantization hurt the tiny base as it hurts real LLMs), "symmetric" (absmax spread over the full
+        signed range, clipping one side) or "asymmetric" (min/max with a zero point).
     hqq_optimize : HQQ's half-quadratic zero/scale optimisation (False = plain min/max rounding).
     bnb_quant_type : "nf4" or "fp4" for 4-bit bitsandbytes.
     bnb_double_quant : quantize the NF4 absmax statistics too.
@@ -37,7 +40,7 @@ class QuantSettings:
 
     backend: str = "torchao"
     group_size: int = 128
-    symmetric: bool = True
+    mapping: str = "symmetric_no_clipping_err"
     hqq_optimize: bool = True
     bnb_quant_type: str = "nf4"
     bnb_double_quant: bool = False

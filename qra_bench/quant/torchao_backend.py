@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from qra_bench.errors import QRBenchError
 from qra_bench.quant.base import QuantBackend
 
 
@@ -19,7 +20,12 @@ class TorchaoBackend(QuantBackend):
     def quantize_linear(self, linear: nn.Linear, bits: int) -> nn.Module:
         from torchao.quantization import IntxWeightOnlyConfig, MappingType, PerGroup, quantize_
 
-        mapping = MappingType.SYMMETRIC if self.settings.symmetric else MappingType.ASYMMETRIC
+        try:
+            mapping = MappingType[self.settings.mapping.upper()]
+        except KeyError:
+            raise QRBenchError(
+                f"unknown torchao mapping {self.settings.mapping!r}; use symmetric_no_clipping_err, symmetric or asymmetric"
+            ) from None
         config = IntxWeightOnlyConfig(
             weight_dtype=getattr(torch, f"int{bits}"), granularity=PerGroup(self.settings.group_size), mapping_type=mapping
         )

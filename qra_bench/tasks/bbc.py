@@ -30,7 +30,7 @@ def single_token(tokenizer, word: str) -> int:
     return ids[0]
 
 
-def build_bbc(tokenizer, label_words: dict[str, str] = LABEL_WORDS) -> TaskData:
+def build_bbc(tokenizer, label_words: dict[str, str] = LABEL_WORDS, prompt_tokens: int = PROMPT_TOKENS) -> TaskData:
     """Tokenize the BBC fine-tuning and evaluation splits into a :class:`TaskData`."""
     splits = bbc_splits()
     cue = tokenizer(TOPIC_CUE, add_special_tokens=False)["input_ids"]
@@ -40,9 +40,9 @@ def build_bbc(tokenizer, label_words: dict[str, str] = LABEL_WORDS) -> TaskData:
         prompts, labels = [], []
         for a in articles:
             ids = tokenizer(a.text, add_special_tokens=False)["input_ids"]
-            if len(ids) < PROMPT_TOKENS:
+            if len(ids) < prompt_tokens:
                 continue
-            prompts.append(topic_prompt_ids(ids, cue))
+            prompts.append(topic_prompt_ids(ids, cue, length=prompt_tokens))
             labels.append(BBC_TOPICS.index(a.topic))
         return np.asarray(prompts, dtype=np.int64), np.asarray(labels, dtype=np.int64)
 
