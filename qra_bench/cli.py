@@ -61,6 +61,17 @@ def table_validate(path: str = typer.Argument(..., help="Table directory or a si
     typer.echo(ResultsTable(path).validate())
 
 
+@table_app.command("report")
+def table_report(
+    path: str = typer.Argument(..., help="Table directory (Parquet part files)."),
+    recipe: str = typer.Option("", help="How the table was collected (Markdown), written into the card."),
+) -> None:
+    """Write TABLE.md beside the table: counts, seeds, anchors, memory range, identities, CPU hours, hash."""
+    from qra_bench.table_report import write_card
+
+    typer.echo(f"wrote {write_card(path, recipe)}")
+
+
 @app.command()
 def prepare(
     check: bool = typer.Option(False, help="Rebuild into a temporary folder and compare sha256 with the committed checkpoint."),
@@ -230,6 +241,110 @@ def fit(
                              importance=importance, arch=arch, low_fidelity=low_fidelity)
     typer.echo(artifact.summary())
     typer.echo(f"wrote {out_dir}/manifest.json, model.pkl, predictions.csv, parity.png, learning_curve.png")
+
+
+@app.command()
+def search(
+    table: str = typer.Option(..., help="Results table the surrogate was fitted on (real trials are appended to it)."),
+    surrogate: str = typer.Option(..., help="Surrogate artifact directory (from `qra-bench fit`)."),
+    budget: str = typer.Option("uniform-4bit", help="Named or absolute budget: uniform-4bit, 0.5xfp16-lora, 60MiB."),
+    method: str = typer.Option("autoqra", help="autoqra, or any registered optimizer (random, evolution, bo, ...)."),
+    real_evals: int = typer.Option(0, help="Real trials to spend on the table's model and task (0: surrogate only)."),
+    seed: int = typer.Option(0, help="Seed of the search (and of the real trials)."),
+    out: Optional[str] = typer.Option(None, help="Write config.json, lora_config.json, quant_config.json, search.json here."),
+    arch: Optional[str] = typer.Option(None, help="Architecture preset or config JSON (default: the surrogate's)."),
+    backend: Optional[str] = typer.Option(None, help="Quantization layout of the memory model and quant config "
+                                                     "(default: the table's)."),
+    evals: Optional[int] = typer.Option(None, help="autoqra: Stage-2 surrogate evaluations (default 30); other "
+                                                   "methods: surrogate-answered asks (default 100)."),
+    generations: Optional[int] = typer.Option(None, help="autoqra: Stage-1 generations (default 12)."),
+    steps: Optional[int] = typer.Option(None, help="Training steps of the real trials (default: the table's recipe)."),
+    allow_hash_mismatch: bool = typer.Option(False, help="Use the surrogate even if the table changed since its fit."),
+) -> None:
+    """Find the best configuration under a budget with a fitted surrogate; export it for peft and quantization."""
+    import json
+    import time
+    from pathlib import Path
+
+    from qra_bench.search.surrogate_search import format_outcome, load_problem, run_search, search_record
+
+    t0 = time.perf_counter()
+    problem = load_problem(table, surrogate, arch=arch, backend=backend, allow_hash_mismatch=allow_hash_mismatch)
+    outcome, trials = run_search(problem, budget, method, seed, real_evals, generations=generations, evals=evals,
+                                 steps=steps)
+    typer.echo(format_outcome(problem, outcome, trials))
+    if out:
+        from qra_bench.export import write_exports
+
+        paths = write_exports(out, outcome.config, problem.lora_settings(), problem.quant_settings())
+        record = Path(out) / "search.json"
+        record.write_text(json.dumps(search_record(problem, outcome), indent=1) + "\n")
+        typer.echo(f"wrote {', '.join(str(p) for p in paths + [record])}")
+    typer.echo(f"wall {time.perf_counter() - t0:.1f} s")
+
+
+@app.command()
+def sweep(
+    surrogate: str = typer.Option(..., help="Surrogate artifact directory (from `qra-bench fit`)."),
+    table: str = typer.Option(..., help="Results table the surrogate was fitted on (its support and measured points)."),
+    budgets: str = typer.Option("0.3xfp16-lora:1.0xfp16-lora:30", help="LO:HI:N (N evenly spaced budgets) or a comma "
+                                "list: 0.3xfp16-lora,uniform-4bit,60MiB."),
+    method: str = typer.Option("autoqra", help="autoqra, or any registered optimizer."),
+    seed: int = typer.Option(0, help="Seed of every budget's search."),
+    out: Optional[str] = typer.Option(None, help="Write sweep.csv, sweep.json and sweep.png here."),
+    arch: Optional[str] = typer.Option(None, help="Architecture preset or config JSON (default: the surrogate's)."),
+    backend: Optional[str] = typer.Option(None, help="Quantization layout of the memory model (default: the table's)."),
+    evals: Optional[int] = typer.Option(None, help="autoqra: Stage-2 surrogate evaluations per budget (default 10); "
+                                                   "other methods: asks per budget (default 100)."),
+    allow_hash_mismatch: bool = typer.Option(False, help="Use the surrogate even if the table changed since its fit."),
+) -> None:
+    """Best predicted configuration at each of many budgets (surrogate only), flagged where it extrapolates."""
+    import time
+
+    from qra_bench.search.surrogate_search import load_problem
+    from qra_bench.sweep import format_sweep, parse_budgets, run_sweep, write_sweep
+
+    t0 = time.perf_counter()
+    problem = load_problem(table, surrogate, arch=arch, backend=backend, allow_hash_mismatch=allow_hash_mismatch)
+    result = run_sweep(problem, parse_budgets(budgets, problem.memory_model), method, seed, evals=evals)
+    typer.echo(format_sweep(result))
+    if out:
+        typer.echo(f"wrote {', '.join(str(p) for p in write_sweep(result, out))}")
+    typer.echo(f"{len(result.points)} budgets in {time.perf_counter() - t0:.1f} s wall "
+               f"({result.wall_s:.1f} s searching)")
+
+
+@app.command()
+def bench(
+    out: str = typer.Option(..., help="Output directory: curves, leaderboard, plots."),
+    benchmark: str = typer.Option("tiny-bbc", help="Shipped table name (datasets_cache/tables/<name>) or a table directory."),
+    backend: str = typer.Option("surrogate", help="surrogate (any configuration), table (pool-based optimizers only), "
+                                              "table+live (real trials for configurations the table lacks), live."),
+    optimizers: str = typer.Option("autoqra,random,smac,evolution,optuna-tpe", help="Comma-separated registered optimizers."),
+    seeds: str = typer.Option("0-9", help="Seeds: 0 or 0,1,2 or 0-9; each optimizer runs once per seed and budget."),
+    budgets: str = typer.Option("uniform-4bit", help="Comma-separated memory budgets (uniform-4bit, 0.8xfp16-lora, 60MiB)."),
+    max_cost: str = typer.Option("2h", help="Simulated cost per run: 2h, 90m, 7200 (seconds) or inf."),
+    max_evals: Optional[int] = typer.Option(None, help="Evaluations per run (default: until the cost runs out)."),
+    fidelity: float = typer.Option(1.0, help="Fraction of the full run every evaluation is at."),
+    metric: str = typer.Option("accuracy", help="accuracy (higher is better) or eval_loss (lower is better)."),
+    surrogate: str = typer.Option("xgb", help="Surrogate kind under surrogates/<benchmark>/ (xgb, gp) or an artifact directory."),
+    plugin: Optional[list[str]] = typer.Option(None, help="Module or .py file to import first (registers user optimizers); repeatable."),
+) -> None:
+    """Run optimizers x seeds x budgets on a benchmark with a simulated clock; write curves and a leaderboard."""
+    from pathlib import Path
+
+    from qra_bench.bench.runner import BenchSpec, load_plugin, parse_duration, run_benchmark
+
+    for p in plugin or []:
+        load_plugin(p)
+    spec = BenchSpec(
+        benchmark=benchmark, backend=backend, optimizers=tuple(o.strip() for o in optimizers.split(",") if o.strip()),
+        seeds=_int_list(seeds, "seeds"), budgets=tuple(b.strip() for b in budgets.split(",") if b.strip()),
+        max_cost_s=parse_duration(max_cost), max_evals=max_evals, fidelity=fidelity, metric=metric, surrogate=surrogate,
+    )
+    report = run_benchmark(spec, out, progress=lambda line: typer.echo(f"  {line}", err=True))
+    typer.echo((Path(out) / "leaderboard.md").read_text())
+    typer.echo(f"wrote {len(report.files)} files to {out}")
 
 
 @app.command()
