@@ -258,7 +258,8 @@ def search(
     evals: Optional[int] = typer.Option(None, help="autoqra: Stage-2 surrogate evaluations (default 30); other "
                                                    "methods: surrogate-answered asks (default 100)."),
     generations: Optional[int] = typer.Option(None, help="autoqra: Stage-1 generations (default 12)."),
-    steps: Optional[int] = typer.Option(None, help="Training steps of the real trials (default: the table's recipe)."),
+    steps: Optional[int] = typer.Option(None, help="Training steps of the real trials (default: the table's recipe; "
+                                                   "other steps record rows of another recipe, for smoke runs)."),
     allow_hash_mismatch: bool = typer.Option(False, help="Use the surrogate even if the table changed since its fit."),
 ) -> None:
     """Find the best configuration under a budget with a fitted surrogate; export it for peft and quantization."""
