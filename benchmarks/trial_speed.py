@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     base = load_base("tiny")
-    task = load_task("bbc", base.tokenizer)
+    task = load_task("news", base.tokenizer)
     batch = TrialSettings().batch_size
     reference = None
     print(f"tiny (sha256 {base.sha256[:8]}), LoRA rank 8, batch {batch}, {args.threads} thread(s), median of {args.steps - 2} steps")

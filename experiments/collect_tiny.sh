@@ -4,7 +4,7 @@
 # stratified design for the surrogates. Every step resumes, so rerunning this script continues the table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-Q=".venv/bin/qra-bench collect --model tiny --task bbc --workers ${WORKERS:-2} --threads 1 --out datasets_cache/tables/tiny-bbc"
+Q=".venv/bin/qra-bench collect --model tiny --task news --workers ${WORKERS:-2} --threads 1 --out datasets_cache/tables/tiny-news"
 $Q --design anchors --seeds 0
 $Q --design file --design-file experiments/designs/landscape.jsonl --no-anchors --seeds 0
 $Q --design anchors --seeds 1,2

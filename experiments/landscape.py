@@ -8,7 +8,7 @@ Two parts:
 
 Writes ``experiments/results/landscape.md`` (and ``landscape.json``) with every figure and its source.
 
-    python experiments/landscape.py --damage --table datasets_cache/tables/tiny-bbc
+    python experiments/landscape.py --damage --table datasets_cache/tables/tiny-news
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def zero_step_damage(model_name: str = "tiny", task_name: str = "bbc", backend: str = "torchao") -> dict:
+def zero_step_damage(model_name: str = "tiny", task_name: str = "news", backend: str = "torchao") -> dict:
     """Held-out LM and task loss (nats) before fine-tuning, for uniform and single-block bit widths."""
     from dataclasses import replace
 

@@ -108,7 +108,7 @@ def _trial_settings(steps: Optional[int], backend: str, group_size: int, threads
 @app.command()
 def trial(
     model: str = typer.Option("tiny", help="Base model: tiny, smollm2-135m, or a local transformers directory."),
-    task: str = typer.Option("bbc", help="Fine-tuning task."),
+    task: str = typer.Option("news", help="Fine-tuning task: news (held-out news LM, the default) or bbc (topic classification)."),
     bits: str = typer.Option("4", help="Bits per block (comma-separated) or one value for all blocks."),
     ranks: str = typer.Option("8", help="LoRA ranks per block (comma-separated) or one value for all blocks."),
     seed: int = typer.Option(0, help="Seed of LoRA init, data order and dropout."),
@@ -175,7 +175,7 @@ def _fractions(text: str) -> tuple[float, ...]:
 def collect(
     out: str = typer.Option(..., help="Results table directory to append to (created if missing; a rerun resumes)."),
     model: str = typer.Option("tiny", help="Base model: tiny, smollm2-135m, or a local transformers directory."),
-    task: str = typer.Option("bbc", help="Fine-tuning task."),
+    task: str = typer.Option("news", help="Fine-tuning task: news (held-out news LM, the default) or bbc (topic classification)."),
     design: str = typer.Option("stratified", help="stratified, random, space-filling, importance, file, anchors."),
     n: int = typer.Option(200, help="Configurations in the design, anchors included (file, anchors: all listed)."),
     seeds: str = typer.Option("0", help="Trial seeds: 0 or 0,1,2 or 0-4; every configuration runs once per seed."),
@@ -318,7 +318,7 @@ def sweep(
 @app.command()
 def bench(
     out: str = typer.Option(..., help="Output directory: curves, leaderboard, plots."),
-    benchmark: str = typer.Option("tiny-bbc", help="Shipped table name (datasets_cache/tables/<name>) or a table directory."),
+    benchmark: str = typer.Option("tiny-news", help="Shipped table name (datasets_cache/tables/<name>) or a table directory."),
     backend: str = typer.Option("surrogate", help="surrogate (any configuration), table (pool-based optimizers only), "
                                               "table+live (real trials for configurations the table lacks), live."),
     optimizers: str = typer.Option("autoqra,random,smac,evolution,optuna-tpe", help="Comma-separated registered optimizers."),
@@ -350,7 +350,7 @@ def bench(
 
 @app.command()
 def run(
-    table: str = typer.Option("datasets_cache/tables/tiny-bbc", help="The shipped results table of the default."),
+    table: str = typer.Option("datasets_cache/tables/tiny-news", help="The shipped results table of the default."),
     steps: Optional[int] = typer.Option(None, help="Training steps of the demonstration trials."),
 ) -> None:
     """The main job on the embedded default: memory at the uniform-4bit budget, real trials, the shared table."""
@@ -369,7 +369,7 @@ def run(
         typer.echo("")
     base = load_base("tiny")  # verifies the checkpoint against its manifest sha256
     typer.echo(f"tiny checkpoint sha256 {base.sha256} (verified against its manifest)")
-    data = load_task("bbc", base.tokenizer)
+    data = load_task("news", base.tokenizer)
     space = SearchSpace(base.model.config.num_hidden_layers)
     settings = _trial_settings(steps, "torchao", 128, None)
     typer.echo(f"real trials on tiny / bbc ({settings.max_steps} steps, {settings.quant.backend}, seed 0):")

@@ -41,7 +41,7 @@ long-lived Python process and give its address to the collector::
     input("scheduler running; press Enter to stop")
 
     $ qra-bench collect --executor dask --address tcp://10.0.0.5:8786 --design stratified --n 200 \\
-          --seeds 0,1,2 --out /shared/tables/tiny-bbc
+          --seeds 0,1,2 --out /shared/tables/tiny-news
 
 Each dask worker runs one trial at a time with ``--threads`` torch threads; ``processes`` x threads should
 match the cores of a SLURM job.
@@ -604,7 +604,7 @@ class CollectSpec:
 
     out: str
     model: str = "tiny"
-    task: str = "bbc"
+    task: str = "news"
     design: str = "stratified"
     n: int = 200
     seeds: tuple[int, ...] = (0,)
@@ -1000,7 +1000,7 @@ def _run_dask(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker) -> None
 # =========================================================================================================
 def design_for(spec: CollectSpec, settings: "TrialSettings") -> list[QRConfig]:
     """The configurations of ``spec``'s design for its model's architecture and the trial's backend."""
-    from qra_bench.memory import MemoryModel, MemorySettings
+    from qra_bench.memory import MemoryModel, MemorySettings, storage_layout
 
     arch = _arch_for(spec.model)
     space = collect_space(arch, settings.quant.backend)
@@ -1008,7 +1008,7 @@ def design_for(spec: CollectSpec, settings: "TrialSettings") -> list[QRConfig]:
     if spec.design == "stratified":
         # The project's budget convention (16-bit storage, MemorySettings' defaults) with the trial's layout:
         # the bins are then in the units budgets such as 0.5xfp16-lora are given in.
-        memory_model = MemoryModel(arch, MemorySettings(backend=settings.quant.backend, group_size=settings.quant.group_size),
+        memory_model = MemoryModel(arch, MemorySettings(backend=storage_layout(settings.quant), group_size=settings.quant.group_size),
                                    space)
     q = r = None
     if spec.importance_file:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -233,6 +233,20 @@ _SUPPORTED_BITS: dict[str, tuple[int, ...]] = {
     "torchao": (1, 2, 3, 4, 5, 6, 7, 8, 16),
     "bnb": (4, 8, 16),
 }
+
+
+def storage_layout(quant: "Mapping[str, object] | object") -> str:
+    """The memory layout that budgets charge for a quantizer's settings (a ``QuantSettings`` or its JSON dict).
+
+    ``memory_layout`` when set, else the backend's own layout, except torchao: its CPU kernels keep the
+    codes unpacked, one int8 per weight, so every width from 1 to 8 bits would cost the same byte and a budget
+    could never trade bits for rank. Its packed intx formats, like HQQ and every deployment of the same codes,
+    store ``b`` bits per weight, so torchao is charged with the packed METHOD.md layout (``"formula"``). The
+    storage a trial really allocated is still recorded per row (``mem_measured_param_bytes``).
+    """
+    get = quant.get if isinstance(quant, Mapping) else (lambda key, default=None: getattr(quant, key, default))
+    layout = get("memory_layout") or get("backend", "hqq")
+    return "formula" if layout == "torchao" and not get("memory_layout") else str(layout)
 
 
 def supported_bits(backend: str) -> tuple[int, ...]:

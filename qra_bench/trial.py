@@ -23,7 +23,7 @@ import torch
 
 from qra_bench.adapters import LoraSettings, attach_lora
 from qra_bench.arch import ArchSpec
-from qra_bench.memory import MemoryModel, MemorySettings
+from qra_bench.memory import MemoryModel, MemorySettings, storage_layout
 from qra_bench.models import BaseModel
 from qra_bench.provenance import code_version, host_info, library_versions, utc_now_iso
 from qra_bench.quant import QuantSettings, quantize_blocks, storage_bytes
@@ -94,7 +94,7 @@ def memory_settings(trial: TrialSettings, dtype: torch.dtype, seq_len: int) -> M
     """The memory model's settings that describe this trial's real tensors."""
     wbytes = torch.finfo(dtype).bits // 8
     return MemorySettings(
-        backend=trial.quant.backend, group_size=trial.quant.group_size, weight_dtype_bytes=wbytes,
+        backend=storage_layout(trial.quant), group_size=trial.quant.group_size, weight_dtype_bytes=wbytes,
         meta_dtype_bytes=wbytes, lora_dtype_bytes=wbytes, grad_dtype_bytes=wbytes, optimizer_state_bytes=wbytes,
         batch_size=trial.batch_size, seq_len=seq_len, activation_dtype_bytes=wbytes,
     )
@@ -107,15 +107,22 @@ def evaluate(model: torch.nn.Module, task: TaskData, batch_size: int, device: to
     was_training = model.training
     model.eval()
     labels = torch.from_numpy(task.label_token_ids).to(device)
-    total_loss, correct = 0.0, 0
+    total_loss, correct, n_targets = 0.0, 0, 0
     n = min(n_eval or len(task.eval_prompts), len(task.eval_prompts))
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
+    # lm windows hold (len - 1) targets each, so they go in smaller batches than one-token answers
+    step = batch_size if task.kind == "classify" else max(1, batch_size // 4)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
         ids = torch.from_numpy(task.eval_prompts[start:stop]).to(device)
+        if task.kind == "lm":
+            loss, hits, count = _lm_loss(model, ids, reduction="sum")
+            total_loss, correct, n_targets = total_loss + float(loss), correct + hits, n_targets + count
+            continue
         gold = torch.from_numpy(task.eval_labels[start:stop]).to(device)
         logits = model(input_ids=ids, logits_to_keep=1).logits[:, -1].float()
         total_loss += float(torch.nn.functional.cross_entropy(logits, labels[gold], reduction="sum"))
         correct += int((logits[:, labels].argmax(dim=1) == gold).sum())
+        n_targets += stop - start
     lm_total, lm_tokens = 0.0, 0
     for start in range(0, len(task.lm_ids), max(1, batch_size // 4)):
         ids = torch.from_numpy(task.lm_ids[start : start + max(1, batch_size // 4)]).to(device)
@@ -123,7 +130,15 @@ def evaluate(model: torch.nn.Module, task: TaskData, batch_size: int, device: to
         lm_total += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="sum"))
         lm_tokens += ids[:, 1:].numel()
     model.train(was_training)
-    return Evaluation(eval_loss=total_loss / n, accuracy=correct / n, lm_loss=lm_total / lm_tokens)
+    return Evaluation(eval_loss=total_loss / n_targets, accuracy=correct / n_targets, lm_loss=lm_total / lm_tokens)
+
+
+def _lm_loss(model: torch.nn.Module, ids: torch.Tensor, reduction: str = "mean") -> tuple[torch.Tensor, int, int]:
+    """Next-token cross-entropy over every position of ``ids`` (nats), greedy hits, and the target count."""
+    logits = model(input_ids=ids[:, :-1]).logits.float()
+    target = ids[:, 1:]
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction=reduction)
+    return loss, int((logits.argmax(dim=-1) == target).sum()), target.numel()
 
 
 def _lr_at(step: int, s: TrialSettings) -> float:
@@ -188,7 +203,7 @@ def run_trial(base: BaseModel, task: TaskData, config: QRConfig, seed: int = 0,
     opt = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay) if trainable else None
     measured_bytes = storage_bytes(model)
     arch = ArchSpec.from_hf_config(base.model.config)
-    seq_len = task.train_prompts.shape[1] + 1
+    seq_len = task.train_prompts.shape[1] + (1 if task.kind == "classify" else 0)  # tokens per sequence incl. the answer
     breakdown = MemoryModel(arch, memory_settings(s, dtype, seq_len)).breakdown(config)
 
     n_train = len(task.train_prompts)
@@ -204,8 +219,11 @@ def run_trial(base: BaseModel, task: TaskData, config: QRConfig, seed: int = 0,
         if opt is not None:
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step, s)
-            logits = model(input_ids=ids[:, :-1], logits_to_keep=1).logits[:, -1].float()
-            loss = torch.nn.functional.cross_entropy(logits, answers)
+            if task.kind == "lm":
+                loss = _lm_loss(model, ids)[0]
+            else:
+                logits = model(input_ids=ids[:, :-1], logits_to_keep=1).logits[:, -1].float()
+                loss = torch.nn.functional.cross_entropy(logits, answers)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, s.grad_clip)

@@ -11,7 +11,9 @@ from qra_bench.corpora import bbc_splits
 from qra_bench.models import load_base
 from qra_bench.space import SearchSpace
 from qra_bench.tasks import load_task
-from qra_bench.trial import TrialSettings, run_trial
+from qra_bench.arch import ArchSpec
+from qra_bench.memory import MemoryModel
+from qra_bench.trial import TrialSettings, memory_settings, run_trial
 
 STORAGE_TERMS = ("quantized_weights", "quant_metadata", "unquantized_block_weights", "lora_adapters",
                  "block_norms_and_biases", "embeddings", "final_norm", "rotary_tables", "lm_head")
@@ -43,10 +45,16 @@ def test_trial_yields_one_row_per_checkpoint_and_repeats_exactly(base_and_task):
         assert row.status == "ok" and row.config_hash == config.hash and row.model_sha256 == base.sha256
         assert all(np.isfinite(v) for v in (row.eval_loss, row.accuracy, row.lm_loss, row.proxy_lm_loss, row.proxy_recon_error))
         assert 0.0 <= row.accuracy <= 1.0 and row.proxy_recon_error > 0
-    # Memory: the measured bytes of every parameter, buffer and quantizer state equal the model's terms.
+    # Memory: rows record the bit-packed layout budgets charge; the storage torchao really allocated on this
+    # CPU (int8 codes) equals the memory model's torchao layout, byte for byte.
     terms = json.loads(first.final.mem_breakdown)
     terms = terms.get("terms", terms)
-    assert first.final.mem_measured_param_bytes == sum(terms[t] for t in STORAGE_TERMS)
+    arch = ArchSpec.from_hf_config(base.model.config)
+    packed = MemoryModel(arch, memory_settings(settings, torch.float32, task.train_prompts.shape[1] + 1)).breakdown(config)
+    assert first.final.mem_predicted_bytes == packed.total
+    unpacked = MemoryModel(arch, replace(memory_settings(settings, torch.float32, 36), backend="torchao")).breakdown(config)
+    assert first.final.mem_measured_param_bytes == sum(unpacked.to_dict()["terms"][t] for t in STORAGE_TERMS)
+    assert sum(terms[t] for t in STORAGE_TERMS) < first.final.mem_measured_param_bytes  # 2-4 bit codes packed
     again = run_trial(base, task, config, seed=3, settings=settings)
     assert [r.eval_loss for r in again.rows] == [r.eval_loss for r in first.rows]
     other = run_trial(base, task, config, seed=4, settings=settings)

@@ -6,9 +6,9 @@ Typical use::
 
     from qra_bench.bench import Benchmark, BenchSpec, run_benchmark
 
-    bench = Benchmark.load("tiny-bbc", backend="table", budget="uniform-4bit")
+    bench = Benchmark.load("tiny-news", backend="table", budget="uniform-4bit")
     result = bench.objective(bench.pool()[0], fidelity=1.0, seed=0)   # Result: accuracy, eval_loss, cost_s, ...
-    report = run_benchmark(BenchSpec(benchmark="tiny-bbc", optimizers=("random", "autoqra"), seeds=(0, 1, 2)),
+    report = run_benchmark(BenchSpec(benchmark="tiny-news", optimizers=("random", "autoqra"), seeds=(0, 1, 2)),
                            out="runs/demo")
 
 Importing this package registers the adapters ``optuna-tpe``, ``smac`` and ``pool-random``.

@@ -359,7 +359,7 @@ class Benchmark:
         Parameters
         ----------
         name_or_path
-            A shipped table's name (``tiny-bbc``: ``datasets_cache/tables/tiny-bbc``) or a table directory.
+            A shipped table's name (``tiny-news``: ``datasets_cache/tables/tiny-news``) or a table directory.
         backend
             ``table``, ``surrogate``, ``live`` or ``table+live`` (see the module docstring).
         budget

@@ -112,7 +112,7 @@ class BenchSpec:
         Per optimizer name, extra keyword arguments of its constructor.
     """
 
-    benchmark: str = "tiny-bbc"
+    benchmark: str = "tiny-news"
     backend: str = "surrogate"
     optimizers: tuple[str, ...] = DEFAULT_OPTIMIZERS
     seeds: tuple[int, ...] = tuple(range(10))

@@ -125,9 +125,12 @@ def _lr(step: int, s: PretrainSettings) -> float:
 
 # Stage 1 from scratch, stage 2 continues at a lower peak learning rate with fresh data draws. A trained-
 # longer base concentrates more of its function in the block weights, which is what quantization can damage.
+# Stage 3 (half the rows in the topic format) deepened both the topic prior and the quantization damage:
+# uniform 2-bit costs +1.07 nats of held-out LM loss after it, +0.53 before (torchao, no-clipping mapping).
 STAGES: tuple[PretrainSettings, ...] = (
     PretrainSettings(),
     PretrainSettings(steps=1200, lr=1e-3, warmup=20, seed=1),
+    PretrainSettings(steps=600, lr=1e-3, warmup=20, seed=2, task_share=0.5),
 )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -36,6 +36,8 @@ class QuantSettings:
     hqq_optimize : HQQ's half-quadratic zero/scale optimisation (False = plain min/max rounding).
     bnb_quant_type : "nf4" or "fp4" for 4-bit bitsandbytes.
     bnb_double_quant : quantize the NF4 absmax statistics too.
+    memory_layout : layout budgets charge (``qra_bench.memory`` backends); None = the backend's own, with
+        torchao charged as bit-packed (see :func:`qra_bench.memory.storage_layout`).
     """
 
     backend: str = "torchao"
@@ -44,6 +46,7 @@ class QuantSettings:
     hqq_optimize: bool = True
     bnb_quant_type: str = "nf4"
     bnb_double_quant: bool = False
+    memory_layout: Optional[str] = None
 
 
 class QuantBackend(abc.ABC):

@@ -5,9 +5,9 @@ Typical use::
 
     from qra_bench.surrogate import SurrogateArtifact, fit_surrogate
 
-    artifact = fit_surrogate("datasets_cache/tables/tiny-bbc", target="accuracy", model="xgb",
-                             out="surrogates/tiny-bbc/xgb")
-    artifact = SurrogateArtifact.load("surrogates/tiny-bbc/xgb")   # refuses a changed table
+    artifact = fit_surrogate("datasets_cache/tables/tiny-news", target="accuracy", model="xgb",
+                             out="surrogates/tiny-news/xgb")
+    artifact = SurrogateArtifact.load("surrogates/tiny-news/xgb")   # refuses a changed table
     mean, std = artifact.predict_configs(configs)
 
 Modules: ``features`` (encoding), ``xgb`` and ``gp`` (estimators), ``evaluate`` (metrics, splits, noise floor,

@@ -35,7 +35,7 @@ import pandas as pd
 
 from qra_bench.arch import ArchSpec, list_presets, load_arch
 from qra_bench.errors import QRBenchError
-from qra_bench.memory import MemoryModel, MemorySettings, supported_bits
+from qra_bench.memory import MemoryModel, MemorySettings, storage_layout, supported_bits
 from qra_bench.space import DEFAULT_BITS, DEFAULT_RANKS, SearchSpace
 from qra_bench.surrogate.artifact import ARTIFACT_FORMAT, ARTIFACT_VERSION, EncoderSpec, SurrogateArtifact
 from qra_bench.surrogate.evaluate import (
@@ -124,7 +124,7 @@ def _memory_settings(trial_settings: dict, device: str) -> MemorySettings:
     width = 4 if device == "cpu" else 2
     quant = trial_settings.get("quant", {})
     return MemorySettings(
-        backend=quant.get("backend", "hqq"), group_size=int(quant.get("group_size", 128)), weight_dtype_bytes=width,
+        backend=storage_layout(quant), group_size=int(quant.get("group_size", 128)), weight_dtype_bytes=width,
         meta_dtype_bytes=width, lora_dtype_bytes=width, grad_dtype_bytes=width, optimizer_state_bytes=width,
         batch_size=int(trial_settings.get("batch_size", 1)), activation_dtype_bytes=width,
     )

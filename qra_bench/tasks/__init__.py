@@ -5,7 +5,7 @@ from __future__ import annotations
 from qra_bench.errors import QRBenchError
 from qra_bench.tasks.base import TaskData
 
-TASKS = ("bbc",)
+TASKS = ("news", "bbc")
 
 
 def load_task(name: str, tokenizer) -> TaskData:
@@ -14,4 +14,8 @@ def load_task(name: str, tokenizer) -> TaskData:
         from qra_bench.tasks.bbc import build_bbc
 
         return build_bbc(tokenizer)
+    if name == "news":
+        from qra_bench.tasks.news import build_news
+
+        return build_news(tokenizer)
     raise QRBenchError(f"unknown task {name!r}; choose one of {list(TASKS)}")

@@ -22,10 +22,11 @@ class TaskData:
     Attributes
     ----------
     name : task identity recorded in every row.
-    train_prompts, eval_prompts : (n, prompt_len) token ids.
-    train_labels, eval_labels : (n,) class indices into ``label_token_ids``.
-    label_token_ids : (n_classes,) the answer token of each class.
+    train_prompts, eval_prompts : (n, prompt_len) token ids (``lm``: whole windows, trained on every token).
+    train_labels, eval_labels : (n,) class indices into ``label_token_ids`` (``lm``: unused, zeros).
+    label_token_ids : (n_classes,) the answer token of each class (``lm``: empty).
     lm_ids : (m, lm_len) held-out text for the LM loss.
+    kind : ``"classify"`` or ``"lm"``.
     """
 
     name: str
@@ -36,18 +37,26 @@ class TaskData:
     label_token_ids: np.ndarray
     lm_ids: np.ndarray
     description: str = ""
+    kind: str = "classify"
 
     @property
     def sha256(self) -> str:
         """Content hash of every array (the data identity recorded in the table)."""
         h = hashlib.sha256(self.name.encode())
+        if self.kind != "classify":  # keeps the identity of the classification tasks' existing rows
+            h.update(self.kind.encode())
         for arr in (self.train_prompts, self.train_labels, self.eval_prompts, self.eval_labels, self.label_token_ids, self.lm_ids):
             h.update(str(arr.shape).encode())
             h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
         return h.hexdigest()
 
     def train_batch(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """(input_ids (b, prompt_len+1), answer token ids (b,)) for the given training examples."""
+        """(input_ids (b, prompt_len+1), answer token ids (b,)) for the given training examples.
+
+        ``lm`` tasks: (windows (b, len), the same windows) -- every token is a target."""
+        if self.kind == "lm":
+            ids = torch.from_numpy(np.ascontiguousarray(self.train_prompts[index]))
+            return ids, ids
         answers = self.label_token_ids[self.train_labels[index]]
         ids = np.concatenate([self.train_prompts[index], answers[:, None]], axis=1)
         return torch.from_numpy(ids), torch.from_numpy(answers)

@@ -30,6 +30,17 @@ def single_token(tokenizer, word: str) -> int:
     return ids[0]
 
 
+def held_out_lm_ids(tokenizer, articles) -> np.ndarray:
+    """Held-out LM text: the first evaluation articles (never trained on) as ``LM_CHUNKS`` chunks of
+    ``LM_CHUNK_TOKENS`` tokens."""
+    stream: list[int] = []
+    for a in articles:
+        stream.extend(tokenizer(a.text, add_special_tokens=False)["input_ids"])
+        if len(stream) >= LM_CHUNKS * LM_CHUNK_TOKENS:
+            break
+    return np.asarray(stream[: LM_CHUNKS * LM_CHUNK_TOKENS], dtype=np.int64).reshape(LM_CHUNKS, LM_CHUNK_TOKENS)
+
+
 def build_bbc(tokenizer, label_words: dict[str, str] = LABEL_WORDS, prompt_tokens: int = PROMPT_TOKENS) -> TaskData:
     """Tokenize the BBC fine-tuning and evaluation splits into a :class:`TaskData`."""
     splits = bbc_splits()
@@ -48,13 +59,7 @@ def build_bbc(tokenizer, label_words: dict[str, str] = LABEL_WORDS, prompt_token
 
     train_p, train_l = encode(splits["finetune"])
     eval_p, eval_l = encode(splits["eval"])
-    # Held-out LM text: the evaluation articles (never trained on), as fixed-length chunks.
-    stream: list[int] = []
-    for a in splits["eval"]:
-        stream.extend(tokenizer(a.text, add_special_tokens=False)["input_ids"])
-        if len(stream) >= LM_CHUNKS * LM_CHUNK_TOKENS:
-            break
-    lm = np.asarray(stream[: LM_CHUNKS * LM_CHUNK_TOKENS], dtype=np.int64).reshape(LM_CHUNKS, LM_CHUNK_TOKENS)
+    lm = held_out_lm_ids(tokenizer, splits["eval"])
     return TaskData(
         name="bbc", train_prompts=train_p, train_labels=train_l, eval_prompts=eval_p, eval_labels=eval_l,
         label_token_ids=label_ids, lm_ids=lm,

@@ -199,12 +199,12 @@ def test_a_changed_table_is_refused_unless_the_mismatch_is_allowed(standin, cli_
 
 @pytest.mark.slow
 def test_real_evaluations_run_trials_and_append_them_to_the_table(tmp_path, cli_module):
-    """One real (short) trial on the shipped tiny/bbc table's model and task; its rows land in a copy."""
+    """One real (short) trial on the shipped tiny/news table's model and task; its rows land in a copy."""
     from qra_bench.surrogate import fit_surrogate
     from qra_bench.table import ResultsTable
 
-    table = tmp_path / "tiny-bbc"
-    shutil.copytree(Path(__file__).resolve().parents[2] / "datasets_cache" / "tables" / "tiny-bbc", table)
+    table = tmp_path / "tiny-news"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "datasets_cache" / "tables" / "tiny-news", table)
     before = len(ResultsTable(table).read())
     surrogate = tmp_path / "surrogate"
     fit_surrogate(table, model="xgb", out=surrogate, params=FAST_XGB)

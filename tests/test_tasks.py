@@ -1,0 +1,44 @@
+"""The tasks on the committed tiny checkpoint: identities, held-out splits, and the damage the default relies on."""
+
+import numpy as np
+import pytest
+import torch
+
+from qra_bench.models import load_base
+from qra_bench.quant import QuantSettings, quantize_blocks
+from qra_bench.tasks import load_task
+from qra_bench.tasks.news import EVAL_WINDOWS, TRAIN_WINDOWS, WINDOW
+from qra_bench.trial import compute_device, evaluate
+
+
+@pytest.fixture(scope="module")
+def base():
+    torch.set_num_threads(1)
+    return load_base("tiny")
+
+
+def test_news_windows_are_fixed_and_every_token_is_a_target(base):
+    news = load_task("news", base.tokenizer)
+    assert news.kind == "lm" and news.train_prompts.shape == (TRAIN_WINDOWS, WINDOW)
+    assert news.eval_prompts.shape == (EVAL_WINDOWS, WINDOW)
+    assert news.sha256 == load_task("news", base.tokenizer).sha256  # deterministic data identity
+    ids, targets = news.train_batch(np.arange(4))
+    assert torch.equal(ids, targets) and ids.shape == (4, WINDOW)
+
+
+def test_news_and_bbc_have_distinct_identities(base):
+    assert load_task("news", base.tokenizer).sha256 != load_task("bbc", base.tokenizer).sha256
+
+
+def test_uniform_2bit_costs_over_half_a_nat_on_held_out_news_before_fine_tuning(base):
+    # The landscape's premise (issue 3): quantization hurts the base before any fine-tuning.
+    news = load_task("news", base.tokenizer)
+    device, dtype = compute_device()
+    losses = {}
+    for bits in (16, 4, 2):
+        model = base.fresh_copy(device, dtype)
+        quantize_blocks(model, [bits] * 8, QuantSettings())
+        losses[bits] = evaluate(model, news, 200, device, n_eval=100)
+    assert losses[2].eval_loss - losses[16].eval_loss > 0.5
+    assert losses[16].eval_loss <= losses[4].eval_loss < losses[2].eval_loss
+    assert losses[2].accuracy < losses[16].accuracy
