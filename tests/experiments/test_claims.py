@@ -1,0 +1,193 @@
+"""experiments/claims.py: every claim writes its Markdown with a verdict, the table's hash and (where it uses one)
+the surrogate's manifest hash; a table too small for a claim gets "not testable yet", never a crash.
+
+The tables here are fixtures of the code, not results: the surrogate tests' stand-in function of bits, ranks and
+seeded noise (``tests/surrogate/conftest.py``), on uniform anchors plus random configurations, with made-up
+static proxies that depend on the bits only, as real ones do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qra_bench.arch import load_arch
+from qra_bench.memory import MemoryModel, MemorySettings
+from qra_bench.space import QRConfig
+from qra_bench.table import ResultsTable, TrialRow
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+CLAIMS = _load("experiments_claims", _ROOT / "experiments" / "claims.py")
+STANDIN = _load("_claims_standin", _ROOT / "tests" / "surrogate" / "conftest.py")  # two `conftest` modules would clash
+FAST_XGB = {"n_estimators": 10, "calibration_folds": 2, "n_members": 2}
+TABLE_CLAIMS = ("table1", "spread", "proxy", "compensation")
+SURROGATE_CLAIMS = ("table1", "screening", "evals_to_target", "ablations")
+VERDICT = re.compile(r"^\*\*Verdict:\*\* ((?:supported|not supported|not testable yet: ).*)$", re.M)
+
+
+def _proxies(cfg: QRConfig) -> dict:
+    """Made-up static proxies: worse with fewer bits, blind to the rank (LoRA starts at zero)."""
+    damage = float(np.mean(2.0 ** -np.asarray(cfg.bits, dtype=float)))
+    return {"proxy_eval_loss": 1.0 + 3.0 * damage, "proxy_lm_loss": 3.0 + 3.0 * damage, "proxy_recon_error": damage}
+
+
+def realistic_rows(n_random: int = 30, repeats: int = 5) -> list[TrialRow]:
+    """Uniform anchors (bits 2/3/4/8/16 x ranks 4/8/16, seeds 0 and 1) and ``n_random`` random configurations
+    (seed 0; the first ``repeats`` also seed 1), at fidelities 0.5 and 1, in the stand-in's recipe."""
+    memory = MemoryModel(load_arch(STANDIN.ARCH), MemorySettings(
+        backend=STANDIN.BACKEND, weight_dtype_bytes=4, meta_dtype_bytes=4, lora_dtype_bytes=4, grad_dtype_bytes=4,
+        optimizer_state_bytes=4, batch_size=16, seq_len=97, activation_dtype_bytes=4))
+    space = memory.space
+    anchors = [space.config((b,) * space.n_blocks, (r,) * space.n_blocks) for b in (2, 3, 4, 8, 16) for r in (4, 8, 16)]
+    randoms = space.sample_batch(np.random.default_rng(1), n_random)
+    design = [(c, (0, 1)) for c in anchors] + [(c, (0, 1) if i < repeats else (0,)) for i, c in enumerate(randoms)]
+    settings = STANDIN.TRIAL_SETTINGS
+    rows = []
+    for cfg, seeds in design:
+        total = memory.total_bytes(cfg)
+        for seed in seeds:
+            for frac in (0.5, 1.0):
+                acc = STANDIN.standin_accuracy(cfg, seed, frac)
+                rows.append(TrialRow(
+                    config_hash=cfg.hash, bits=cfg.bits, ranks=cfg.ranks, n_blocks=cfg.n_blocks, avg_bits=cfg.avg_bits,
+                    avg_rank=cfg.avg_rank, seed=seed, fidelity=int(frac * settings["max_steps"]), fidelity_frac=frac,
+                    max_steps=settings["max_steps"], status="ok", eval_loss=2.0 - 2.0 * acc, accuracy=acc,
+                    mem_predicted_bytes=total, time_total_s=60.0 * frac, model_name=STANDIN.ARCH, task_name="standin",
+                    model_sha256=STANDIN.MODEL_SHA, task_data_sha256=STANDIN.TASK_SHA, backend=STANDIN.BACKEND,
+                    quant_settings=json.dumps(settings["quant"]), trial_settings=json.dumps(settings),
+                    lib_versions="{}", code_version="standin", host="standin", device="cpu",
+                    started_at="2026-01-01T00:00:00+00:00", finished_at="2026-01-01T00:00:01+00:00", run_id="standin",
+                    **_proxies(cfg)))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("claims") / "table"
+    ResultsTable(path).append(realistic_rows())
+    return path
+
+
+@pytest.fixture(scope="module")
+def surrogate(table) -> Path:
+    from qra_bench.surrogate import fit_surrogate
+
+    out = table.parent / "surrogate"
+    fit_surrogate(table, target="eval_loss", model="xgb", out=out, params=FAST_XGB)
+    return out
+
+
+def _verdict(md: str) -> str:
+    m = VERDICT.search(md)
+    assert m, md[:400]
+    return m.group(1)
+
+
+def test_table_claims_write_markdown_with_verdict_table_hash_and_plot(table, tmp_path, capsys):
+    out = tmp_path / "results"
+    assert CLAIMS.main(["--claim", ",".join(TABLE_CLAIMS), "--table", str(table), "--out", str(out)]) == 0
+    digest = ResultsTable(table).content_hash()
+    for name in TABLE_CLAIMS:
+        md = (out / f"claim_{name}.md").read_text()
+        _verdict(md)
+        assert digest in md and "**Paper** (METHOD.md)" in md
+        record = json.loads((out / f"claim_{name}.json").read_text())
+        assert record["table_hash"] == digest and record["verdict"] == _verdict(md)
+    for name in ("spread", "proxy", "compensation", "table1"):
+        assert (out / f"claim_{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert "| claim | verdict | file |" in printed
+
+
+def test_claims_read_what_the_stand_in_was_built_with(table, tmp_path):
+    """The stand-in has a bits x rank interaction (rank helps more at low bits) and proxies that track the bits."""
+    out = tmp_path / "results"
+    CLAIMS.main(["--claim", "compensation,proxy,spread", "--table", str(table), "--out", str(out)])
+    assert _verdict((out / "claim_compensation.md").read_text()).startswith("supported")
+    proxy = json.loads((out / "claim_proxy.json").read_text())["numbers"]["all"]["proxy_recon_error"]
+    assert proxy["n"] == 45 and proxy["spearman"] > 0.5  # more damage before fine-tuning, higher loss after
+    spread = json.loads((out / "claim_spread.json").read_text())["numbers"]
+    assert spread["eval_loss"]["noise_std"] > 0 and spread["n_configs_within_budget"] >= 5
+
+
+def test_a_table_too_small_for_any_claim_gets_not_testable_yet_for_each(tmp_path, capsys):
+    small = tmp_path / "small"
+    ResultsTable(small).append(realistic_rows(n_random=0)[:2])  # one configuration, seed 0, two fidelities
+    out = tmp_path / "results"
+    assert CLAIMS.main(["--claim", "all", "--table", str(small), "--out", str(out)]) == 0
+    digest = ResultsTable(small).content_hash()
+    for name in CLAIMS.CLAIMS:
+        md = (out / f"claim_{name}.md").read_text()
+        assert _verdict(md).startswith("not testable yet: "), (name, _verdict(md))
+        assert digest in md
+    assert "not testable yet" in capsys.readouterr().out
+
+
+def test_surrogate_claims_run_and_record_the_surrogate_manifest_hash(table, surrogate, tmp_path):
+    out = tmp_path / "results"
+    args = ["--claim", ",".join(SURROGATE_CLAIMS), "--table", str(table), "--surrogate", str(surrogate),
+            "--out", str(out), "--seeds", "0-1", "--max-evals", "6", "--ablation-seeds", "0", "--generations", "2",
+            "--stage2-evals", "3"]
+    assert CLAIMS.main(args) == 0
+    manifest_hash = hashlib.sha256((surrogate / "manifest.json").read_bytes()).hexdigest()
+    for name in SURROGATE_CLAIMS:
+        md = (out / f"claim_{name}.md").read_text()
+        verdict = _verdict(md)
+        assert not verdict.startswith("not testable yet: needs a surrogate"), (name, verdict)
+        assert manifest_hash in md and "matches the table" in md
+    screening = json.loads((out / "claim_screening.json").read_text())["numbers"]
+    assert screening["n_configs"] == 45 and 0 <= screening["top20"]["hit_rate"] <= 1
+    reach = json.loads((out / "claim_evals_to_target.json").read_text())["numbers"]["evals_to_target"]
+    assert set(reach) == {"autoqra", "random", "smac-hpo"} and all(len(v) == 2 for v in reach.values())
+    assert (out / "claim_evals_to_target_evaluations.csv").stat().st_size > 0
+    assert json.loads((out / "autoqra_pick_uniform-4bit.jsonl").read_text())["bits"]
+
+
+def test_a_surrogate_of_another_table_is_refused_unless_allowed(table, surrogate, tmp_path):
+    other = tmp_path / "other"
+    ResultsTable(other).append(realistic_rows(n_random=2, repeats=0))
+    out = tmp_path / "results"
+    CLAIMS.main(["--claim", "screening", "--table", str(other), "--surrogate", str(surrogate), "--out", str(out)])
+    verdict = _verdict((out / "claim_screening.md").read_text())
+    assert verdict.startswith("not testable yet:") and "--allow-hash-mismatch" in verdict
+    CLAIMS.main(["--claim", "screening", "--table", str(other), "--surrogate", str(surrogate), "--out", str(out),
+                 "--allow-hash-mismatch"])
+    md = (out / "claim_screening.md").read_text()
+    assert "MISMATCH" in md and "--allow-hash-mismatch" not in _verdict(md)
+
+
+def test_user_errors_exit_2_without_a_traceback(tmp_path, capsys):
+    assert CLAIMS.main(["--claim", "nonsense", "--table", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown claim" in err and "table1" in err and "Traceback" not in err
+    assert CLAIMS.main(["--claim", "spread", "--table", str(tmp_path / "missing")]) == 2
+    assert "no table at" in capsys.readouterr().err
+
+
+def test_screening_refits_out_of_fold_when_the_artifact_has_no_predictions(table, surrogate, tmp_path):
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(surrogate, bare, ignore=shutil.ignore_patterns("predictions.csv"))
+    out = tmp_path / "results"
+    CLAIMS.main(["--claim", "screening", "--table", str(table), "--surrogate", str(bare), "--out", str(out)])
+    numbers = json.loads((out / "claim_screening.json").read_text())["numbers"]
+    assert "refit" in numbers["source"] and numbers["n_configs"] == 45
+    assert not _verdict((out / "claim_screening.md").read_text()).startswith("not testable")
