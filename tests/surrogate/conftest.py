@@ -3,7 +3,7 @@
 Targets come from :func:`standin_accuracy`, a known smooth function of bits, ranks and fidelity plus seeded
 Gaussian "seed noise". No trial produced these numbers and nothing may cite them as results: they only let
 the tests check that a surrogate can learn a known function, that the hash binding, determinism, the CLI and
-the error messages work. Tests of the surrogate on real trials use ``tests/fixtures/tiny-bbc-small/``.
+the error messages work. Tests of the surrogate on real trials use ``tests/fixtures/tiny-news-small/``.
 Every other column is a plausible placeholder, except ``mem_predicted_bytes``, which comes from the real
 memory model so the fit's memory check runs as it does on a real table.
 """

@@ -1,4 +1,4 @@
-"""The surrogate on a real results table: rows written by real trials (tests/fixtures/tiny-bbc-small/)."""
+"""The surrogate on a real results table: rows written by real trials (tests/fixtures/tiny-news-small/)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from qra_bench.surrogate import SurrogateArtifact, fit_surrogate
 from qra_bench.table import ResultsTable
 
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "tiny-bbc-small"
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "tiny-news-small"
 METRICS = ("r2", "spearman", "kendall_tau", "rmse", "top10_recall", "nll", "coverage90")
 
 pytestmark = pytest.mark.skipif(not any(FIXTURE.glob("part-*.parquet")), reason=f"no real table at {FIXTURE}")
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not any(FIXTURE.glob("part-*.parquet")), reason=
 @pytest.fixture(scope="module")
 def real_fit(tmp_path_factory):
     out = tmp_path_factory.mktemp("real") / "xgb"
-    return fit_surrogate(FIXTURE, target="accuracy", model="xgb", out=out), out
+    return fit_surrogate(FIXTURE, target="eval_loss", model="xgb", out=out), out
 
 
 def test_fit_on_real_trials_gives_finite_metrics_and_binds_to_the_table(real_fit):
@@ -39,4 +39,5 @@ def test_fit_on_real_trials_gives_finite_metrics_and_binds_to_the_table(real_fit
     loaded = SurrogateArtifact.load(out, table_path=FIXTURE)
     configs = loaded.space.sample_batch(np.random.default_rng(0), 8)
     mean, std = loaded.predict_configs(configs)
-    assert (std > 0).all() and ((mean > -0.5) & (mean < 1.5)).all()
+    # eval_loss of the tiny news model lives between its 16-bit (about 4.3) and 2-bit (about 5.1) values
+    assert (std > 0).all() and ((mean > 3.5) & (mean < 6.0)).all()
