@@ -17,7 +17,8 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
-# The main job on the embedded default model.
+# The main job on the embedded default model: verify the shipped table and surrogate, a budget sweep, AutoQRA
+# at uniform-4bit with 3 real fine-tunes, a Table-1 analogue; outputs in runs/<timestamp>/ (qra_bench/main_job.py).
 run: $(STAMP)
 	$(BIN)/qra-bench run
 

@@ -351,35 +351,31 @@ def bench(
 @app.command()
 def run(
     table: str = typer.Option("datasets_cache/tables/tiny-news", help="The shipped results table of the default."),
-    steps: Optional[int] = typer.Option(None, help="Training steps of the demonstration trials."),
+    surrogate: str = typer.Option("surrogates/tiny-news/xgb", help="The shipped surrogate (fitted on the fly into the "
+                                  "run's folder when missing)."),
+    budget: str = typer.Option("uniform-4bit", help="Named or absolute budget: uniform-4bit, 0.9xfp16-lora, 72MiB."),
+    real_evals: int = typer.Option(3, help="Real fine-tunes AutoQRA spends (0: surrogate only)."),
+    seed: int = typer.Option(0, help="Seed of the search and of the real trials."),
+    out: Optional[str] = typer.Option(None, help="The run's folder (default runs/<UTC timestamp>)."),
+    append_to_table: bool = typer.Option(False, help="Append real rows to the shipped table (default: to a copy in "
+                                         "the run's folder, so the shipped table's hash stays)."),
+    live_baselines: bool = typer.Option(False, help="Run the uniform 4-bit / 16-bit rank-16 baselines live when the "
+                                        "table lacks them."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads of the real trials (default: all cores)."),
+    steps: Optional[int] = typer.Option(None, help="Training steps of the real trials (default: the table's recipe)."),
+    budgets: int = typer.Option(12, help="Budgets in the sweep over the table's memory range."),
+    min_trials: int = typer.Option(10, help="Fewest full-fidelity trials the table must hold."),
+    generations: Optional[int] = typer.Option(None, help="AutoQRA Stage-1 generations (default 12; sweep 6)."),
+    evals: Optional[int] = typer.Option(None, help="AutoQRA Stage-2 surrogate evaluations without real trials "
+                                                   "(default 30; sweep 10)."),
 ) -> None:
-    """The main job on the embedded default: memory at the uniform-4bit budget, real trials, the shared table."""
-    from pathlib import Path
+    """The main job on the embedded default: verify table and surrogate, sweep, AutoQRA with real trials, Table 1."""
+    from qra_bench.main_job import MainJobSpec, run_main_job
 
-    from qra_bench.memory import memory_report
-    from qra_bench.models import load_base
-    from qra_bench.space import SearchSpace
-    from qra_bench.table import ResultsTable
-    from qra_bench.tasks import load_task
-    from qra_bench.trial import run_trial
-
-    for arch in ("tiny", "llama-3.1-8b"):
-        typer.echo(memory_report(arch=arch, bits=None, ranks=None, budget="uniform-4bit", backend="hqq", group_size=128,
-                                 batch_size=1, seq_len=512, grad_checkpointing=False, list_presets=False))
-        typer.echo("")
-    base = load_base("tiny")  # verifies the checkpoint against its manifest sha256
-    typer.echo(f"tiny checkpoint sha256 {base.sha256} (verified against its manifest)")
-    data = load_task("news", base.tokenizer)
-    space = SearchSpace(base.model.config.num_hidden_layers)
-    settings = _trial_settings(steps, "torchao", 128, None)
-    typer.echo(f"real trials on tiny / bbc ({settings.max_steps} steps, {settings.quant.backend}, seed 0):")
-    for bits, rank in ((16, 16), (4, 16), (2, 16)):
-        final = run_trial(base, data, space.uniform(bits, rank), 0, settings).final
-        typer.echo(f"  uniform {bits:>2}-bit rank {rank:>2}: accuracy {final.accuracy:.3f}  eval_loss {final.eval_loss:.3f}  "
-                   f"before fine-tuning {final.proxy_accuracy:.3f} / {final.proxy_eval_loss:.3f}  ({final.time_total_s:.0f} s)")
-    if Path(table).exists():
-        typer.echo("")
-        typer.echo(ResultsTable(table).info())
+    spec = MainJobSpec(table=table, surrogate=surrogate, budget=budget, real_evals=real_evals, seed=seed, out=out,
+                       append_to_table=append_to_table, live_baselines=live_baselines, threads=threads, steps=steps,
+                       n_budgets=budgets, min_trials=min_trials, generations=generations, evals=evals)
+    run_main_job(spec, echo=typer.echo)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

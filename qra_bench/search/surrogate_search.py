@@ -83,6 +83,7 @@ class SurrogateProblem:
     memory_model: MemoryModel
     priors: Optional[Priors]
     hash_mismatch: bool = False
+    quant_backend: Optional[str] = None  # the caller's quantization backend; None: the table's
     _predictor: Optional[Predictor] = field(default=None, repr=False)
 
     @property
@@ -194,13 +195,16 @@ class SurrogateProblem:
         return json.loads(text) if text else {}
 
     def quant_settings(self) -> "QuantSettings":
-        """The table's quantization settings, with this problem's backend (and the table's group size)."""
+        """The table's quantization settings (its backend unless the caller chose one; the memory model's
+        group size). The memory layout is not the backend: torchao's trials are charged the packed
+        ``formula`` layout, so the backend comes from the recorded settings."""
         from qra_bench.quant import QuantSettings
 
         recorded = self._recorded("quant_settings")
         known = {f.name for f in fields(QuantSettings)}
         settings = QuantSettings(**{k: v for k, v in recorded.items() if k in known})
-        return replace(settings, backend=self.backend, group_size=self.memory_model.settings.group_size)
+        backend = self.quant_backend or recorded.get("backend") or self.backend
+        return replace(settings, backend=backend, group_size=self.memory_model.settings.group_size)
 
     def lora_settings(self) -> "LoraSettings":
         """The LoRA settings of the table's trials (alpha per rank, dropout, rsLoRA); defaults if unrecorded."""
@@ -269,7 +273,7 @@ def load_problem(table: PathLike, surrogate: PathLike, arch: Optional[str] = Non
     priors = as_priors(Priors(importance_q=iq, importance_r=ir), artifact.space.n_blocks) if iq and any(iq + ir) else None
     return SurrogateProblem(artifact=artifact, surrogate_path=Path(surrogate), table_path=Path(table),
                             table_hash=actual, frame=results.read(), arch=arch_spec, memory_model=memory_model,
-                            priors=priors, hash_mismatch=mismatch)
+                            priors=priors, hash_mismatch=mismatch, quant_backend=backend)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -280,23 +284,40 @@ class TableTrials:
     table's base model and task, with the table's recipe, its rows appended to the table.
 
     Returns ``sign * target`` of each trial's final (full-fidelity) row, so higher is better; ``measured``
-    keeps ``(config, target)`` in target units and ``rows_appended`` counts the rows written.
+    keeps ``(config, target)`` in target units, ``finals`` each trial's full-fidelity row, and
+    ``rows_appended`` counts the rows written. ``threads`` overrides the recipe's torch CPU threads (it changes
+    speed, and the last bits of the numbers, not the recipe); ``progress`` receives one line before and one
+    after every trial, numbered out of ``planned`` when given.
     """
 
-    def __init__(self, problem: SurrogateProblem, seed: int = 0, steps: Optional[int] = None) -> None:
-        self.problem, self.seed, self.steps = problem, int(seed), steps
+    def __init__(self, problem: SurrogateProblem, seed: int = 0, steps: Optional[int] = None,
+                 threads: Optional[int] = None, progress: Optional[Callable[[str], None]] = None,
+                 planned: Optional[int] = None) -> None:
+        self.problem, self.seed, self.steps, self.threads = problem, int(seed), steps, threads
+        self.progress, self.planned = progress, planned
         self.measured: list[tuple[QRConfig, float]] = []
+        self.finals: list[Any] = []  # TrialRow of each trial's full fidelity
         self.rows_appended = 0
         self._context = None
+
+    def _say(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress(line)
 
     def _load(self):
         if self._context is None:
             from qra_bench.models import load_base
             from qra_bench.tasks import load_task
 
-            base = load_base(self.problem.recipe("model_name"))
-            self._context = (base, load_task(self.problem.recipe("task_name"), base.tokenizer),
-                             self.problem.trial_settings(self.steps))
+            t0 = time.perf_counter()
+            base = load_base(self.problem.recipe("model_name"))  # verifies the checkpoint's sha256
+            settings = self.problem.trial_settings(self.steps)
+            if self.threads:
+                settings = replace(settings, threads=int(self.threads))
+            self._context = (base, load_task(self.problem.recipe("task_name"), base.tokenizer), settings)
+            self._say(f"base model {base.name} (sha256 {base.sha256[:16]}..., verified) and task "
+                      f"{self._context[1].name} loaded in {time.perf_counter() - t0:.1f} s; trials of "
+                      f"{settings.max_steps} steps, {settings.quant.backend}, {settings.threads or 'default'} threads")
         return self._context
 
     def __call__(self, configs: Sequence[QRConfig]) -> list[float]:
@@ -306,12 +327,18 @@ class TableTrials:
         base, task, settings = self._load()
         values = []
         for cfg in configs:
+            k = len(self.measured) + 1
+            label = f"real trial {k}/{self.planned}" if self.planned else f"real trial {k}"
+            self._say(f"{label}: bits {list(cfg.bits)} ranks {list(cfg.ranks)} seed {self.seed} ...")
             result = run_trial(base, task, cfg, self.seed, settings)
             ResultsTable(self.problem.table_path).append(list(result.rows))
             self.rows_appended += len(result.rows)
             value = getattr(result.final, self.problem.target)
             value = float("nan") if value is None else float(value)
             self.measured.append((cfg, value))
+            self.finals.append(result.final)
+            self._say(f"{label} done in {result.final.time_total_s:.1f} s: {self.problem.target} {value:.4f}, "
+                      f"accuracy {result.final.accuracy:.4f}")
             values.append(self.problem.sign * value)
         return values
 
@@ -458,17 +485,28 @@ def _optimizer_search(problem: SurrogateProblem, budget: Budget, method: str, se
 # ---------------------------------------------------------------------------------------------------------
 def run_search(problem: SurrogateProblem, budget: str, method: str = "autoqra", seed: int = 0, real_evals: int = 0,
                *, generations: Optional[int] = None, evals: Optional[int] = None, steps: Optional[int] = None,
-               refit: bool = True) -> tuple[SearchOutcome, Optional[TableTrials]]:
+               refit: bool = True, threads: Optional[int] = None,
+               progress: Optional[Callable[[str], None]] = None) -> tuple[SearchOutcome, Optional[TableTrials]]:
     """:func:`search_budget` with real trials on the table's model and task when ``real_evals > 0``.
 
     ``steps`` overrides the trials' training steps (default: the table's recipe); ``refit`` refits the
-    surrogate in memory on the grown table after each batch of real trials (AutoQRA only).
+    surrogate in memory on the grown table after each batch of real trials (AutoQRA only); ``threads`` and
+    ``progress`` go to :class:`TableTrials`.
     """
     if real_evals < 0:
         raise QRBenchError(f"--real-evals must be >= 0, got {real_evals}")
-    trials = TableTrials(problem, seed=seed, steps=steps) if real_evals > 0 else None
+    trials = (TableTrials(problem, seed=seed, steps=steps, threads=threads, progress=progress, planned=real_evals)
+              if real_evals > 0 else None)
+
+    def refit_with_progress() -> Predictor:
+        t0 = time.perf_counter()
+        predictor = problem.refit()
+        if progress is not None:
+            progress(f"surrogate refitted in memory on the grown table in {time.perf_counter() - t0:.1f} s")
+        return predictor
+
     outcome = search_budget(problem, budget, method, seed, settings=search_settings(generations, None), evals=evals,
-                            real_eval=trials, real_evals=real_evals, refit=problem.refit if refit else None)
+                            real_eval=trials, real_evals=real_evals, refit=refit_with_progress if refit else None)
     return outcome, trials
 
 

@@ -143,9 +143,14 @@ def _smac_components() -> dict[str, Any]:
         def _maximize(self, previous_configs, n_points: int):
             owner = self._owner
             bi, ri = owner.region_candidates()
-            if len(bi) == 0:
+            owner._exhausted = len(bi) == 0
+            if owner._exhausted:
+                # Nothing new fits the budget (at a budget only one configuration meets, say). SMAC3's
+                # challenger list indexes its first entry whatever its length, so hand it the centre, whose
+                # value is known: _ask returns it with the search converged.
                 owner.last_max_ei = 0.0
-                return []
+                b, r = owner.ctx.indices(owner.center)
+                return [(0.0, owner._codec.to_configuration(b, r))]
             configs = [owner._codec.to_configuration(b, r) for b, r in zip(bi, ri)]
             acq = np.asarray(self._acquisition_function(configs), dtype=float).reshape(-1)
             order = np.lexsort((np.arange(len(acq)), -acq))  # best first; ties keep candidate order
@@ -227,6 +232,7 @@ class TrustRegionBO(Optimizer):
         self.ei_tol, self.xi, self.max_evals = float(ei_tol), float(xi), max_evals
         self.n_candidates, self.max_repairs, self.improvement_tol = int(n_candidates), int(max_repairs), improvement_tol
         self.last_max_ei: Optional[float] = None
+        self._exhausted = False  # the last maximization found no new feasible configuration
         self.radius_history: list[int] = [self.radius]
         self._successes = self._failures = 0
         self._best_value = -math.inf
@@ -430,6 +436,8 @@ class TrustRegionBO(Optimizer):
             if cfg in self._known:
                 # A start configuration with a known value, or one SMAC3 re-proposes: answer from memory.
                 smac.tell(info, _trial_value(self._known[cfg]), save=False)
+                if self._exhausted and self.converged:
+                    return cfg  # nothing new is feasible: the known centre, and should_stop is True
                 continue
             self._infos.setdefault(cfg, []).append(info)
             self._seen_keys.add(self._key(cfg))

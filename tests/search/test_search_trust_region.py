@@ -95,6 +95,14 @@ def test_stops_when_expected_improvement_vanishes(tiny):
     assert bo.last_max_ei < 1e-4 and bo.converged and bo.should_stop
 
 
+def test_stops_when_the_budget_admits_one_configuration(tiny):
+    smallest = tiny.space.min_config()
+    bo = TrustRegionBO(tiny.space, tiny.mm, int(tiny.mm.total_bytes(smallest)), 0, predictor=tiny.standin,
+                       start=[(smallest, tiny.standin.quality(smallest))])
+    assert bo.ask() == smallest
+    assert bo.converged and bo.should_stop
+
+
 def test_stops_after_max_evals_and_smac_runhistory_holds_every_result(tiny):
     bo = _bo(tiny, max_evals=4)
     n = 0

@@ -1,0 +1,469 @@
+"""The main job on the embedded default (``qra-bench run``, what ``make run`` calls).
+
+One pass over the pipeline on the shipped tiny / news table, in about ten minutes on two cores:
+
+1. verify the shipped results table (schema, content hash against its ``TABLE.md``, enough full-fidelity
+   trials) and the shipped surrogate (its manifest bound to that hash); with no surrogate shipped, fit one
+   on the fly (XGBoost ensemble of ``eval_loss``) into the run's folder;
+2. the memory of the budget (``uniform-4bit``) for tiny and for llama-3.1-8b, one line each;
+3. a budget sweep against the surrogate only (no trials), ~12 budgets over the table's memory range;
+4. AutoQRA at the budget through :func:`qra_bench.search.surrogate_search.run_search`, spending a few real
+   fine-tunes of the table's recipe (default 3);
+5. the baselines, uniform 4-bit and 16-bit LoRA at rank 16, read from the table (mean over seeds), or run
+   live when asked;
+6. a Table-1 analogue (found configuration vs baselines: eval_loss, accuracy, average bits and rank,
+   memory, whether it fits) and where every output went.
+
+Real rows never touch the shipped table unless asked (``append_to_table``): the run works on a copy of it in
+``runs/<timestamp>/table/`` (same content hash, so the surrogate binding holds), and new rows land there.
+Progress goes to stderr, one line per stage with elapsed seconds and two lines per real trial; the report
+goes to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional, TextIO, Union
+
+import numpy as np
+import pandas as pd
+
+from qra_bench.errors import QRBenchError
+
+__all__ = ["DEFAULT_SURROGATE", "DEFAULT_TABLE", "MIN_FULL_TRIALS", "MainJobSpec", "Progress", "Table1Row",
+           "format_table1", "run_main_job", "verify_table"]
+
+PathLike = Union[str, os.PathLike]
+DEFAULT_TABLE = "datasets_cache/tables/tiny-news"
+DEFAULT_SURROGATE = "surrogates/tiny-news/xgb"
+#: Full-fidelity (configuration, seed) trials below which the table cannot support a surrogate worth
+#: searching: five-fold grouped cross-validation needs a handful of configurations per fold.
+MIN_FULL_TRIALS = 10
+#: Hyper-parameters of a surrogate fitted on the fly (the estimator's defaults; tests shrink them).
+FIT_PARAMS: dict = {}
+N_STAGES = 6
+_CARD_HASH = re.compile(r"content hash:\s*`([0-9a-f]{64})`")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Settings and progress
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MainJobSpec:
+    """What ``qra-bench run`` does (paths, budget, trials; ``threads`` is torch CPU threads, None = all cores).
+
+    ``out`` is the run's folder (default ``runs/<UTC timestamp>``); ``n_budgets`` the sweep's budgets;
+    ``generations`` and ``evals`` override AutoQRA's Stage-1 generations and Stage-2 evaluations, in the
+    search and in every budget of the sweep.
+    """
+
+    table: str = DEFAULT_TABLE
+    surrogate: str = DEFAULT_SURROGATE
+    budget: str = "uniform-4bit"
+    real_evals: int = 3
+    seed: int = 0
+    out: Optional[str] = None
+    append_to_table: bool = False
+    live_baselines: bool = False
+    threads: Optional[int] = None
+    steps: Optional[int] = None
+    n_budgets: int = 12
+    min_trials: int = MIN_FULL_TRIALS
+    generations: Optional[int] = None
+    evals: Optional[int] = None
+
+
+class Progress:
+    """Progress lines on ``stream`` (default stderr), each stamped with seconds since the job started."""
+
+    def __init__(self, stream: Optional[TextIO] = None) -> None:
+        self.t0 = time.perf_counter()
+        self.stream = stream
+        self._stage_t0 = self.t0
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def __call__(self, line: str) -> None:
+        print(f"[{self.elapsed:7.1f} s] {line}", file=self.stream or sys.stderr, flush=True)
+
+    def stage(self, k: int, text: str) -> None:
+        self._stage_t0 = time.perf_counter()
+        self(f"stage {k}/{N_STAGES}: {text}")
+
+    def done(self, text: str = "done") -> None:
+        self(f"  {text} ({time.perf_counter() - self._stage_t0:.1f} s)")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Stage 1: the table and the surrogate
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TableCheck:
+    """A verified table: its validate line, content hash, full-fidelity trials and what its card said."""
+
+    path: Path
+    validated: str
+    content_hash: str
+    n_full_trials: int
+    card: str
+
+
+def verify_table(path: PathLike, min_trials: int = MIN_FULL_TRIALS) -> TableCheck:
+    """Validate the table's parts, check its hash against ``TABLE.md`` (when present) and count its trials.
+
+    Raises :class:`QRBenchError` (one line for the user) when the table is missing, corrupt, described by a
+    stale card, or has fewer than ``min_trials`` full-fidelity ok trials.
+    """
+    from qra_bench.table import ResultsTable
+    from qra_bench.table_report import CARD_FILE
+
+    table = ResultsTable(path)
+    collect_hint = (f"collect one with `qra-bench collect --model tiny --task news --design stratified --out {path}`")
+    if not table.exists or (table.path.is_dir() and not table.part_paths()):
+        raise QRBenchError(f"no results table at {path}; {collect_hint}")
+    validated = table.validate()  # TableError (a QRBenchError) names the first bad part
+    content_hash = table.content_hash()
+    card_path = table.path / CARD_FILE
+    card = "no TABLE.md"
+    if card_path.is_file():
+        m = _CARD_HASH.search(card_path.read_text())
+        if m is None:
+            card = "TABLE.md names no content hash"
+        elif m.group(1) != content_hash:
+            raise QRBenchError(f"table {path} has content hash {content_hash[:16]}..., but its {CARD_FILE} says "
+                               f"{m.group(1)[:16]}...: the card is stale; regenerate it with `qra-bench table report "
+                               f"{path}`")
+        else:
+            card = f"{CARD_FILE} hash matches"
+    frame = table.read()
+    full = frame[np.isclose(frame["fidelity_frac"].astype(float), 1.0) & frame["eval_loss"].notna()]
+    n_full = int(full.groupby(["config_hash", "seed"]).ngroups) if len(full) else 0
+    if n_full < min_trials:
+        raise QRBenchError(f"table {path} has {n_full} full-fidelity trials; the main job needs at least {min_trials} "
+                           f"(--min-trials); {collect_hint}")
+    return TableCheck(Path(path), validated, content_hash, n_full, card)
+
+
+def _surrogate(spec: MainJobSpec, table: Path, out: Path, say: Callable[[str], None]) -> tuple[Path, str]:
+    """The surrogate directory to search with and a line saying where it came from: the shipped one (loaded,
+    so its model sha256 and table binding are checked) or, if none is shipped, one fitted now into ``out``."""
+    from qra_bench.surrogate.artifact import MANIFEST_FILE, SurrogateArtifact
+
+    shipped = Path(spec.surrogate)
+    if (shipped / MANIFEST_FILE).is_file():
+        artifact = SurrogateArtifact.load(shipped, table_path=table)  # refuses a table it was not fitted on
+        r = artifact.manifest["metrics"]["random_5fold"]
+        return shipped, (f"{shipped}: {artifact.manifest['model']['kind']} of {artifact.target}, bound to the table "
+                         f"hash (verified); random 5-fold R2 {r.get('r2', math.nan):.3f}, "
+                         f"Spearman {r.get('spearman', math.nan):.3f}")
+    from qra_bench.surrogate.fit import fit_surrogate
+
+    fitted = out / "surrogate"
+    if fitted.exists() and any(fitted.iterdir()):
+        raise QRBenchError(f"{fitted} already holds a surrogate; give the run a fresh --out folder")
+    say(f"  no surrogate at {shipped}: fitting an xgb surrogate of eval_loss on the fly into {fitted}")
+    t0 = time.perf_counter()
+    artifact = fit_surrogate(table, target="eval_loss", model="xgb", out=fitted, seed=spec.seed,
+                             params=FIT_PARAMS or None)
+    r = artifact.manifest["metrics"]["random_5fold"]
+    return fitted, (f"{fitted}: NOT SHIPPED, fitted on the fly in {time.perf_counter() - t0:.1f} s (xgb of eval_loss; "
+                    f"random 5-fold R2 {r.get('r2', math.nan):.3f}, Spearman {r.get('spearman', math.nan):.3f}); "
+                    f"ship one with `qra-bench fit --table {spec.table} --target eval_loss --out {shipped}`")
+
+
+def _work_table(check: TableCheck, out: Path, append: bool) -> Path:
+    """The table real trials append to: the shipped one (``append``) or a copy of its parts in ``out/table``."""
+    if append:
+        return check.path
+    work = out / "table"
+    if work.exists() and any(work.iterdir()):
+        raise QRBenchError(f"{work} already holds a table; give the run a fresh --out folder")
+    work.mkdir(parents=True, exist_ok=True)
+    from qra_bench.table import ResultsTable
+
+    for part in ResultsTable(check.path).part_paths():
+        shutil.copy2(part, work / part.name)
+    return work
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Stage 2: memory of the budget
+# ---------------------------------------------------------------------------------------------------------
+def memory_lines(budget: str, settings) -> list[str]:
+    """One line per architecture (tiny, llama-3.1-8b): the budget's bytes under ``settings``, split in two."""
+    from qra_bench.arch import load_arch
+    from qra_bench.memory import MemoryModel
+
+    lines = []
+    for name in ("tiny", "llama-3.1-8b"):
+        mm = MemoryModel(load_arch(name), settings)
+        b = mm.budget(budget)
+        bd = mm.breakdown(b.reference) if b.reference is not None else None
+        split = (f" = weights+adapters {_human(bd.weights_and_adapters)} + the rest "
+                 f"(embeddings, optimizer, activations) {_human(bd.total - bd.weights_and_adapters)}") if bd else ""
+        lines.append(f"  {name:<14}{b.bytes:>16,} bytes ({_human(b.bytes)}){split}")
+    return lines
+
+
+def _human(n: float) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= size:
+            return f"{n / size:,.2f} {unit}"
+    return f"{int(n):,} B"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Stage 5-6: Table 1
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Table1Row:
+    """One row of the Table-1 analogue; measured values are NaN where nothing was measured.
+
+    ``predicted`` / ``predicted_std`` are the shipped surrogate's (target units), ``memory_bytes`` under the
+    budget convention; ``source`` says where the measurement came from.
+    """
+
+    label: str
+    bits: tuple[int, ...]
+    ranks: tuple[int, ...]
+    eval_loss: float
+    accuracy: float
+    n_seeds: int
+    predicted: float
+    predicted_std: float
+    memory_bytes: int
+    fits: bool
+    source: str
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def avg_bits(self) -> float:
+        return float(np.mean(self.bits))
+
+    @property
+    def avg_rank(self) -> float:
+        return float(np.mean(self.ranks))
+
+
+def table_measurement(frame: pd.DataFrame, config_hash: str) -> tuple[float, float, int]:
+    """``(eval_loss, accuracy, seeds)`` of a configuration's full-fidelity ok rows, mean over seeds (NaN, 0
+    when the table has none)."""
+    rows = frame[(frame["config_hash"] == config_hash) & np.isclose(frame["fidelity_frac"].astype(float), 1.0)]
+    if rows.empty:
+        return math.nan, math.nan, 0
+    return (float(rows["eval_loss"].astype(float).mean()), float(rows["accuracy"].astype(float).mean()),
+            int(rows["seed"].nunique()))
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+#: What the metrics mean per task: (eval_loss unit, accuracy).
+_METRICS = {"news": ("held-out news LM loss, nats/token", "greedy next-token accuracy"),
+            "bbc": ("held-out topic cross-entropy, nats/example", "topic accuracy")}
+
+
+def format_table1(rows: list[Table1Row], target: str, budget_name: str, budget_bytes: int, title: str,
+                  task: str = "news") -> str:
+    """The Table-1 analogue as fixed-width text (also valid inside a Markdown code block)."""
+    loss, accuracy = _METRICS.get(task, ("held-out task loss, nats", "task accuracy"))
+    head = (f"{'':<26}{'eval_loss':>10}{'predicted ' + target + ' ± std':>28}{'accuracy':>10}{'avg bits':>10}"
+            f"{'avg rank':>10}{'memory bytes':>16}{'fits':>6}  source")
+    lines = [title,
+             f"budget {budget_name} = {budget_bytes:,} bytes ({_human(budget_bytes)}); eval_loss: {loss}, lower is "
+             f"better (the main metric); accuracy: {accuracy}",
+             head, "-" * len(head)]
+    for r in rows:
+        pred = f"{_fmt(r.predicted)} ± {_fmt(r.predicted_std)}"
+        lines.append(f"{r.label:<26}{_fmt(r.eval_loss):>10}{pred:>28}{_fmt(r.accuracy):>10}{r.avg_bits:>10.2f}"
+                     f"{r.avg_rank:>10.2f}{r.memory_bytes:>16,}{'yes' if r.fits else 'NO':>6}  {r.source}")
+    return "\n".join(lines)
+
+
+def _row(problem, label: str, cfg, budget, eval_loss: float, accuracy: float, n_seeds: int, source: str) -> Table1Row:
+    bi, ri = problem.space.bit_index(cfg), problem.space.rank_index(cfg)
+    mean, std = problem.predict(bi[None], ri[None])  # the surrogate as loaded: before any real trial of this run
+    mm = problem.memory_model
+    return Table1Row(label=label, bits=tuple(cfg.bits), ranks=tuple(cfg.ranks), eval_loss=eval_loss,
+                     accuracy=accuracy, n_seeds=n_seeds, predicted=float(mean[0]), predicted_std=float(std[0]),
+                     memory_bytes=int(mm.total_bytes(cfg)), fits=bool(mm.is_feasible(cfg, budget)), source=source)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The job
+# ---------------------------------------------------------------------------------------------------------
+def _default_out() -> Path:
+    return Path("runs") / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+def _sweep_budgets(problem, n: int):
+    """``n`` budgets evenly spaced over the memory (budget convention) of the table's configurations."""
+    from qra_bench.memory import Budget
+
+    bi, ri, _ = problem.table_configs()
+    if len(bi) == 0:
+        raise QRBenchError(f"table {problem.table_path} has no configurations on the surrogate's ladders")
+    mem = problem.memory_model.total_bytes_batch(bi, ri)
+    lo, hi = int(mem.min()), int(mem.max())
+    values = np.linspace(lo, hi, max(1, n)) if hi > lo else np.array([lo])
+    return [Budget(name=f"{v / 2**20:.2f}MiB", bytes=int(round(v))) for v in values]
+
+
+def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print,
+                 progress: Optional[Progress] = None) -> Path:
+    """Run the six stages of the module docstring; ``echo`` takes the report, ``progress`` the progress lines.
+
+    Returns the run's output folder.
+    """
+    from qra_bench.search.surrogate_search import load_problem, run_search, search_record, search_settings
+    from qra_bench.sweep import SWEEP_SETTINGS, format_sweep, run_sweep, write_sweep
+
+    say = progress or Progress()
+    if spec.real_evals < 0:
+        raise QRBenchError(f"--real-evals must be >= 0, got {spec.real_evals}")
+    if spec.n_budgets < 1:
+        raise QRBenchError(f"--budgets must be >= 1, got {spec.n_budgets}")
+    threads = spec.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+
+    # 1. table and surrogate ------------------------------------------------------------------------------
+    say.stage(1, f"verify the table {spec.table} and the surrogate {spec.surrogate}")
+    check = verify_table(spec.table, spec.min_trials)  # before any folder is made: a bad table leaves nothing
+    out = Path(spec.out) if spec.out else _default_out()
+    out.mkdir(parents=True, exist_ok=True)
+    # The snapshot first: a collection may be appending to the table, and the surrogate (shipped or fitted
+    # now) is bound to the rows the run actually reads.
+    work = _work_table(check, out, spec.append_to_table)
+    surrogate_path, surrogate_line = _surrogate(spec, work, out, say)
+    problem = load_problem(work, surrogate_path)
+    budget = problem.memory_model.budget(spec.budget)
+    model_name, task_name = problem.recipe("model_name"), problem.recipe("task_name")
+    echo(f"qra-bench main job: AutoQRA on {model_name} / {task_name} ({problem.recipe('backend')}), budget "
+         f"{budget.name}, {spec.real_evals} real trials, seed {spec.seed}")
+    echo(f"table      {check.path}: {check.validated}; {check.n_full_trials} full-fidelity trials; {check.card}")
+    if problem.table_hash != check.content_hash:
+        echo(f"           the table grew while the job started (a collection is appending to it): the run uses the "
+             f"snapshot with hash {problem.table_hash[:16]}...")
+    echo(f"surrogate  {surrogate_line}")
+    echo(f"working    real rows go to {work}" + (" (the shipped table: --append-to-table)" if spec.append_to_table
+                                                 else " (a copy of the shipped table; the shipped one is untouched)"))
+    say.done(f"{check.n_full_trials} full-fidelity trials, hash {check.content_hash[:16]}...")
+
+    # 2. memory of the budget -----------------------------------------------------------------------------
+    say.stage(2, f"memory at {budget.name}")
+    s = problem.memory_model.settings
+    echo("")
+    ref = budget.reference
+    what = f"every block {ref.bits[0]}-bit, LoRA rank {ref.ranks[0]}; " if ref is not None else ""
+    echo(f"memory at {budget.name} ({what}budget convention: memory layout {s.backend}, group {s.group_size}, "
+         f"{s.weight_dtype_bytes}-byte weights, batch {s.batch_size} x {s.seq_len} tokens)")
+    for line in memory_lines(spec.budget, s):
+        echo(line)
+    say.done()
+
+    # 3. sweep (surrogate only, before any refit) ---------------------------------------------------------
+    budgets = _sweep_budgets(problem, spec.n_budgets)
+    say.stage(3, f"budget sweep: {len(budgets)} budgets over the table's memory range, surrogate only")
+    sweep = run_sweep(problem, budgets, "autoqra", spec.seed,
+                      settings=search_settings(spec.generations, spec.evals, base=SWEEP_SETTINGS))
+    sweep_files = write_sweep(sweep, out)
+    echo("")
+    echo(format_sweep(sweep))
+    say.done(f"{len(budgets)} budgets searched")
+
+    # 4. AutoQRA with real trials -------------------------------------------------------------------------
+    say.stage(4, f"AutoQRA at {budget.name} against the surrogate with {spec.real_evals} real trials "
+                 f"({threads or 'default'} threads)")
+    outcome, trials = run_search(problem, spec.budget, "autoqra", spec.seed, spec.real_evals,
+                                 generations=spec.generations, evals=spec.evals, steps=spec.steps, threads=threads,
+                                 progress=say)
+    say.done(f"{outcome.n_predictor_rows} surrogate predictions, {outcome.n_real_evals} real trials")
+
+    # 5. baselines ----------------------------------------------------------------------------------------
+    say.stage(5, "baselines: uniform 4-bit and 16-bit LoRA at rank 16")
+    frame = problem.frame  # the table as loaded: this run's rows are reported as this run's
+    space = problem.space
+    rows: list[Table1Row] = []
+    cfg = outcome.config
+    finals = {r.config_hash: r for r in (trials.finals if trials else [])}
+    if cfg.hash in finals:
+        f = finals[cfg.hash]
+        rows.append(_row(problem, "AutoQRA (found)", cfg, budget, float(f.eval_loss), float(f.accuracy), 1,
+                         f"real trial, seed {spec.seed} (this run)"))
+    else:
+        el, acc, n = table_measurement(frame, cfg.hash)
+        rows.append(_row(problem, "AutoQRA (found)", cfg, budget, el, acc, n,
+                         f"table, mean of {n} seed(s)" if n else "not measured (--real-evals 0)"))
+    live: list[tuple[str, object]] = []
+    for label, bits in (("uniform 4-bit, rank 16", 4), ("16-bit LoRA, rank 16", 16)):
+        base_cfg = space.uniform(bits, 16) if bits in space.bits and 16 in space.ranks else None
+        if base_cfg is None:
+            echo(f"  {label}: not on the surrogate's ladders ({space.bits}, {space.ranks}); skipped")
+            continue
+        el, acc, n = table_measurement(frame, base_cfg.hash)
+        if n:
+            rows.append(_row(problem, label, base_cfg, budget, el, acc, n, f"table, mean of {n} seed(s)"))
+        elif spec.live_baselines:
+            live.append((label, base_cfg))
+        else:
+            rows.append(_row(problem, label, base_cfg, budget, math.nan, math.nan, 0,
+                             "not in table (--live-baselines runs it)"))
+    if live:
+        from qra_bench.search.surrogate_search import TableTrials
+
+        runner = trials or TableTrials(problem, seed=spec.seed, steps=spec.steps, threads=threads, progress=say)
+        runner.planned = None
+        runner([c for _, c in live])
+        for label, c in live:
+            f = next(r for r in reversed(runner.finals) if r.config_hash == c.hash)
+            rows.append(_row(problem, label, c, budget, float(f.eval_loss), float(f.accuracy), 1,
+                             f"live trial, seed {spec.seed} (this run)"))
+        trials = runner
+    say.done()
+
+    # 6. report and outputs -------------------------------------------------------------------------------
+    say.stage(6, "report")
+    title = (f"Table 1 analogue: {model_name} / {task_name}, AutoQRA ({spec.real_evals} real trials) vs uniform "
+             "baselines; predicted = the surrogate as loaded, before this run's trials")
+    table1 = format_table1(rows, problem.target, budget.name, budget.bytes, title, task_name)
+    echo("")
+    echo(table1)
+    refitted = "after refitting on this run's trials " if outcome.n_real_evals else ""
+    echo(f"AutoQRA's configuration: bits {list(cfg.bits)}, ranks {list(cfg.ranks)} (hash {cfg.hash[:12]}); "
+         f"{refitted}the surrogate predicts {problem.target} {outcome.predicted_mean:.4f} ± "
+         f"{outcome.predicted_std:.4f}")
+    (out / "table1.md").write_text(f"```\n{table1}\n```\n")
+    record = search_record(problem, outcome)
+    record["table1"] = [{"label": r.label, "bits": list(r.bits), "ranks": list(r.ranks),
+                         "eval_loss": r.eval_loss if math.isfinite(r.eval_loss) else None,
+                         "accuracy": r.accuracy if math.isfinite(r.accuracy) else None, "n_seeds": r.n_seeds,
+                         "predicted": r.predicted, "predicted_std": r.predicted_std, "memory_bytes": r.memory_bytes,
+                         "fits": r.fits, "source": r.source} for r in rows]
+    (out / "search.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+    n_new = trials.rows_appended if trials else 0
+    echo("")
+    echo(f"outputs in {out}/:")
+    echo(f"  table1.md, search.json (the configuration, candidates, memory), "
+         f"{', '.join(p.name for p in sweep_files)} (the sweep)")
+    if surrogate_path == out / "surrogate":
+        echo("  surrogate/ (fitted on the fly: no surrogate was shipped)")
+    if spec.append_to_table:
+        echo(f"  {n_new} new rows appended to the shipped table {work}: regenerate its card "
+             f"(`qra-bench table report {work}`) and refit the surrogate (`qra-bench fit --table {work} "
+             f"--target eval_loss --out {spec.surrogate}`)" if n_new else "  no rows appended to the shipped table")
+    else:
+        echo(f"  table/ (the shipped table's rows + {n_new} rows of this run's trials; the shipped table is unchanged)")
+    echo(f"wall {say.elapsed:.1f} s")
+    say.done()
+    return out
