@@ -220,7 +220,7 @@ def collect(
 @app.command()
 def fit(
     table: str = typer.Option(..., help="Results table directory to fit on (its ok rows)."),
-    target: str = typer.Option("accuracy", help="Column to predict: accuracy, eval_loss, lm_loss."),
+    target: str = typer.Option("eval_loss", help="Column to predict: accuracy, eval_loss, lm_loss."),
     model: str = typer.Option("xgb", help="Surrogate: xgb (bagged XGBoost ensemble) or gp (Matern-5/2 Gaussian process)."),
     out: Optional[str] = typer.Option(None, help="Artifact directory; default surrogates/<table name>/<model>/."),
     seed: int = typer.Option(0, help="Seed of the model and of every split (same table and seed: same metrics)."),
@@ -327,7 +327,7 @@ def bench(
     max_cost: str = typer.Option("2h", help="Simulated cost per run: 2h, 90m, 7200 (seconds) or inf."),
     max_evals: Optional[int] = typer.Option(None, help="Evaluations per run (default: until the cost runs out)."),
     fidelity: float = typer.Option(1.0, help="Fraction of the full run every evaluation is at."),
-    metric: str = typer.Option("accuracy", help="accuracy (higher is better) or eval_loss (lower is better)."),
+    metric: Optional[str] = typer.Option(None, help="eval_loss (lower is better) or accuracy; default: the task's main metric (news: eval_loss)."),
     surrogate: str = typer.Option("xgb", help="Surrogate kind under surrogates/<benchmark>/ (xgb, gp) or an artifact directory."),
     plugin: Optional[list[str]] = typer.Option(None, help="Module or .py file to import first (registers user optimizers); repeatable."),
 ) -> None:

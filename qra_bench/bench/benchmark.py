@@ -352,7 +352,7 @@ class Benchmark:
     # -- construction ----------------------------------------------------------------------------------------
     @classmethod
     def load(cls, name_or_path: PathLike, backend: str = "surrogate", budget: "Budget | int | str" = "uniform-4bit",
-             *, metric: str = "accuracy", surrogate: PathLike = "xgb", live_table: Optional[PathLike] = None,
+             *, metric: Optional[str] = None, surrogate: PathLike = "xgb", live_table: Optional[PathLike] = None,
              root: Optional[PathLike] = None) -> "Benchmark":
         """Open a benchmark.
 
@@ -380,13 +380,17 @@ class Benchmark:
 
         if backend not in BACKENDS:
             raise QRBenchError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
-        if metric not in METRICS:
+        if metric is not None and metric not in METRICS:
             raise QRBenchError(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
         name, table_path = resolve_table(name_or_path, root)
         table = ResultsTable(table_path)
         frame = table.read()
         if frame.empty:
             raise QRBenchError(f"table {table_path} has no ok rows")
+        if metric is None:
+            from qra_bench.tasks import main_metric
+
+            metric = main_metric(str(frame["task_name"].iloc[0]))
         # The surrogate layer already rebuilds a table's recipe (architecture, ladders, memory settings,
         # importance priors) and checks it reproduces mem_predicted_bytes; reuse it rather than a second copy.
         ts = training_set(table_path, target=metric)

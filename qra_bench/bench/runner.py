@@ -19,6 +19,8 @@ and ``leaderboard.md``, ``bench.json`` and the PNG plots. Everything but ``runs.
 
 from __future__ import annotations
 
+import dataclasses
+
 import importlib
 import importlib.util
 import json
@@ -120,7 +122,7 @@ class BenchSpec:
     max_cost_s: float = 7200.0
     max_evals: Optional[int] = None
     fidelity: float = 1.0
-    metric: str = "accuracy"
+    metric: Optional[str] = None  # None: the table task's main metric (eval_loss for news)
     surrogate: str = "xgb"
     optimizer_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -254,6 +256,7 @@ def run_benchmark(spec: BenchSpec, out: Optional[PathLike] = None, *, plots: boo
     if unknown:
         raise QRBenchError(f"unknown optimizer(s) {', '.join(map(repr, unknown))}; available: {', '.join(sorted(known))}")
     base = Benchmark.load(spec.benchmark, spec.backend, spec.budgets[0], metric=spec.metric, surrogate=spec.surrogate)
+    spec = dataclasses.replace(spec, metric=base.metric)  # None -> the task's main metric
     benches = {b: base.with_budget(b) for b in spec.budgets}
     if spec.backend == "table":
         not_pool = [n for n in spec.optimizers if not _is_pool_based(_build(n, base, spec.seeds[0], spec))]

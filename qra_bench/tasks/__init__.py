@@ -6,6 +6,13 @@ from qra_bench.errors import QRBenchError
 from qra_bench.tasks.base import TaskData
 
 TASKS = ("news", "bbc")
+#: The metric each task is judged by (benchmarks and fits default to it); other tasks default to accuracy.
+MAIN_METRICS = {"news": "eval_loss", "bbc": "accuracy"}
+
+
+def main_metric(task_name: str) -> str:
+    """The main metric of a task: ``eval_loss`` for ``news`` (lower is better), else ``accuracy``."""
+    return MAIN_METRICS.get(task_name, "accuracy")
 
 
 def load_task(name: str, tokenizer) -> TaskData:

@@ -113,7 +113,7 @@ def _run(name: str, seed: int, final: float) -> RunRecord:
 def test_leaderboard_ranks_by_mean_and_tests_pairs_over_seeds():
     runs = [_run("good", s, 0.8 + 0.01 * s) for s in range(6)] + [_run("bad", s, 0.7 + 0.005 * s) for s in range(6)]
     runs += [_run("tied", s, 0.8 + 0.01 * s) for s in range(6)]
-    board = leaderboard(runs, BenchSpec(seeds=tuple(range(6)))).set_index("optimizer")
+    board = leaderboard(runs, BenchSpec(seeds=tuple(range(6)), metric="accuracy")).set_index("optimizer")
     assert board.loc["good", "rank"] == board.loc["tied", "rank"] == 1 and board.loc["bad", "rank"] == 3
     assert board.loc["good", "mean_best_accuracy"] == pytest.approx(0.825)
     assert board.loc["good", "se_best_accuracy"] == pytest.approx(np.std([0.8 + 0.01 * s for s in range(6)], ddof=1) / 6**0.5)
