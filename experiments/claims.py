@@ -1116,16 +1116,9 @@ def run_claim(ctx: Context, name: str, out: Path) -> Claim:
 
 
 def _int_list(text: str) -> tuple[int, ...]:
-    from qra_bench.errors import QRBenchError
+    from qra_bench.cli import int_list
 
-    values: list[int] = []
-    for part in (p.strip() for p in text.split(",")):
-        lo, sep, hi = part.partition("-")
-        try:
-            values.extend(range(int(lo), int(hi) + 1) if sep and lo else [int(part)])
-        except ValueError:
-            raise QRBenchError(f"cannot parse seeds {text!r}; give integers like 0 or 0,1,2 or 0-9") from None
-    return tuple(values)
+    return int_list(text, "seeds")
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -149,7 +149,7 @@ def trial(
         typer.echo(f"appended {len(result.rows)} rows to {path}")
 
 
-def _int_list(text: str, what: str) -> tuple[int, ...]:
+def int_list(text: str, what: str) -> tuple[int, ...]:
     """``"0"``, ``"0,1,2"`` or ``"0-4"`` (inclusive) as integers."""
     values: list[int] = []
     for part in (p.strip() for p in text.split(",")):
@@ -205,7 +205,7 @@ def collect(
     if fidelities is not None:
         settings = replace(settings, fidelities=_fractions(fidelities))
     spec = CollectSpec(
-        out=out, model=model, task=task, design=design, n=n, seeds=_int_list(seeds, "seeds"), settings=settings,
+        out=out, model=model, task=task, design=design, n=n, seeds=int_list(seeds, "seeds"), settings=settings,
         workers=workers, threads=threads, executor=executor, address=address, max_retries=max_retries,
         design_seed=design_seed, design_file=design_file, importance_file=importance, anchors=anchors,
     )
@@ -340,7 +340,7 @@ def bench(
         load_plugin(p)
     spec = BenchSpec(
         benchmark=benchmark, backend=backend, optimizers=tuple(o.strip() for o in optimizers.split(",") if o.strip()),
-        seeds=_int_list(seeds, "seeds"), budgets=tuple(b.strip() for b in budgets.split(",") if b.strip()),
+        seeds=int_list(seeds, "seeds"), budgets=tuple(b.strip() for b in budgets.split(",") if b.strip()),
         max_cost_s=parse_duration(max_cost), max_evals=max_evals, fidelity=fidelity, metric=metric, surrogate=surrogate,
     )
     report = run_benchmark(spec, out, progress=lambda line: typer.echo(f"  {line}", err=True))

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from qra_bench.errors import QRBenchError
+from qra_bench.memory import human_bytes as _human
 
 __all__ = ["DEFAULT_SURROGATE", "DEFAULT_TABLE", "MIN_FULL_TRIALS", "MainJobSpec", "Progress", "Table1Row",
            "format_table1", "run_main_job", "verify_table"]
@@ -216,11 +217,6 @@ def memory_lines(budget: str, settings) -> list[str]:
     return lines
 
 
-def _human(n: float) -> str:
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(n) >= size:
-            return f"{n / size:,.2f} {unit}"
-    return f"{int(n):,} B"
 
 
 # ---------------------------------------------------------------------------------------------------------

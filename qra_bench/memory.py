@@ -305,7 +305,8 @@ def method_formula_bytes(arch: ArchSpec, cfg: QRConfig, group_size: int = 128) -
 # ---------------------------------------------------------------------------------------------------------
 # Breakdown
 # ---------------------------------------------------------------------------------------------------------
-def _human(n: float) -> str:
+def human_bytes(n: float) -> str:
+    """``n`` bytes in GiB, MiB or KiB (two decimals), or plain bytes."""
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if abs(n) >= size:
             return f"{n / size:,.2f} {unit}"
@@ -348,11 +349,11 @@ class MemoryBreakdown:
         rows = [(name, self.terms[name]) for name in TERMS]
         width = max(len(n) for n, _ in rows) + 2
         lines = [f"{'term':<{width}}{'bytes':>18}  {'size':>12}"]
-        lines += [f"{n:<{width}}{v:>18,}  {_human(v):>12}" for n, v in rows]
+        lines += [f"{n:<{width}}{v:>18,}  {human_bytes(v):>12}" for n, v in rows]
         lines.append("-" * (width + 32))
-        lines.append(f"{'total':<{width}}{self.total:>18,}  {_human(self.total):>12}")
+        lines.append(f"{'total':<{width}}{self.total:>18,}  {human_bytes(self.total):>12}")
         wa = self.weights_and_adapters
-        lines.append(f"{'weights_and_adapters':<{width}}{wa:>18,}  {_human(wa):>12}"
+        lines.append(f"{'weights_and_adapters':<{width}}{wa:>18,}  {human_bytes(wa):>12}"
                      "  (quantized_weights + quant_metadata + unquantized_block_weights + lora_adapters)")
         return "\n".join(lines)
 
@@ -674,19 +675,19 @@ def memory_report(
         if parsed_budget is not None:
             total = model.total_bytes(cfg)
             verdict = "fits" if total <= parsed_budget.bytes else "does NOT fit"
-            note.append(f"budget         {parsed_budget.name} = {parsed_budget.bytes:,} bytes ({_human(parsed_budget.bytes)}): "
+            note.append(f"budget         {parsed_budget.name} = {parsed_budget.bytes:,} bytes ({human_bytes(parsed_budget.bytes)}): "
                         f"configuration {verdict} (margin {parsed_budget.bytes - total:+,} bytes)")
     elif parsed_budget.reference is not None:
         cfg = parsed_budget.reference
         frac = f"{parsed_budget.fraction:g} x the total of " if parsed_budget.fraction != 1.0 else "the total of "
-        header.append(f"budget         {parsed_budget.name} = {parsed_budget.bytes:,} bytes ({_human(parsed_budget.bytes)}): "
+        header.append(f"budget         {parsed_budget.name} = {parsed_budget.bytes:,} bytes ({human_bytes(parsed_budget.bytes)}): "
                       f"{frac}the configuration below")
     else:
-        header.append(f"budget         {parsed_budget.name} = {parsed_budget.bytes:,} bytes ({_human(parsed_budget.bytes)})")
+        header.append(f"budget         {parsed_budget.name} = {parsed_budget.bytes:,} bytes ({human_bytes(parsed_budget.bytes)})")
         min_total = model.total_bytes(model.min_config())
         if min_total > parsed_budget.bytes:
             return "\n".join(header + [f"infeasible     the smallest configuration needs {min_total:,} bytes "
-                                       f"({_human(min_total)})"])
+                                       f"({human_bytes(min_total)})"])
         cfg = model.repair(model.max_config(), parsed_budget)
         header.append("               below: the largest configuration repaired to fit (no importance priors)")
 
@@ -695,7 +696,7 @@ def memory_report(
                   f"ranks {_describe(cfg.ranks)} (avg {cfg.avg_rank:.2f})")
     formula = method_formula_bytes(spec, cfg, group_size)
     diff = (bd.weights_and_adapters - formula) / formula * 100
-    footer = [f"{'METHOD.md formula':<27}{formula:>18,}  {_human(formula):>12}  (reference M(C), weights and adapters; "
+    footer = [f"{'METHOD.md formula':<27}{formula:>18,}  {human_bytes(formula):>12}  (reference M(C), weights and adapters; "
               f"{diff:+.1f}% vs weights_and_adapters)"]
     footer.append("activations is an estimate (qra_bench.memory.activation_bytes); trials record measured peak memory.")
     return "\n".join(header + [""] + [bd.format_table()] + footer + note)
