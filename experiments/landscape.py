@@ -93,7 +93,7 @@ def table_landscape(table_path: str, budget: str = "uniform-4bit") -> dict:
         seeds = by_cfg[metric].agg(["std", "count", "mean"])
         rep = seeds[seeds["count"] >= 3]
         noise = float(np.sqrt((rep["std"] ** 2).mean())) if len(rep) else float("nan")
-        means = by_cfg.agg(mean=(metric, "mean"), avg_bits=("avg_bits", "first"), log2_rank=("log2_rank", "first"),
+        means = by_cfg.agg(mean=(metric, "mean"), avg_bits=("avg_bits", "first"), log2_rank=("log2_rank", "first"), bits=("bits", "first"),
                            feasible=("feasible", "first"), uniform=("uniform_bits", "first"))
         rnd = means[means["feasible"] & ~means["uniform"]]
         res = {"noise_std": noise, "n_repeated_configs": int(len(rep)), "n_random_feasible": int(len(rnd))}
@@ -106,6 +106,13 @@ def table_landscape(table_path: str, budget: str = "uniform-4bit") -> dict:
             res["r2_both"] = full
             res["r2_drop_without_bits"] = full - _r2(X[:, [1]], y)
             res["r2_drop_without_rank"] = full - _r2(X[:, [0]], y)
+            # Supplementary: the damage is per block (block 0 and the last block at 2 bits dominate), so a
+            # model of *which* blocks sit at 2 bits says more than average bits. Not an issue criterion.
+            two = np.asarray([[b == 2 for b in bits] for bits in rnd["bits"]], dtype=float)
+            S = np.column_stack([two[:, 0], two[:, -1], two[:, 1:-1].sum(axis=1), rnd["log2_rank"].to_numpy()])
+            res["structured_r2"] = _r2(S, y)
+            res["structured_r2_drop_without_bits"] = res["structured_r2"] - _r2(S[:, [3]], y)
+            res["structured_r2_drop_without_rank"] = res["structured_r2"] - _r2(S[:, :3], y)
 
         def anchor(bits, rank):
             sel = df[[set(x) == {bits} and set(r) == {rank} for x, r in zip(df["bits"], df["ranks"])]]
@@ -188,6 +195,11 @@ def markdown(report: dict) -> str:
                          f"R^2 {_fmt(m.get('r2_both'), 3)}; drop w/o bits {_fmt(m.get('r2_drop_without_bits'), 3)}, "
                          f"w/o rank {_fmt(m.get('r2_drop_without_rank'), 3)}",
                          min(m.get("r2_drop_without_bits", 0), m.get("r2_drop_without_rank", 0)) >= 0.10))
+            if "structured_r2" in m:
+                rows.append((f"[{metric}] supplementary (not a criterion): block 0 / last block at 2 bits, number of "
+                             "other 2-bit blocks, avg log2 rank",
+                             f"R^2 {_fmt(m['structured_r2'], 3)}; drop w/o bits {_fmt(m['structured_r2_drop_without_bits'], 3)}, "
+                             f"w/o rank {_fmt(m['structured_r2_drop_without_rank'], 3)}", True))
         acc = t.get("accuracy", {})
         gap = acc.get("uniform_16bit_r16", float("nan")) - acc.get("uniform_2bit_r4", float("nan"))
         rows.append(("uniform 2-bit r4 vs 16-bit r16 differ by >= 10 points of task accuracy",
