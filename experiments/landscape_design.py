@@ -25,9 +25,11 @@ def trial_memory_model(arch, space: SearchSpace, task: str = "news") -> MemoryMo
     """The memory model a CPU trial of the default recipe records (``qra_bench.trial.memory_settings``)."""
     import torch
 
+    from qra_bench.models import load_base
+    from qra_bench.tasks import load_task
     from qra_bench.trial import TrialSettings, memory_settings
 
-    seq_len = {"news": 49, "bbc": 36}[task]  # tokens per training sequence (tasks/news.py WINDOW; bbc prompt + cue + answer)
+    seq_len = load_task(task, load_base(arch.name).tokenizer).seq_len
     return MemoryModel(arch, memory_settings(TrialSettings(), torch.float32, seq_len), space)
 
 

@@ -203,7 +203,7 @@ def run_trial(base: BaseModel, task: TaskData, config: QRConfig, seed: int = 0,
     opt = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay) if trainable else None
     measured_bytes = storage_bytes(model)
     arch = ArchSpec.from_hf_config(base.model.config)
-    seq_len = task.train_prompts.shape[1] + (1 if task.kind == "classify" else 0)  # tokens per sequence incl. the answer
+    seq_len = task.seq_len
     breakdown = MemoryModel(arch, memory_settings(s, dtype, seq_len)).breakdown(config)
 
     n_train = len(task.train_prompts)

@@ -50,9 +50,9 @@ def test_trial_yields_one_row_per_checkpoint_and_repeats_exactly(base_and_task):
     terms = json.loads(first.final.mem_breakdown)
     terms = terms.get("terms", terms)
     arch = ArchSpec.from_hf_config(base.model.config)
-    packed = MemoryModel(arch, memory_settings(settings, torch.float32, task.train_prompts.shape[1] + 1)).breakdown(config)
+    packed = MemoryModel(arch, memory_settings(settings, torch.float32, task.seq_len)).breakdown(config)
     assert first.final.mem_predicted_bytes == packed.total
-    unpacked = MemoryModel(arch, replace(memory_settings(settings, torch.float32, 36), backend="torchao")).breakdown(config)
+    unpacked = MemoryModel(arch, replace(memory_settings(settings, torch.float32, task.seq_len), backend="torchao")).breakdown(config)
     assert first.final.mem_measured_param_bytes == sum(unpacked.to_dict()["terms"][t] for t in STORAGE_TERMS)
     assert sum(terms[t] for t in STORAGE_TERMS) < first.final.mem_measured_param_bytes  # 2-4 bit codes packed
     again = run_trial(base, task, config, seed=3, settings=settings)

@@ -50,6 +50,12 @@ class TaskData:
             h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
         return h.hexdigest()
 
+    @property
+    def seq_len(self) -> int:
+        """Tokens per training sequence (prompt and answer, or the whole window): what the memory model's
+        activation term is charged for."""
+        return self.train_prompts.shape[1] + (1 if self.kind == "classify" else 0)
+
     def train_batch(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(input_ids (b, prompt_len+1), answer token ids (b,)) for the given training examples.
 

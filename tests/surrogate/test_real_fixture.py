@@ -41,3 +41,11 @@ def test_fit_on_real_trials_gives_finite_metrics_and_binds_to_the_table(real_fit
     mean, std = loaded.predict_configs(configs)
     # eval_loss of the tiny news model lives between its 16-bit (about 4.3) and 2-bit (about 5.1) values
     assert (std > 0).all() and ((mean > 3.5) & (mean < 6.0)).all()
+
+
+def test_refit_on_the_same_real_table_and_seed_gives_the_same_manifest_metrics(real_fit, tmp_path):
+    _, out = real_fit
+    fit_surrogate(FIXTURE, target="eval_loss", model="xgb", out=tmp_path / "again")
+    first = json.loads((out / "manifest.json").read_text())["metrics"]
+    again = json.loads((tmp_path / "again" / "manifest.json").read_text())["metrics"]
+    assert again == first
