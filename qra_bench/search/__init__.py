@@ -5,7 +5,7 @@ Importing this package registers every built-in optimizer (see :func:`available_
 imported when a SMAC3-based optimizer is first asked.
 """
 
-from qra_bench.search.base import (ENTRY_POINT_GROUP, CountingPredictor, LinearPredictor, Observation, Optimizer,
+from qra_bench.search.base import (ENTRY_POINT_GROUP, CountingPredictor, GPPredictor, LinearPredictor, Observation, Optimizer,
                                    Predictor, Priors, SearchContext, as_priors, available_optimizers,
                                    make_optimizer, observe_and_suggest, predictor_from_estimator,
                                    register_optimizer, result_value)
@@ -22,7 +22,7 @@ from qra_bench.search.autoqra import (AutoQRAOptimizer, AutoQRASettings, Candida
 __all__ = [
     "ENTRY_POINT_GROUP", "OPERATORS", "UNIFORM_BASELINES",
     "ArchiveEntry", "AutoQRAOptimizer", "AutoQRASettings", "Candidate", "CountingPredictor", "EvolutionOptimizer",
-    "EvolutionResult", "EvolutionSettings", "LinearPredictor", "MilpBaseline", "Observation", "Optimizer",
+    "EvolutionResult", "EvolutionSettings", "GPPredictor", "LinearPredictor", "MilpBaseline", "Observation", "Optimizer",
     "Predictor", "Priors", "RandomSearch", "SMACHPO", "SearchContext", "SearchRecord", "SearchResult",
     "TrustRegionBO", "UniformBaseline",
     "as_priors", "atomic_edit", "atomic_edit_raw", "autoqra_search", "available_optimizers", "coupled_mutation",

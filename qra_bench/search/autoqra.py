@@ -246,7 +246,7 @@ def autoqra_search(
     if real_eval is None:
         start = [(e.config, e.quality) for e in ranked[: settings.n_start]]
         bo = TrustRegionBO(space, memory_model, ctx.budget, seed, predictor=pred, start=start,
-                           max_evals=settings.stage2_evals, **bo_kw)
+                           max_evals=settings.stage2_evals, correct=False, **bo_kw)
         while not bo.should_stop:
             cfg = bo.ask()
             if bo.converged:
@@ -343,7 +343,7 @@ class AutoQRAOptimizer(Optimizer):
     until its hypervolume stalls), then Stage 2 (:class:`TrustRegionBO`) seeded with every Stage-1 result.
 
     ``predictor`` screens and drives EI when given; otherwise both stages fit a
-    :class:`~qra_bench.search.base.LinearPredictor` to the told results. ``axes="bits"``/``"ranks"`` searches
+    :class:`~qra_bench.search.base.GPPredictor` to the told results. ``axes="bits"``/``"ranks"`` searches
     one axis with the other fixed (see :func:`restrict_axes`).
     """
 

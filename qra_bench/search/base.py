@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # importance.py pulls in torch; the search layer only needs i
 
 __all__ = [
     "CountingPredictor",
+    "GPPredictor",
     "LinearPredictor",
     "Observation",
     "Optimizer",
@@ -181,6 +182,72 @@ class LinearPredictor:
         mean = X @ self.w_
         var = self.noise_ * (1.0 + np.einsum("ij,jk,ik->i", X, self.A_inv_, X))
         return mean * self.y_scale_ + self.y_mean_, np.sqrt(var) * self.y_scale_
+
+
+
+class GPPredictor:
+    """Gaussian process on the 2L+2 ordinal encoding (Matern-5/2 with one length scale per feature, plus white
+    noise; METHOD.md's Stage-2 model), fitted to an optimizer's own observations.
+
+    Without ``prior`` it models the quality itself: the screen of an optimizer given no surrogate. With a
+    ``prior`` predictor (a surrogate, or a screen fitted on low-fidelity rows) it models the prior's residuals
+    at the observed configurations, so the prior's bias near the incumbent is corrected by what was measured
+    (mean = prior mean + GP mean, std = the GP's). Below ``min_gp`` observations the kernel's hyper-parameters
+    cannot be estimated: it returns the prior unchanged, or with no prior a :class:`LinearPredictor`.
+
+    Why not the linear model throughout: the landscape is not additive in rung positions (one block at the
+    lowest bit width can cost more than all the others together), and neither a linear screen nor a fixed
+    prior ranks the neighbours of a good incumbent reliably on the shipped table.
+    """
+
+    def __init__(self, space: SearchSpace, prior: Optional[Predictor] = None, min_gp: int = 8, seed: int = 0,
+                 kernel=None) -> None:
+        self.space, self.prior, self.min_gp, self.seed = space, prior, min_gp, seed
+        self.kernel = kernel  # fitted hyper-parameters to reuse as they are (no marginal-likelihood search)
+        self._model = None
+
+    @property
+    def kernel_(self):
+        """The fitted kernel (None before the GP is fitted): pass it as ``kernel`` to refit cheaply."""
+        return getattr(self._model, "kernel_", None)
+
+    def fit(self, bit_idx: np.ndarray, rank_idx: np.ndarray, y: np.ndarray) -> "GPPredictor":
+        import warnings
+
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+        y = np.asarray(y, dtype=float)
+        if len(y) < self.min_gp:
+            self._model = None if self.prior is not None else LinearPredictor(self.space).fit(bit_idx, rank_idx, y)
+            return self
+        if self.prior is not None:
+            y = y - np.asarray(self.prior(np.asarray(bit_idx), np.asarray(rank_idx))[0], dtype=float)
+        X = self.space.encode_indices(np.asarray(bit_idx), np.asarray(rank_idx))
+        if self.kernel is not None:
+            gp = GaussianProcessRegressor(self.kernel, normalize_y=True, optimizer=None)
+        else:
+            kernel = (ConstantKernel(1.0, (1e-2, 1e2)) * Matern(np.ones(X.shape[1]), (0.05, 50.0), nu=2.5)
+                      + WhiteKernel(1e-2, (1e-6, 1.0)))
+            gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=1, random_state=self.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence warnings at the length-scale bounds are expected
+            self._model = gp.fit(X, y)
+        return self
+
+    def __call__(self, bit_idx: np.ndarray, rank_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._model is None:
+            if self.prior is not None:
+                return self.prior(bit_idx, rank_idx)
+            n = np.atleast_2d(bit_idx).shape[0]
+            return np.zeros(n), np.ones(n)
+        if isinstance(self._model, LinearPredictor):
+            return self._model(bit_idx, rank_idx)
+        X = self.space.encode_indices(np.asarray(bit_idx), np.asarray(rank_idx))
+        mean, std = self._model.predict(X, return_std=True)
+        if self.prior is not None:
+            mean = mean + np.asarray(self.prior(bit_idx, rank_idx)[0], dtype=float)
+        return np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import numpy as np
 from qra_bench.memory import Budget, MemoryModel
 from qra_bench.space import QRConfig, SearchSpace
 from qra_bench.search import nsga2
-from qra_bench.search.base import (CountingPredictor, LinearPredictor, Optimizer, Predictor, SearchContext,
+from qra_bench.search.base import (CountingPredictor, GPPredictor, Optimizer, Predictor, SearchContext,
                                    register_optimizer)
 from qra_bench.search.operators import OPERATORS, apply_operator, fill_budget, jitter, warm_start
 
@@ -117,6 +117,22 @@ def prior_score(ctx: SearchContext, bit_idx: np.ndarray, rank_idx: np.ndarray) -
     return (bit_idx / nb) @ ctx.importance_q + (rank_idx / nr) @ ctx.importance_r
 
 
+def _farthest_first(ctx: SearchContext, cfgs: list[QRConfig], k: int) -> list[int]:
+    """Indices of ``k`` of ``cfgs``: the first, then greedily the one farthest (L1 over rung indices) from
+    those already picked; ties go to the earlier candidate."""
+    bi, ri = ctx.indices_batch(cfgs)
+    X = np.concatenate([bi, ri], axis=1).astype(float)
+    picked = [0]
+    dist = np.abs(X - X[0]).sum(axis=1)
+    while len(picked) < min(k, len(cfgs)):
+        i = int(np.argmax(dist))
+        if dist[i] <= 0:
+            break
+        picked.append(i)
+        dist = np.minimum(dist, np.abs(X - X[i]).sum(axis=1))
+    return picked
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The algorithm's pieces, shared by evolve() and EvolutionOptimizer
 # ---------------------------------------------------------------------------------------------------------
@@ -136,13 +152,16 @@ class _Stage1:
         return F, np.maximum(F[:, 1] - 1.0, 0.0)
 
     def initial_candidates(self, extra: Sequence[QRConfig] = ()) -> list[QRConfig]:
-        # The paper's warm start, and the same filled up to the budget, then (ours) one uniform configuration
-        # per bit rung at the top rank, repaired and filled: cheap seeds that already sit on the budget, which
-        # the prior-only warm start often does not; then jittered copies of the filled warm start.
+        # The paper's warm start, and the same filled up to the budget, then (ours) every uniform configuration
+        # (each bit rung x each rank rung), repaired and filled: cheap seeds that already sit on the budget,
+        # which the prior-only warm start often does not, and that span the bits-for-rank trade. Filling spends
+        # slack by importance per byte, and a rank rung costs far fewer bytes than a bit rung, so seeds built
+        # only from the warm start (or only at the top rank) all end up at high ranks; on the shipped table
+        # the best configurations sit at ranks 4-8 with more bits. Then jittered copies of the filled warm start.
         space = self.ctx.space
         prior = warm_start(self.ctx)
         ws = fill_budget(prior, self.ctx)
-        seeds = [ws, prior] + [fill_budget(space.uniform(b, space.ranks[-1]), self.ctx) for b in space.bits]
+        seeds = [ws, prior] + [fill_budget(space.uniform(b, r), self.ctx) for r in space.ranks for b in space.bits]
         out: list[QRConfig] = []
         seen: set[QRConfig] = set()
         for cfg in seeds + [self.ctx.ensure_feasible(c) for c in extra]:
@@ -326,7 +345,7 @@ class EvolutionOptimizer(Optimizer):
     """Stage 1 behind ask/tell ("evolution only").
 
     Each generation's offspring are screened by ``predictor`` if given, else by a
-    :class:`~qra_bench.search.base.LinearPredictor` fitted to the told results (after ``min_fit`` of them),
+    :class:`~qra_bench.search.base.GPPredictor` fitted to the told results (after ``min_fit`` of them),
     else by :func:`prior_score`; the ``top_k`` (default 6) are asked one by one. Selection runs on the told
     values. :attr:`converged` turns True when the hypervolume stalls; asking further keeps evolving.
     """
@@ -353,11 +372,11 @@ class EvolutionOptimizer(Optimizer):
 
     def _screen(self, cfgs: list[QRConfig]) -> tuple[np.ndarray, np.ndarray]:
         bi, ri = self.ctx.indices_batch(cfgs)
-        if self.predictor is not None:
-            return self.predictor(bi, ri)
         obi, ori, y = self.observed_arrays()
+        if self.predictor is not None:  # corrected by its residuals at the told results (once there are enough)
+            return GPPredictor(self.space, prior=self.predictor, seed=self.seed).fit(obi, ori, y)(bi, ri)
         if len(y) >= self.min_fit:
-            return LinearPredictor(self.space).fit(obi, ori, y)(bi, ri)
+            return GPPredictor(self.space, seed=self.seed).fit(obi, ori, y)(bi, ri)
         return prior_score(self.ctx, bi, ri), np.zeros(len(cfgs))
 
     def _told_arrays(self) -> tuple[list[QRConfig], np.ndarray, np.ndarray]:
@@ -388,9 +407,14 @@ class EvolutionOptimizer(Optimizer):
         if not cands:  # neighbourhood exhausted: fall back to jittered copies of the incumbent
             base = self.incumbent or warm_start(self.ctx)
             cands = [jitter(base, self.ctx, self.rng, n_edits=3) for _ in range(self.settings.top_k)]
-        mean, std = self._screen(cands)
         self._stage.seen.update(cands)
         self._last_candidates = cands
+        if self.predictor is None and self.generation == 0:
+            # Nothing to screen with yet: the first asks are a space-filling design around the warm start, so
+            # the first model sees both ends of the bits-for-rank trade (see initial_candidates).
+            self._queue = [cands[i] for i in _farthest_first(self.ctx, cands, self.settings.top_k)]
+            return
+        mean, std = self._screen(cands)
         self._queue = [cands[i] for i in self._stage.promote(cands, mean, std, self.settings.top_k, first)]
 
     def _ask(self) -> QRConfig:

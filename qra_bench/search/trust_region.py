@@ -7,7 +7,7 @@ We plug three components into that machinery (the facade pattern SMAC3 is built 
 
 - **model** :class:`PredictorModel`, an ``AbstractModel`` whose mean and variance come from our predictor
   (cost = -quality, variance = std^2). The predictor is fitted outside SMAC by the surrogate layer (or, with
-  no surrogate, is a :class:`~qra_bench.search.base.LinearPredictor` fitted to this optimizer's own results),
+  no surrogate, is a :class:`~qra_bench.search.base.GPPredictor` fitted to this optimizer's own results),
   so ``_train`` is a no-op.
 - **acquisition** :class:`ClippedEI`, SMAC3's expected improvement, clipped at 0: SMAC3's ``EI`` raises a
   ``ValueError`` when round-off makes a far-off candidate's EI slightly negative.
@@ -45,11 +45,14 @@ import numpy as np
 
 from qra_bench.memory import Budget, MemoryModel
 from qra_bench.space import QRConfig, SearchSpace
-from qra_bench.search.base import (CountingPredictor, LinearPredictor, Observation, Optimizer, Predictor,
+from qra_bench.search.base import (CountingPredictor, GPPredictor, Observation, Optimizer, Predictor,
                                    register_optimizer)
 from qra_bench.search.operators import fill_budget, warm_start
 
 __all__ = ["TrustRegionBO", "configuration_space"]
+
+#: Results between two marginal-likelihood fits of the GP fallback's hyper-parameters.
+GP_REFIT_EVERY = 5
 
 
 def configuration_space(space: SearchSpace, seed: int = 0, default: Optional[QRConfig] = None):
@@ -112,7 +115,7 @@ def _smac_components() -> dict[str, Any]:
             return {**super().meta, "name": "PredictorModel"}
 
         def _train(self, X: np.ndarray, Y: np.ndarray) -> "PredictorModel":
-            return self  # fitted outside SMAC3: the surrogate layer, or TrustRegionBO's own LinearPredictor
+            return self  # fitted outside SMAC3: the surrogate layer, or TrustRegionBO's own GPPredictor
 
         def _predict(self, X: np.ndarray, covariance_type: str | None = "diagonal"):
             if covariance_type not in (None, "diagonal", "std"):
@@ -195,7 +198,7 @@ class TrustRegionBO(Optimizer):
     Parameters
     ----------
     predictor
-        Quality predictor for EI; default: a :class:`~qra_bench.search.base.LinearPredictor` refitted to the
+        Quality predictor for EI; default: a :class:`~qra_bench.search.base.GPPredictor` refitted to the
         told results.
     start
         Initial design: configurations, or ``(configuration, known quality)`` pairs whose value is already
@@ -213,6 +216,11 @@ class TrustRegionBO(Optimizer):
         Random walks sampled per ask when ``radius >= 2`` (all radius-1 moves are always included).
     max_repairs
         Most infeasible candidates repaired per ask (the rest are dropped), to bound the cost of an ask.
+    correct
+        With a ``predictor``: correct it by a GP on its residuals at the told results
+        (:class:`~qra_bench.search.base.GPPredictor` with ``prior``), so a fixed or low-fidelity predictor
+        learns from what was measured. Off when the told values are the predictor's own (a search against the
+        surrogate only), where the residuals are zero.
     """
 
     name = "bo"
@@ -222,11 +230,12 @@ class TrustRegionBO(Optimizer):
                  start: Sequence["QRConfig | tuple[QRConfig, float]"] = (), radius: int = 2, min_radius: int = 1,
                  max_radius: int = 8, success_tolerance: int = 1, failure_tolerance: int = 2, ei_tol: float = 1e-4,
                  xi: float = 0.0, max_evals: Optional[int] = None, n_candidates: int = 256,
-                 max_repairs: int = 64, improvement_tol: float = 0.0) -> None:
+                 max_repairs: int = 64, improvement_tol: float = 0.0, correct: bool = True) -> None:
         super().__init__(space, memory_model, budget, seed, priors=priors)
         if not 1 <= min_radius <= radius <= max_radius:
             raise ValueError(f"need 1 <= min_radius <= radius <= max_radius, got {min_radius}, {radius}, {max_radius}")
         self.predictor = None if predictor is None else CountingPredictor(predictor, space.n_blocks)
+        self.correct = bool(correct)
         self.radius, self.min_radius, self.max_radius = int(radius), int(min_radius), int(max_radius)
         self.success_tolerance, self.failure_tolerance = int(success_tolerance), int(failure_tolerance)
         self.ei_tol, self.xi, self.max_evals = float(ei_tol), float(xi), max_evals
@@ -240,7 +249,7 @@ class TrustRegionBO(Optimizer):
         self._seen_keys: set[bytes] = set()  # index keys of everything asked or known: not candidates again
         self._infos: dict[QRConfig, list[Any]] = {}
         self._cache: dict[bytes, tuple[float, float]] = {}
-        self._fallback: Optional[LinearPredictor] = None
+        self._fallback: Optional[GPPredictor] = None
         self._fallback_n = -1
 
         starts: list[tuple[QRConfig, Optional[float]]] = []
@@ -314,11 +323,16 @@ class TrustRegionBO(Optimizer):
         self._cache.clear()
 
     def _current_predictor(self) -> Predictor:
-        if self.predictor is not None:
+        if self.predictor is not None and not self.correct:
             return self.predictor
         if self._fallback_n != len(self.history):
             bi, ri, y = self.observed_arrays()
-            self._fallback = LinearPredictor(self.space).fit(bi, ri, y)
+            # The kernel's hyper-parameters are re-estimated every few results (about 1 s each); in between the
+            # last ones are reused, which costs milliseconds.
+            kernel = None
+            if self._fallback is not None and len(y) % GP_REFIT_EVERY:
+                kernel = self._fallback.kernel_
+            self._fallback = GPPredictor(self.space, prior=self.predictor, seed=self.seed, kernel=kernel).fit(bi, ri, y)
             self._fallback_n = len(self.history)
             self._cache.clear()
         return self._fallback

@@ -133,3 +133,14 @@ def test_low_fidelity_trials_rerank_the_predictor_shortlist(tiny):
     assert all(e.source == "low_fidelity" for e in res.archive)
     assert all(len([e for e in res.archive if e.generation == g]) <= 4 for g in range(4))
     assert all(e.quality == pytest.approx(tiny.standin.quality(e.config) - 0.05) for e in res.archive)
+
+
+def test_evolution_without_a_model_starts_with_a_space_filling_generation(tiny):
+    from qra_bench.search import EvolutionOptimizer
+
+    opt = EvolutionOptimizer(tiny.space, tiny.mm, tiny.budget("uniform-4bit"), 0, priors=tiny.priors)
+    asks = [opt.ask() for _ in range(opt.settings.top_k)]
+    assert len(set(asks)) == len(asks) and all(opt.ctx.is_feasible(c) for c in asks)
+    mean_rank_rung = [float(np.mean(opt.ctx.indices(c)[1])) for c in asks]
+    # both ends of the bits-for-rank trade are asked before any model exists
+    assert max(mean_rank_rung) - min(mean_rank_rung) >= 1.0

@@ -131,3 +131,25 @@ def test_linear_predictor_recovers_a_linear_function(tiny):
     lp = LinearPredictor(tiny.space, alpha=1e-6).fit(bi, ri, y)
     mean, std = lp(bi, ri)
     assert np.allclose(mean, y, atol=1e-3) and np.all(std > 0)
+
+
+def test_gp_predictor_corrects_a_biased_prior_where_it_was_measured(tiny):
+    from qra_bench.search import GPPredictor
+
+    rng = np.random.default_rng(2)
+    bi, ri = tiny.space.sample_indices(rng, 40)
+    truth = tiny.standin(bi, ri)[0]
+
+    def biased(b, r):  # the stand-in with a trend it does not have: too optimistic about block 0's bits
+        m, s = tiny.standin(b, r)
+        return m + 0.05 * np.asarray(b)[:, 0], s
+
+    few = GPPredictor(tiny.space, prior=biased, min_gp=8).fit(bi[:5], ri[:5], truth[:5])
+    assert np.array_equal(few(bi, ri)[0], biased(bi, ri)[0])  # too few results: the prior, unchanged
+    gp = GPPredictor(tiny.space, prior=biased, min_gp=8).fit(bi[:30], ri[:30], truth[:30])
+    held_out = slice(30, 40)
+    err_prior = np.abs(biased(bi, ri)[0][held_out] - truth[held_out]).mean()
+    err_gp = np.abs(gp(bi, ri)[0][held_out] - truth[held_out]).mean()
+    assert err_gp < 0.5 * err_prior
+    refit = GPPredictor(tiny.space, prior=biased, kernel=gp.kernel_).fit(bi[:30], ri[:30], truth[:30])
+    assert np.allclose(refit(bi, ri)[0], gp(bi, ri)[0])  # reusing the fitted kernel gives the same model

@@ -122,3 +122,21 @@ def test_default_start_is_asked_first_without_a_predictor(tiny):
         bo.tell(cfg, tiny.standin.quality(cfg))
     cfg = bo.ask()  # now EI from the LinearPredictor fitted to the two results
     assert tiny.mm.is_feasible(cfg, tiny.budget("uniform-4bit")) and cfg not in first
+
+
+def test_a_biased_predictor_learns_from_the_told_results(tiny):
+    def biased(b, r):  # the stand-in, wrongly sure that block 0's bits matter a lot
+        m, s = tiny.standin(b, r)
+        return m + 0.05 * np.asarray(b)[:, 0], s
+
+    fixed = TrustRegionBO(tiny.space, tiny.mm, tiny.budget("uniform-4bit"), 0, priors=tiny.priors, predictor=biased,
+                          correct=False)
+    bo = TrustRegionBO(tiny.space, tiny.mm, tiny.budget("uniform-4bit"), 0, priors=tiny.priors, predictor=biased)
+    told = []
+    for _ in range(12):
+        cfg = bo.ask()
+        bo.tell(cfg, tiny.standin.quality(cfg))
+        told.append(cfg)
+    bi, ri = bo.ctx.indices_batch(told)
+    truth = np.asarray([tiny.standin.quality(c) for c in told])
+    assert np.abs(bo.predict(bi, ri)[0] - truth).mean() < 0.5 * np.abs(fixed.predict(bi, ri)[0] - truth).mean()
