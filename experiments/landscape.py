@@ -64,29 +64,60 @@ def _r2(X: np.ndarray, y: np.ndarray) -> float:
     return 1 - float(resid @ resid) / float(((y - y.mean()) ** 2).sum())
 
 
-def table_landscape(table_path: str, budget: str = "uniform-4bit") -> dict:
-    """Issue 3's fine-tuned criteria from a table's full-fidelity rows."""
+def full_fidelity_rows(table_paths: list[str]):
+    """Full-fidelity ok rows of one table, or of several tables (one task each) joined on (configuration, seed)
+    with ``accuracy`` and ``eval_loss`` averaged over the tasks -- the paper's objective, an average over
+    tasks -- and ``time_total_s`` summed (a configuration's score needs a trial per task). Returns the frame
+    and ``{path: content hash}``."""
+    import pandas as pd
+
+    from qra_bench.table import ResultsTable
+
+    frames, hashes = [], {}
+    for path in table_paths:
+        table = ResultsTable(path)
+        df = table.read()
+        frames.append(df[(df["status"] == "ok") & (df["fidelity"] == df["max_steps"])].copy())
+        hashes[str(path)] = table.content_hash()
+    if len(frames) == 1:
+        return frames[0], hashes
+    keys = ["config_hash", "seed"]
+    joined = frames[0].drop(columns=["accuracy", "eval_loss", "time_total_s"])
+    parts = [f.groupby(keys, as_index=False)[["accuracy", "eval_loss", "time_total_s"]].mean() for f in frames]
+    merged = parts[0]
+    for i, part in enumerate(parts[1:], 1):
+        merged = merged.merge(part, on=keys, suffixes=("", f"_{i}"))
+    for col in ("accuracy", "eval_loss", "time_total_s"):
+        cols = [col] + [f"{col}_{i}" for i in range(1, len(parts))]
+        merged[col] = merged[cols].sum(axis=1) if col == "time_total_s" else merged[cols].mean(axis=1)
+    joined = joined.drop_duplicates(keys).merge(merged[keys + ["accuracy", "eval_loss", "time_total_s"]], on=keys)
+    joined["task_name"] = "+".join(str(f["task_name"].iloc[0]) for f in frames)
+    return joined, hashes
+
+
+def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit") -> dict:
+    """Issue 3's fine-tuned criteria from the full-fidelity rows of a table (or of several, averaged over
+    tasks; see :func:`full_fidelity_rows`)."""
     import sys
 
     from qra_bench.arch import load_arch
     from qra_bench.space import QRConfig, SearchSpace
-    from qra_bench.table import ResultsTable
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from landscape_design import trial_memory_model
 
-    table = ResultsTable(table_path)
-    df = table.read()
-    df = df[df["fidelity"] == df["max_steps"]].copy()
+    paths = [table_paths] if isinstance(table_paths, str) else list(table_paths)
+    df, hashes = full_fidelity_rows(paths)
     arch = load_arch(df["model_name"].iloc[0])
     space = SearchSpace(arch.n_blocks)
-    mm = trial_memory_model(arch, space, df["task_name"].iloc[0])
+    mm = trial_memory_model(arch, space, str(df["task_name"].iloc[0]).split("+")[0])
     b = mm.budget(budget)
     df["feasible"] = [mm.is_feasible(QRConfig(bi, ri), b) for bi, ri in zip(df["bits"], df["ranks"])]
     df["uniform_bits"] = [len(set(x)) == 1 for x in df["bits"]]
     df["uniform_ranks"] = [len(set(x)) == 1 for x in df["ranks"]]
     df["log2_rank"] = [float(np.mean(np.log2(np.maximum(r, 1)))) for r in df["ranks"]]
-    out = {"table": table_path, "table_hash": table.content_hash(), "budget": budget, "budget_bytes": b.bytes,
+    out = {"table": " + ".join(paths), "table_hash": " + ".join(h[:16] for h in hashes.values()),
+           "table_hashes": hashes, "task": str(df["task_name"].iloc[0]), "budget": budget, "budget_bytes": b.bytes,
            "n_full_fidelity_rows": int(len(df)), "median_trial_s": float(df["time_total_s"].median())}
     for metric in ("accuracy", "eval_loss"):
         by_cfg = df.groupby("config_hash")
@@ -131,6 +162,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--damage", action="store_true")
     parser.add_argument("--table")
+    parser.add_argument("--tasks-tables", nargs="+", metavar="TABLE",
+                        help="one table per task (same configurations and seeds): criteria of the mean over tasks")
     parser.add_argument("--backend", default="torchao")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
@@ -141,6 +174,8 @@ def main() -> None:
         report["damage"] = zero_step_damage(backend=args.backend)
     if args.table:
         report["landscape"] = table_landscape(args.table)
+    if args.tasks_tables:
+        report["landscape_tasks"] = table_landscape(args.tasks_tables)
     text = json.dumps(report, indent=1, default=str)
     path.write_text(text + "\n")
     (RESULTS / "landscape.md").write_text(markdown(report))
@@ -173,8 +208,18 @@ def markdown(report: dict) -> str:
         lines += [f"Zero-step damage: model `{d['model']}` sha256 `{d['model_sha256'][:16]}...`, task `{d['task']}`, "
                   f"backend `{d['backend']}`; uniform LM loss by bits: "
                   + ", ".join(f"{b}: {v['lm_loss']:.3f}" for b, v in d["uniform"].items()), ""]
-    if "landscape" in report:
-        t = report["landscape"]
+    for key in ("landscape", "landscape_tasks"):
+        if key not in report:
+            continue
+        t = report[key]
+        if key == "landscape_tasks":  # a second table of criteria: the mean over tasks
+            lines += ["| criterion | measured | holds |", "|---|---|---|"]
+            lines += [f"| {c} | {m} | {'yes' if ok else '**no**'} |" for c, m, ok in rows]
+            rows = []
+            lines += ["", f"## Mean over tasks ({t.get('task', '')}): the paper's objective", "",
+                      f"`python experiments/landscape.py --tasks-tables {' '.join(t['table_hashes'])}`: every "
+                      "metric is the mean over the tasks of the same configuration and seed; trial time is the sum.",
+                      ""]
         lines += [f"Fine-tuned landscape: table `{t['table']}` (hash `{t['table_hash'][:16]}...`), "
                   f"{t['n_full_fidelity_rows']} full-fidelity rows, budget {t['budget']} = {t['budget_bytes']:,} bytes.", ""]
         rows.append(("one trial takes at most 45 s on 2 CPU cores (median of the table's trials, which ran with "

@@ -155,7 +155,7 @@ def test_surrogate_claims_run_and_record_the_surrogate_manifest_hash(table, surr
     screening = json.loads((out / "claim_screening.json").read_text())["numbers"]
     assert screening["n_configs"] == 45 and 0 <= screening["top20"]["hit_rate"] <= 1
     reach = json.loads((out / "claim_evals_to_target.json").read_text())["numbers"]["evals_to_target"]
-    assert set(reach) == {"autoqra", "random", "smac-hpo"} and all(len(v) == 2 for v in reach.values())
+    assert set(reach) == {"autoqra", "random", "smac-hpo", "autoqra+screen"} and all(len(v) == 2 for v in reach.values())
     assert (out / "claim_evals_to_target_evaluations.csv").stat().st_size > 0
     assert json.loads((out / "autoqra_pick_uniform-4bit.jsonl").read_text())["bits"]
 
