@@ -5,7 +5,12 @@ of the ``news`` task (20 LoRA steps, rank 8, torchao no-clipping mapping with gr
 size 576 is not a multiple of 128), appends their rows to ``datasets_cache/tables/smollm2-news`` and writes
 ``experiments/results/smollm2.md`` with the wall times and the damage.
 
+``--collect N`` grows the same table instead, with the same recipe: the first ``N`` configurations of the
+collector's random design (the 15 uniform anchors first, then random configurations; seed 0), skipping
+those the table already holds, one trial at a time (it resumes).
+
     python experiments/smollm2_check.py
+    python experiments/smollm2_check.py --collect 24
 """
 
 from __future__ import annotations
@@ -18,23 +23,67 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TABLE = Path(__file__).resolve().parent.parent / "datasets_cache" / "tables" / "smollm2-news"
 
 
-def main() -> None:
+def collect(n: int) -> None:
+    """Run the first ``n`` configurations of the random design that the table lacks (see module docstring)."""
     import torch
 
+    from qra_bench.collect import random_design
     from qra_bench.models import load_base
-    from qra_bench.quant import QuantSettings
     from qra_bench.space import SearchSpace
     from qra_bench.table import ResultsTable
     from qra_bench.tasks import load_task
-    from qra_bench.trial import TrialSettings, run_trial
+    from qra_bench.trial import run_trial
+
+    torch.set_num_threads(2)
+    base = load_base("smollm2-135m")
+    task = load_task("news", base.tokenizer)
+    table = ResultsTable(TABLE)
+    done = set(table.read()["config_hash"]) if table.exists else set()
+    design = random_design(SearchSpace(base.model.config.num_hidden_layers), n, seed=0, anchors=True)
+    todo = [c for c in design if c.hash not in done]
+    print(f"{len(design) - len(todo)} of {len(design)} configurations already in {TABLE}; running {len(todo)}", flush=True)
+    for i, cfg in enumerate(todo, 1):
+        result = run_trial(base, task, cfg, 0, low_fidelity_settings())
+        table.append(list(result.rows))
+        f = result.final
+        print(f"[{i}/{len(todo)}] bits {list(cfg.bits)[:4]}... avg {cfg.avg_bits:.2f}, avg rank {cfg.avg_rank:.1f}: "
+              f"eval loss {f.eval_loss:.3f}, accuracy {f.accuracy:.3f}, {f.time_total_s:.0f} s", flush=True)
+
+
+def low_fidelity_settings():
+    """The low-fidelity recipe of every smollm2 trial here (20 LoRA steps; group 64: the hidden size 576 is
+    not a multiple of 128)."""
+    from qra_bench.quant import QuantSettings
+    from qra_bench.trial import TrialSettings
+
+    return replace(TrialSettings(), max_steps=20, fidelities=(0.5, 1.0), warmup_steps=2, partial_eval=100,
+                   eval_batch_size=40, quant=replace(QuantSettings(), group_size=64))
+
+
+def main() -> None:
+    import argparse
+
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--collect", type=int, metavar="N", help="grow the table to the first N design configurations")
+    args = ap.parse_args()
+    if args.collect:
+        collect(args.collect)
+        return
+
+    from qra_bench.models import load_base
+    from qra_bench.space import SearchSpace
+    from qra_bench.table import ResultsTable
+    from qra_bench.tasks import load_task
+    from qra_bench.trial import run_trial
 
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     base = load_base("smollm2-135m")
     task = load_task("news", base.tokenizer)
     load_s = time.perf_counter() - t0
-    settings = replace(TrialSettings(), max_steps=20, fidelities=(0.5, 1.0), warmup_steps=2, partial_eval=100,
-                       eval_batch_size=40, quant=replace(QuantSettings(), group_size=64))
+    settings = low_fidelity_settings()
     space = SearchSpace(base.model.config.num_hidden_layers)
     lines = ["# SmolLM2-135M on CPU: a low-fidelity trial, 16-bit vs uniform 2-bit", "",
              f"Model `smollm2-135m` sha256 `{base.sha256[:16]}...` ({base.note}); loaded in {load_s:.0f} s. "
