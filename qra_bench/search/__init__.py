@@ -5,8 +5,8 @@ Importing this package registers every built-in optimizer (see :func:`available_
 imported when a SMAC3-based optimizer is first asked.
 """
 
-from qra_bench.search.base import (ENTRY_POINT_GROUP, CountingPredictor, GPPredictor, LinearPredictor, Observation, Optimizer,
-                                   Predictor, Priors, SearchContext, as_priors, available_optimizers,
+from qra_bench.search.base import (ENTRY_POINT_GROUP, CountingPredictor, GPPredictor, LinearPredictor, Observation,
+                                   Optimizer, Predictor, Priors, SearchContext, as_priors, available_optimizers,
                                    make_optimizer, observe_and_suggest, predictor_from_estimator,
                                    register_optimizer, result_value)
 from qra_bench.search.operators import (OPERATORS, atomic_edit, atomic_edit_raw, coupled_mutation, crossover,
@@ -22,8 +22,8 @@ from qra_bench.search.autoqra import (AutoQRAOptimizer, AutoQRASettings, Candida
 __all__ = [
     "ENTRY_POINT_GROUP", "OPERATORS", "UNIFORM_BASELINES",
     "ArchiveEntry", "AutoQRAOptimizer", "AutoQRASettings", "Candidate", "CountingPredictor", "EvolutionOptimizer",
-    "EvolutionResult", "EvolutionSettings", "GPPredictor", "LinearPredictor", "MilpBaseline", "Observation", "Optimizer",
-    "Predictor", "Priors", "RandomSearch", "SMACHPO", "SearchContext", "SearchRecord", "SearchResult",
+    "EvolutionResult", "EvolutionSettings", "GPPredictor", "LinearPredictor", "MilpBaseline", "Observation",
+    "Optimizer", "Predictor", "Priors", "RandomSearch", "SMACHPO", "SearchContext", "SearchRecord", "SearchResult",
     "TrustRegionBO", "UniformBaseline",
     "as_priors", "atomic_edit", "atomic_edit_raw", "autoqra_search", "available_optimizers", "coupled_mutation",
     "crossover", "crowding_distance", "evolve", "fill_budget", "hypervolume_2d", "importance_mutation", "jitter",

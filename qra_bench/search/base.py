@@ -184,7 +184,6 @@ class LinearPredictor:
         return mean * self.y_scale_ + self.y_mean_, np.sqrt(var) * self.y_scale_
 
 
-
 class GPPredictor:
     """Gaussian process on the 2L+2 ordinal encoding (Matern-5/2 with one length scale per feature, plus white
     noise; METHOD.md's Stage-2 model), fitted to an optimizer's own observations.
