@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Collect the shared table of the embedded default (tiny / bbc) in the order that makes partial tables
+# Collect a shared table of the embedded default (tiny; task $TASK, default news) in the order that makes partial tables
 # useful soonest: anchors, the uniform-4bit landscape design, seed repeats (the noise floor), then the
 # stratified design for the surrogates. Every step resumes, so rerunning this script continues the table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-Q=".venv/bin/qra-bench collect --model tiny --task news --workers ${WORKERS:-2} --threads 1 --out datasets_cache/tables/tiny-news"
+Q=".venv/bin/qra-bench collect --model tiny --task ${TASK:-news} --workers ${WORKERS:-2} --threads 1 --out datasets_cache/tables/tiny-${TASK:-news}"
 $Q --design anchors --seeds 0
 $Q --design file --design-file experiments/designs/landscape.jsonl --no-anchors --seeds 0
 $Q --design anchors --seeds 1,2

@@ -108,7 +108,7 @@ def _trial_settings(steps: Optional[int], backend: str, group_size: int, threads
 @app.command()
 def trial(
     model: str = typer.Option("tiny", help="Base model: tiny, smollm2-135m, or a local transformers directory."),
-    task: str = typer.Option("news", help="Fine-tuning task: news (held-out news LM, the default) or bbc (topic classification)."),
+    task: str = typer.Option("news", help="Fine-tuning task: news (held-out news LM, the default), cipher (news in a permuted vocabulary) or bbc (topic classification)."),
     bits: str = typer.Option("4", help="Bits per block (comma-separated) or one value for all blocks."),
     ranks: str = typer.Option("8", help="LoRA ranks per block (comma-separated) or one value for all blocks."),
     seed: int = typer.Option(0, help="Seed of LoRA init, data order and dropout."),
@@ -175,7 +175,7 @@ def _fractions(text: str) -> tuple[float, ...]:
 def collect(
     out: str = typer.Option(..., help="Results table directory to append to (created if missing; a rerun resumes)."),
     model: str = typer.Option("tiny", help="Base model: tiny, smollm2-135m, or a local transformers directory."),
-    task: str = typer.Option("news", help="Fine-tuning task: news (held-out news LM, the default) or bbc (topic classification)."),
+    task: str = typer.Option("news", help="Fine-tuning task: news (held-out news LM, the default), cipher (news in a permuted vocabulary) or bbc (topic classification)."),
     design: str = typer.Option("stratified", help="stratified, random, space-filling, importance, file, anchors."),
     n: int = typer.Option(200, help="Configurations in the design, anchors included (file, anchors: all listed)."),
     seeds: str = typer.Option("0", help="Trial seeds: 0 or 0,1,2 or 0-4; every configuration runs once per seed."),

@@ -42,3 +42,27 @@ def test_uniform_2bit_costs_over_half_a_nat_on_held_out_news_before_fine_tuning(
     assert losses[2].eval_loss - losses[16].eval_loss > 0.5
     assert losses[16].eval_loss <= losses[4].eval_loss < losses[2].eval_loss
     assert losses[2].accuracy < losses[16].accuracy
+
+
+def test_cipher_permutes_only_the_most_frequent_tokens_and_keeps_plain_lm_text(base):
+    from qra_bench.tasks.cipher import N_SWAPPED, cipher_map
+
+    news, cipher = load_task("news", base.tokenizer), load_task("cipher", base.tokenizer)
+    mapping = cipher_map(news.train_prompts, len(base.tokenizer))
+    moved = np.flatnonzero(mapping != np.arange(len(mapping)))
+    assert len(moved) == N_SWAPPED  # a derangement of the frequent set: every one of them moves
+    assert sorted(mapping[moved]) == sorted(moved)  # a permutation: the map is invertible
+    counts = np.bincount(news.train_prompts.ravel(), minlength=len(mapping))
+    assert counts[moved].min() >= np.delete(counts, moved).max()  # exactly the most frequent tokens
+    assert np.array_equal(cipher.eval_prompts, mapping[news.eval_prompts])
+    assert np.array_equal(cipher.lm_ids, news.lm_ids)  # retained capability is measured on plain text
+    assert cipher.sha256 == load_task("cipher", base.tokenizer).sha256 != news.sha256
+
+
+def test_cipher_must_be_learned_the_unquantized_base_does_far_worse_on_it_than_on_news(base):
+    device, dtype = compute_device()
+    model = base.fresh_copy(device, dtype)
+    news = evaluate(model, load_task("news", base.tokenizer), 200, device, n_eval=100)
+    cipher = evaluate(model, load_task("cipher", base.tokenizer), 200, device, n_eval=100)
+    assert cipher.eval_loss > news.eval_loss + 2.0
+    assert cipher.lm_loss == pytest.approx(news.lm_loss)

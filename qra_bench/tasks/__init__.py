@@ -5,13 +5,13 @@ from __future__ import annotations
 from qra_bench.errors import QRBenchError
 from qra_bench.tasks.base import TaskData
 
-TASKS = ("news", "bbc")
+TASKS = ("news", "cipher", "bbc")
 #: The metric each task is judged by (benchmarks and fits default to it); other tasks default to accuracy.
-MAIN_METRICS = {"news": "eval_loss", "bbc": "accuracy"}
+MAIN_METRICS = {"news": "eval_loss", "cipher": "eval_loss", "bbc": "accuracy"}
 
 
 def main_metric(task_name: str) -> str:
-    """The main metric of a task: ``eval_loss`` for ``news`` (lower is better), else ``accuracy``."""
+    """The main metric of a task: ``eval_loss`` for the LM tasks (lower is better), else ``accuracy``."""
     return MAIN_METRICS.get(task_name, "accuracy")
 
 
@@ -25,4 +25,8 @@ def load_task(name: str, tokenizer) -> TaskData:
         from qra_bench.tasks.news import build_news
 
         return build_news(tokenizer)
+    if name == "cipher":
+        from qra_bench.tasks.cipher import build_cipher
+
+        return build_cipher(tokenizer)
     raise QRBenchError(f"unknown task {name!r}; choose one of {list(TASKS)}")
