@@ -54,6 +54,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 import pandas as pd
 
+from qra_bench.defaults import DEFAULT_TABLE
+
 RESULTS = Path(__file__).resolve().parent / "results"
 BUDGET_NAME = "uniform-4bit"
 VERDICTS = ("supported", "not supported", "not testable yet")
@@ -1178,7 +1180,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--claim", default="all", help=f"all, or a comma list of: {', '.join(CLAIMS)}")
-    parser.add_argument("--table", default="datasets_cache/tables/tiny-news", help="results table directory")
+    parser.add_argument("--table", default=DEFAULT_TABLE, help="results table directory")
     parser.add_argument("--surrogate", default=None, help="surrogate artifact directory (from `qra-bench fit`)")
     parser.add_argument("--out", default=str(RESULTS), help="output directory (default experiments/results)")
     parser.add_argument("--tolerance", type=float, default=0.01,

@@ -3,7 +3,7 @@
 I_q from 2L zero-step quantized evaluations, I_r from L + 1 short fine-tunes (a quarter of the recipe's
 steps). The JSON is what ``qra-bench fit --importance`` and the search's warm start read.
 
-    python experiments/importance_priors.py --out surrogates/tiny-news/importance.json
+    python experiments/importance_priors.py --task news   # -> surrogates/tiny-news/importance.json
 """
 
 from __future__ import annotations
@@ -12,13 +12,16 @@ import argparse
 import time
 from pathlib import Path
 
+from qra_bench.defaults import DEFAULT_TASK
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="tiny")
-    p.add_argument("--task", default="news")
-    p.add_argument("--out", default="surrogates/tiny-news/importance.json")
+    p.add_argument("--task", default=DEFAULT_TASK)
+    p.add_argument("--out", default=None, help="default: surrogates/tiny-<task>/importance.json")
     a = p.parse_args()
+    a.out = a.out or f"surrogates/{a.model}-{a.task}/importance.json"
     from qra_bench.collect import DEFAULT_BITS, DEFAULT_RANKS
     from qra_bench.importance import importance_priors
     from qra_bench.models import load_base

@@ -13,6 +13,7 @@ from typing import Optional
 import click
 import typer
 
+from qra_bench.defaults import DEFAULT_SURROGATE, DEFAULT_TABLE, DEFAULT_TASK
 from qra_bench.errors import QRBenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -108,7 +109,7 @@ def _trial_settings(steps: Optional[int], backend: str, group_size: int, threads
 @app.command()
 def trial(
     model: str = typer.Option("tiny", help="Base model: tiny, smollm2-135m, or a local transformers directory."),
-    task: str = typer.Option("news", help="Fine-tuning task: news (held-out news LM, the default), cipher (news in a permuted vocabulary) or bbc (topic classification)."),
+    task: str = typer.Option(DEFAULT_TASK, help="Fine-tuning task: news (held-out news LM), cipher (news in a permuted vocabulary) or bbc (topic classification)."),
     bits: str = typer.Option("4", help="Bits per block (comma-separated) or one value for all blocks."),
     ranks: str = typer.Option("8", help="LoRA ranks per block (comma-separated) or one value for all blocks."),
     seed: int = typer.Option(0, help="Seed of LoRA init, data order and dropout."),
@@ -175,7 +176,7 @@ def _fractions(text: str) -> tuple[float, ...]:
 def collect(
     out: str = typer.Option(..., help="Results table directory to append to (created if missing; a rerun resumes)."),
     model: str = typer.Option("tiny", help="Base model: tiny, smollm2-135m, or a local transformers directory."),
-    task: str = typer.Option("news", help="Fine-tuning task: news (held-out news LM, the default), cipher (news in a permuted vocabulary) or bbc (topic classification)."),
+    task: str = typer.Option(DEFAULT_TASK, help="Fine-tuning task: news (held-out news LM), cipher (news in a permuted vocabulary) or bbc (topic classification)."),
     design: str = typer.Option("stratified", help="stratified, random, space-filling, importance, file, anchors."),
     n: int = typer.Option(200, help="Configurations in the design, anchors included (file, anchors: all listed)."),
     seeds: str = typer.Option("0", help="Trial seeds: 0 or 0,1,2 or 0-4; every configuration runs once per seed."),
@@ -318,7 +319,7 @@ def sweep(
 @app.command()
 def bench(
     out: str = typer.Option(..., help="Output directory: curves, leaderboard, plots."),
-    benchmark: str = typer.Option("tiny-news", help="Shipped table name (datasets_cache/tables/<name>) or a table directory."),
+    benchmark: str = typer.Option(f"tiny-{DEFAULT_TASK}", help="Shipped table name (datasets_cache/tables/<name>) or a table directory."),
     backend: str = typer.Option("surrogate", help="surrogate (any configuration), table (pool-based optimizers only), "
                                               "table+live (real trials for configurations the table lacks), live."),
     optimizers: str = typer.Option("autoqra,random,smac,evolution,optuna-tpe", help="Comma-separated registered optimizers."),
@@ -350,8 +351,8 @@ def bench(
 
 @app.command()
 def run(
-    table: str = typer.Option("datasets_cache/tables/tiny-news", help="The shipped results table of the default."),
-    surrogate: str = typer.Option("surrogates/tiny-news/xgb", help="The shipped surrogate (fitted on the fly into the "
+    table: str = typer.Option(DEFAULT_TABLE, help="The shipped results table of the default."),
+    surrogate: str = typer.Option(DEFAULT_SURROGATE, help="The shipped surrogate (fitted on the fly into the "
                                   "run's folder when missing)."),
     budget: str = typer.Option("uniform-4bit", help="Named or absolute budget: uniform-4bit, 0.9xfp16-lora, 72MiB."),
     real_evals: int = typer.Option(3, help="Real fine-tunes AutoQRA spends (0: surrogate only)."),

@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from qra_bench.defaults import DEFAULT_TASK
 from qra_bench.errors import QRBenchError
 from qra_bench.space import DEFAULT_BITS, DEFAULT_RANKS, QRConfig, SearchSpace
 
@@ -604,7 +605,7 @@ class CollectSpec:
 
     out: str
     model: str = "tiny"
-    task: str = "news"
+    task: str = DEFAULT_TASK
     design: str = "stratified"
     n: int = 200
     seeds: tuple[int, ...] = (0,)

@@ -39,13 +39,12 @@ import pandas as pd
 
 from qra_bench.errors import QRBenchError
 from qra_bench.memory import human_bytes as _human
+from qra_bench.defaults import DEFAULT_SURROGATE, DEFAULT_TABLE, DEFAULT_TASK
 
 __all__ = ["DEFAULT_SURROGATE", "DEFAULT_TABLE", "MIN_FULL_TRIALS", "MainJobSpec", "Progress", "Table1Row",
            "format_table1", "run_main_job", "verify_table"]
 
 PathLike = Union[str, os.PathLike]
-DEFAULT_TABLE = "datasets_cache/tables/tiny-news"
-DEFAULT_SURROGATE = "surrogates/tiny-news/xgb"
 #: Full-fidelity (configuration, seed) trials below which the table cannot support a surrogate worth
 #: searching: five-fold grouped cross-validation needs a handful of configurations per fold.
 MIN_FULL_TRIALS = 10
@@ -268,11 +267,12 @@ def _fmt(x: float, digits: int = 4) -> str:
 
 #: What the metrics mean per task: (eval_loss unit, accuracy).
 _METRICS = {"news": ("held-out news LM loss, nats/token", "greedy next-token accuracy"),
+            "cipher": ("held-out enciphered news LM loss, nats/token", "greedy next-token accuracy"),
             "bbc": ("held-out topic cross-entropy, nats/example", "topic accuracy")}
 
 
 def format_table1(rows: list[Table1Row], target: str, budget_name: str, budget_bytes: int, title: str,
-                  task: str = "news") -> str:
+                  task: str = DEFAULT_TASK) -> str:
     """The Table-1 analogue as fixed-width text (also valid inside a Markdown code block)."""
     loss, accuracy = _METRICS.get(task, ("held-out task loss, nats", "task accuracy"))
     head = (f"{'':<26}{'eval_loss':>10}{'predicted ' + target + ' ± std':>28}{'accuracy':>10}{'avg bits':>10}"

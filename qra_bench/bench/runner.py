@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from qra_bench.bench.benchmark import BACKENDS, METRICS, Benchmark, PathLike
+from qra_bench.defaults import DEFAULT_TASK
 from qra_bench.errors import QRBenchError
 from qra_bench.search import make_optimizer
 from qra_bench.space import QRConfig
@@ -114,7 +115,7 @@ class BenchSpec:
         Per optimizer name, extra keyword arguments of its constructor.
     """
 
-    benchmark: str = "tiny-news"
+    benchmark: str = f"tiny-{DEFAULT_TASK}"
     backend: str = "surrogate"
     optimizers: tuple[str, ...] = DEFAULT_OPTIMIZERS
     seeds: tuple[int, ...] = tuple(range(10))
