@@ -1021,16 +1021,11 @@ def claim_evals_to_target(ctx: Context, out: Path) -> Claim:
 def _low_fidelity_predictor(ctx: Context) -> tuple[Callable, str]:
     """A screen for AutoQRA fitted on the table's low-fidelity rows only (fidelity < 1), predicting at the highest
     of them, and a sentence that says so (rows, fractions, trial seconds those fractions cost)."""
-    import tempfile
-
     from qra_bench.surrogate.fit import make_estimator, training_set
 
     art = ctx.artifact()
     spec = art.encoder_spec
-    with tempfile.TemporaryDirectory() as tmp:
-        priors = Path(tmp) / "importance.json"
-        priors.write_text(json.dumps({"importance_q": list(spec.importance_q), "importance_r": list(spec.importance_r)}))
-        ts = training_set(ctx.table_path, art.target, "all", importance=priors)
+    ts = training_set(ctx.table_path, art.target, "all", importance=(spec.importance_q, spec.importance_r))
     low = ts.data.fidelity_frac < 1.0 - 1e-9
     if not low.any():
         raise NotTestable("the table has no low-fidelity rows to fit AutoQRA's screen on")

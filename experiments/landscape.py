@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -154,6 +155,9 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
         res["bits_effect_r8_over_noise"] = abs(res["uniform_16bit_r8"] - res["uniform_2bit_r8"]) / noise if noise else float("nan")
         res["uniform_2bit_r4"] = anchor(2, 4)
         res["uniform_16bit_r16"] = anchor(16, 16)
+        # Supplementary: how much rank moves the uniform anchors (r4 -> r16) at 16 and at 4 bits.
+        res["rank_effect_16bit"] = anchor(16, 4) - anchor(16, 16)
+        res["rank_effect_4bit"] = anchor(4, 4) - anchor(4, 16)
         out[metric] = res
     return out
 
@@ -162,8 +166,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--damage", action="store_true")
     parser.add_argument("--table")
-    parser.add_argument("--tasks-tables", nargs="+", metavar="TABLE",
-                        help="one table per task (same configurations and seeds): criteria of the mean over tasks")
+    parser.add_argument("--tasks-tables", nargs="+", metavar="TABLE", action="append",
+                        help="one table per task (same configurations and seeds): criteria of the mean over tasks; "
+                             "repeatable (one view each); a single table gives that task's criteria alone")
     parser.add_argument("--backend", default="torchao")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
@@ -175,7 +180,8 @@ def main() -> None:
     if args.table:
         report["landscape"] = table_landscape(args.table)
     if args.tasks_tables:
-        report["landscape_tasks"] = table_landscape(args.tasks_tables)
+        report.pop("landscape_tasks", None)
+        report["views"] = [table_landscape(tables) for tables in args.tasks_tables]
     text = json.dumps(report, indent=1, default=str)
     path.write_text(text + "\n")
     (RESULTS / "landscape.md").write_text(markdown(report))
@@ -208,18 +214,19 @@ def markdown(report: dict) -> str:
         lines += [f"Zero-step damage: model `{d['model']}` sha256 `{d['model_sha256'][:16]}...`, task `{d['task']}`, "
                   f"backend `{d['backend']}`; uniform LM loss by bits: "
                   + ", ".join(f"{b}: {v['lm_loss']:.3f}" for b, v in d["uniform"].items()), ""]
-    for key in ("landscape", "landscape_tasks"):
-        if key not in report:
-            continue
-        t = report[key]
-        if key == "landscape_tasks":  # a second table of criteria: the mean over tasks
-            lines += ["| criterion | measured | holds |", "|---|---|---|"]
-            lines += [f"| {c} | {m} | {'yes' if ok else '**no**'} |" for c, m, ok in rows]
+    views = ([report["landscape"]] if "landscape" in report else []) + list(report.get("views", []))
+    for i, t in enumerate(views):
+        if i or "landscape" not in report:  # another table of criteria: another task, or the mean over tasks
+            if rows:
+                lines += ["| criterion | measured | holds |", "|---|---|---|"]
+                lines += [f"| {c} | {m} | {'yes' if ok else '**no**'} |" for c, m, ok in rows]
             rows = []
-            lines += ["", f"## Mean over tasks ({t.get('task', '')}): the paper's objective", "",
-                      f"`python experiments/landscape.py --tasks-tables {' '.join(t['table_hashes'])}`: every "
-                      "metric is the mean over the tasks of the same configuration and seed; trial time is the sum.",
-                      ""]
+            several = "+" in t.get("task", "")
+            lines += ["", f"## {'Mean over tasks' if several else 'Task'} {t.get('task', '')}"
+                      + (": the paper's objective" if several else ""), "",
+                      f"`python experiments/landscape.py --tasks-tables {' '.join(t['table_hashes'])}`"
+                      + (": every metric is the mean over the tasks of the same configuration and seed; trial time is "
+                         "the sum." if several else "."), ""]
         lines += [f"Fine-tuned landscape: table `{t['table']}` (hash `{t['table_hash'][:16]}...`), "
                   f"{t['n_full_fidelity_rows']} full-fidelity rows, budget {t['budget']} = {t['budget_bytes']:,} bytes.", ""]
         rows.append(("one trial takes at most 45 s on 2 CPU cores (median of the table's trials, which ran with "
@@ -240,6 +247,11 @@ def markdown(report: dict) -> str:
                          f"R^2 {_fmt(m.get('r2_both'), 3)}; drop w/o bits {_fmt(m.get('r2_drop_without_bits'), 3)}, "
                          f"w/o rank {_fmt(m.get('r2_drop_without_rank'), 3)}",
                          min(m.get("r2_drop_without_bits", 0), m.get("r2_drop_without_rank", 0)) >= 0.10))
+            if math.isfinite(m.get("rank_effect_16bit", float("nan"))):
+                rows.append((f"[{metric}] supplementary: rank 4 -> 16 at uniform 16 / 4 bits",
+                             f"{_fmt(m['rank_effect_16bit'])} / {_fmt(m['rank_effect_4bit'])}"
+                             + (f" ({abs(m['rank_effect_16bit']) / noise:.1f}x / {abs(m['rank_effect_4bit']) / noise:.1f}x noise)"
+                                if noise and math.isfinite(noise) else ""), True))
             if "structured_r2" in m:
                 rows.append((f"[{metric}] supplementary (not a criterion): block 0 / last block at 2 bits, number of "
                              "other 2-bit blocks, avg log2 rank",

@@ -28,7 +28,7 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -168,10 +168,17 @@ def _memory_model(frame: pd.DataFrame, arch: ArchSpec, settings: MemorySettings,
     return model, int(diff[0]), {"rows_checked": int(known.sum()), "offset_bytes": int(diff[0])}
 
 
-def _importance(frame: pd.DataFrame, n_blocks: int, importance: Optional[PathLike]) -> tuple[np.ndarray, np.ndarray, str]:
-    """``(importance_q, importance_r, source)``: from ``importance``, a matching cached priors file, or zeros."""
+def _importance(frame: pd.DataFrame, n_blocks: int,
+                importance: "Optional[PathLike] | tuple[Sequence[float], Sequence[float]]") -> tuple[np.ndarray, np.ndarray, str]:
+    """``(importance_q, importance_r, source)``: from ``importance`` (a priors JSON, or the two arrays), a
+    matching cached priors file, or zeros."""
     from qra_bench.collect import load_importance
 
+    if isinstance(importance, tuple):
+        q, r = (np.asarray(x, dtype=float) for x in importance)
+        if q.shape != (n_blocks,) or r.shape != (n_blocks,):
+            raise QRBenchError(f"importance arrays have shapes {q.shape} / {r.shape}; expected ({n_blocks},)")
+        return q, r, "given arrays"
     if importance is not None:
         q, r = load_importance(importance, n_blocks)
         return q, r, str(importance)
@@ -237,7 +244,7 @@ def training_set(
     table_path: PathLike,
     target: str = "accuracy",
     fidelity: str = "all",
-    importance: Optional[PathLike] = None,
+    importance: "Optional[PathLike] | tuple[Sequence[float], Sequence[float]]" = None,
     arch: Optional[str] = None,
     low_fidelity: Optional[float] = None,
 ) -> TrainingSet:

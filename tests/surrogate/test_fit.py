@@ -164,6 +164,12 @@ def test_importance_priors_from_a_file_or_a_matching_cache_entry(standin_table, 
     artifact = fit_surrogate(standin_table, fidelity="full", importance=priors, params=fast_xgb)
     assert artifact.manifest["importance"]["source"] == str(priors)
     assert artifact.encoder_spec.importance_q == tuple(q)
+    # The same priors handed over as arrays encode the same features.
+    given = training_set(standin_table, fidelity="full", importance=(q, r))
+    assert given.importance_source == "given arrays"
+    np.testing.assert_array_equal(given.data.X, training_set(standin_table, fidelity="full", importance=priors).data.X)
+    with pytest.raises(QRBenchError, match="importance arrays"):
+        training_set(standin_table, importance=(q[:3], r))
     col = artifact.feature_names.index("iq_bits")
     X = artifact.encoder.transform_configs(artifact.space.sample_batch(np.random.default_rng(0), 10))
     assert np.ptp(X[:, col]) > 0
