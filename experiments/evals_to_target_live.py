@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ranking_fidelity import read_live_runs  # noqa: E402
 
 
 def first_on_target(evals: pd.DataFrame, target: float, metric: str = "eval_loss") -> pd.DataFrame:
@@ -69,19 +71,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(RESULTS))
     a = ap.parse_args(argv)
     try:
-        frames, specs = [], []
-        for d in map(Path, a.runs):
-            if not (d / "evaluations.csv").is_file() or not (d / "bench.json").is_file():
-                raise QRBenchError(f"{d} is not a finished `qra-bench bench` output (no evaluations.csv / bench.json)")
-            spec = json.loads((d / "bench.json").read_text())["spec"]
-            if spec["backend"] != "table+live":
-                raise QRBenchError(f"{d} ran on the {spec['backend']} backend; this needs table+live runs")
-            specs.append(spec)
-            frames.append(pd.read_csv(d / "evaluations.csv"))
+        infos, evals = read_live_runs(a.runs)
+        specs = [i["spec"] for i in infos]
         budgets = {s["budgets"][0] for s in specs}
         if len(budgets) != 1:
             raise QRBenchError(f"runs use different budgets: {sorted(budgets)}")
-        evals = pd.concat(frames, ignore_index=True).drop_duplicates(["optimizer", "seed", "eval"])
+        evals = evals.drop_duplicates(["optimizer", "seed", "eval"])
         table = a.table or specs[0]["benchmark"]
         bench = Benchmark.load(table, backend="table", budget=budgets.pop())
         pool = bench.pool()

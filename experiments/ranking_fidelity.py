@@ -30,6 +30,22 @@ import pandas as pd
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def read_live_runs(dirs) -> tuple[list[dict], pd.DataFrame]:
+    """The ``bench.json`` of each finished ``table+live`` run and all their evaluations in one frame; a user
+    error for a directory that is not such a run."""
+    from qra_bench.errors import QRBenchError
+
+    infos, frames = [], []
+    for d in map(Path, dirs):
+        if not (d / "evaluations.csv").is_file() or not (d / "bench.json").is_file():
+            raise QRBenchError(f"{d} is not a finished `qra-bench bench` output (no evaluations.csv / bench.json)")
+        infos.append(json.loads((d / "bench.json").read_text()))
+        if infos[-1]["spec"]["backend"] != "table+live":
+            raise QRBenchError(f"{d} ran on the {infos[-1]['spec']['backend']} backend; this needs table+live runs")
+        frames.append(pd.read_csv(d / "evaluations.csv"))
+    return infos, pd.concat(frames, ignore_index=True)
+
+
 def best_per_run(evals: pd.DataFrame, max_evals: int) -> pd.DataFrame:
     """(optimizer, seed) -> lowest eval_loss among the first ``max_evals`` answers."""
     e = evals[evals["eval"] <= max_evals]
@@ -54,21 +70,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(RESULTS), help="results directory")
     args = ap.parse_args(argv)
     try:
-        infos, frames = [], []
-        for d in map(Path, args.live):
-            if not (d / "evaluations.csv").is_file() or not (d / "bench.json").is_file():
-                raise QRBenchError(f"{d} is not a finished `qra-bench bench` output (no evaluations.csv / bench.json)")
-            infos.append(json.loads((d / "bench.json").read_text()))
-            frames.append(pd.read_csv(d / "evaluations.csv"))
+        infos, live = read_live_runs(args.live)
         specs = [i["spec"] for i in infos]
-        if any(s["backend"] != "table+live" for s in specs):
-            raise QRBenchError("every --live run must use --backend table+live")
         keys = {(tuple(s["seeds"]), s["max_evals"], tuple(s["budgets"]), s["metric"]) for s in specs}
         if len(keys) != 1:
             raise QRBenchError(f"the live runs differ in seeds, max evals, budgets or metric: {sorted(keys)}")
         seeds, max_evals, budgets, _ = keys.pop()
         table = infos[0]["benchmark"]["table"]
-        live = pd.concat(frames, ignore_index=True)
         optimizers = tuple(dict.fromkeys(live["optimizer"]))
         spec = BenchSpec(benchmark=table, backend="surrogate", optimizers=optimizers, seeds=seeds,
                          budgets=budgets, max_cost_s=math.inf, max_evals=max_evals, metric="eval_loss",
