@@ -9,4 +9,6 @@ $Q --design anchors --seeds 0
 $Q --design file --design-file experiments/designs/landscape.jsonl --no-anchors --seeds 0
 $Q --design anchors --seeds 1,2
 $Q --design file --design-file experiments/designs/landscape-repeats.jsonl --no-anchors --seeds 1,2
+# 36 configurations measured once (spread over memory) at two more seeds: with the above, >= 60 configs x 3 seeds
+[ "${TASK:-news}" = news ] && $Q --design file --design-file experiments/designs/repeats-60.jsonl --no-anchors --seeds 1,2
 $Q --design stratified --n 1200 --seeds 0
