@@ -123,12 +123,16 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
     for metric in ("accuracy", "eval_loss"):
         by_cfg = df.groupby("config_hash")
         seeds = by_cfg[metric].agg(["std", "count", "mean"])
-        rep = seeds[seeds["count"] >= 3]
+        # The criterion asks for >= 10 configs x 3 seeds; a table still short of that reports its noise from
+        # configs with 2 seeds (pooled), and says so (``noise_min_seeds``).
+        min_seeds = 3 if (seeds["count"] >= 3).sum() >= 10 else 2
+        rep = seeds[seeds["count"] >= min_seeds]
         noise = float(np.sqrt((rep["std"] ** 2).mean())) if len(rep) else float("nan")
         means = by_cfg.agg(mean=(metric, "mean"), avg_bits=("avg_bits", "first"), log2_rank=("log2_rank", "first"), bits=("bits", "first"),
                            feasible=("feasible", "first"), uniform=("uniform_bits", "first"))
         rnd = means[means["feasible"] & ~means["uniform"]]
-        res = {"noise_std": noise, "n_repeated_configs": int(len(rep)), "n_random_feasible": int(len(rnd))}
+        res = {"noise_std": noise, "n_repeated_configs": int(len(rep)), "noise_min_seeds": min_seeds,
+               "n_random_feasible": int(len(rnd))}
         if len(rnd) >= 5:
             res["spread_std"] = float(rnd["mean"].std())
             res["spread_over_noise"] = res["spread_std"] / noise if noise else float("nan")
@@ -237,8 +241,8 @@ def markdown(report: dict) -> str:
             rows.append((f"[{metric}] bits matter at rank 8: |2-bit - 16-bit| >= 5 x seed noise",
                          f"{_fmt(m.get('uniform_2bit_r8'))} vs {_fmt(m.get('uniform_16bit_r8'))}: "
                          f"{_fmt(m.get('bits_effect_r8_over_noise'), 1)} x noise {_fmt(noise)} "
-                         f"({m.get('n_repeated_configs', 0)} configs x >= 3 seeds)",
-                         m.get("bits_effect_r8_over_noise", 0) >= 5))
+                         f"({m.get('n_repeated_configs', 0)} configs x >= {m.get('noise_min_seeds', 3)} seeds)",
+                         m.get("bits_effect_r8_over_noise", 0) >= 5 and m.get("noise_min_seeds", 3) >= 3))
             rows.append((f"[{metric}] spread std of >= 30 random configs in budget >= 5 x noise std",
                          f"{_fmt(m.get('spread_std'))} / {_fmt(noise)} = {_fmt(m.get('spread_over_noise'), 1)} "
                          f"over {m.get('n_random_feasible', 0)} configs",
