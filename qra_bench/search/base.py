@@ -184,6 +184,11 @@ class LinearPredictor:
         return mean * self.y_scale_ + self.y_mean_, np.sqrt(var) * self.y_scale_
 
 
+#: Told results between two marginal-likelihood fits of an optimizer's GP hyper-parameters (about 1 s each);
+#: in between the last fitted kernel is reused as it is.
+GP_REFIT_EVERY = 5
+
+
 class GPPredictor:
     """Gaussian process on the 2L+2 ordinal encoding (Matern-5/2 with one length scale per feature, plus white
     noise; METHOD.md's Stage-2 model), fitted to an optimizer's own observations.

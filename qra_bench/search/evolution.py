@@ -24,7 +24,8 @@ import numpy as np
 from qra_bench.memory import Budget, MemoryModel
 from qra_bench.space import QRConfig, SearchSpace
 from qra_bench.search import nsga2
-from qra_bench.search.base import (CountingPredictor, GPPredictor, Optimizer, Predictor, SearchContext,
+from qra_bench.search.base import (GP_REFIT_EVERY, CountingPredictor, GPPredictor,
+                                   Optimizer, Predictor, SearchContext,
                                    register_optimizer)
 from qra_bench.search.operators import OPERATORS, apply_operator, fill_budget, jitter, warm_start
 
@@ -363,21 +364,29 @@ class EvolutionOptimizer(Optimizer):
         self._queue: list[QRConfig] = []
         self._asked: set[QRConfig] = set()
         self._last_candidates: list[QRConfig] = []
+        self._gp: Optional[GPPredictor] = None
+        self._gp_rows = -1  # told results the current GP was fitted on
         self.generation = -1
         self.converged = False
 
     def set_predictor(self, predictor: Predictor) -> None:
         """Replace the screening predictor (e.g. after the surrogate was refit)."""
         self.predictor = CountingPredictor(predictor, self.space.n_blocks)
+        self._gp, self._gp_rows = None, -1
 
     def _screen(self, cfgs: list[QRConfig]) -> tuple[np.ndarray, np.ndarray]:
         bi, ri = self.ctx.indices_batch(cfgs)
         obi, ori, y = self.observed_arrays()
-        if self.predictor is not None:  # corrected by its residuals at the told results (once there are enough)
-            return GPPredictor(self.space, prior=self.predictor, seed=self.seed).fit(obi, ori, y)(bi, ri)
-        if len(y) >= self.min_fit:
-            return GPPredictor(self.space, seed=self.seed).fit(obi, ori, y)(bi, ri)
-        return prior_score(self.ctx, bi, ri), np.zeros(len(cfgs))
+        if self.predictor is None and len(y) < self.min_fit:
+            return prior_score(self.ctx, bi, ri), np.zeros(len(cfgs))
+        # With a predictor the GP models its residuals at the told results (once there are enough). The fit is
+        # reused until new results arrive, and the kernel's hyper-parameters (about 1 s to estimate) are
+        # re-estimated only every GP_REFIT_EVERY results, as in TrustRegionBO.
+        if self._gp is None or self._gp_rows != len(y):
+            kernel = self._gp.kernel_ if self._gp is not None and len(y) % GP_REFIT_EVERY else None
+            self._gp = GPPredictor(self.space, prior=self.predictor, seed=self.seed, kernel=kernel).fit(obi, ori, y)
+            self._gp_rows = len(y)
+        return self._gp(bi, ri)
 
     def _told_arrays(self) -> tuple[list[QRConfig], np.ndarray, np.ndarray]:
         obs = [o for o in self.history if not math.isnan(o.value)]

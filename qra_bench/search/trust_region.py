@@ -45,14 +45,12 @@ import numpy as np
 
 from qra_bench.memory import Budget, MemoryModel
 from qra_bench.space import QRConfig, SearchSpace
-from qra_bench.search.base import (CountingPredictor, GPPredictor, Observation, Optimizer, Predictor,
+from qra_bench.search.base import (GP_REFIT_EVERY, CountingPredictor, GPPredictor,
+                                   Observation, Optimizer, Predictor,
                                    register_optimizer)
 from qra_bench.search.operators import fill_budget, warm_start
 
 __all__ = ["TrustRegionBO", "configuration_space"]
-
-#: Results between two marginal-likelihood fits of the GP fallback's hyper-parameters.
-GP_REFIT_EVERY = 5
 
 
 def configuration_space(space: SearchSpace, seed: int = 0, default: Optional[QRConfig] = None):

@@ -144,3 +144,24 @@ def test_evolution_without_a_model_starts_with_a_space_filling_generation(tiny):
     mean_rank_rung = [float(np.mean(opt.ctx.indices(c)[1])) for c in asks]
     # both ends of the bits-for-rank trade are asked before any model exists
     assert max(mean_rank_rung) - min(mean_rank_rung) >= 1.0
+
+
+def test_evolution_refits_its_gp_only_on_new_results_and_reestimates_the_kernel_every_few(tiny):
+    from qra_bench.search import EvolutionOptimizer
+    from qra_bench.search.base import GP_REFIT_EVERY
+
+    opt = EvolutionOptimizer(tiny.space, tiny.mm, tiny.budget("uniform-4bit"), 0, priors=tiny.priors)
+    kernels = []
+    for _ in range(2 * GP_REFIT_EVERY + 2):
+        cfg = opt.ask()
+        opt.tell(cfg, tiny.standin.quality(cfg))
+        probe = [opt.ask()]
+        opt._screen(probe)
+        gp = opt._gp
+        opt._screen(probe)
+        assert opt._gp is gp or gp is None  # no refit without a new result
+        kernels.append(None if gp is None else str(gp.kernel_))
+        opt.tell(probe[0], tiny.standin.quality(probe[0]))
+    fitted = [k for k in kernels if k is not None]
+    # hyper-parameters change only when they are re-estimated, so there are far fewer kernels than fits
+    assert len(fitted) >= GP_REFIT_EVERY and len(set(fitted)) < len(fitted)
