@@ -37,9 +37,9 @@ from typing import Callable, Optional, TextIO, Union
 import numpy as np
 import pandas as pd
 
+from qra_bench.defaults import DEFAULT_SURROGATE, DEFAULT_TABLE, DEFAULT_TASK
 from qra_bench.errors import QRBenchError
 from qra_bench.memory import human_bytes as _human
-from qra_bench.defaults import DEFAULT_SURROGATE, DEFAULT_TABLE, DEFAULT_TASK
 
 __all__ = ["DEFAULT_SURROGATE", "DEFAULT_TABLE", "MIN_FULL_TRIALS", "MainJobSpec", "Progress", "Table1Row",
            "format_table1", "run_main_job", "verify_table"]
