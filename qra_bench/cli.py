@@ -244,6 +244,10 @@ def fit(
     typer.echo(f"wrote {out_dir}/manifest.json, model.pkl, predictions.csv, parity.png, learning_curve.png")
 
 
+MEMORY_HELP = ("Budget convention: table (the memory the table's trials recorded, as `qra-bench bench` counts it) "
+               "or bf16 (16-bit weights, adapters and optimizer states: a GPU run's view).")
+
+
 @app.command()
 def search(
     table: str = typer.Option(..., help="Results table the surrogate was fitted on (real trials are appended to it)."),
@@ -262,6 +266,7 @@ def search(
     steps: Optional[int] = typer.Option(None, help="Training steps of the real trials (default: the table's recipe; "
                                                    "other steps record rows of another recipe, for smoke runs)."),
     allow_hash_mismatch: bool = typer.Option(False, help="Use the surrogate even if the table changed since its fit."),
+    memory: str = typer.Option("table", help=MEMORY_HELP),
 ) -> None:
     """Find the best configuration under a budget with a fitted surrogate; export it for peft and quantization."""
     import json
@@ -271,7 +276,8 @@ def search(
     from qra_bench.search.surrogate_search import format_outcome, load_problem, run_search, search_record
 
     t0 = time.perf_counter()
-    problem = load_problem(table, surrogate, arch=arch, backend=backend, allow_hash_mismatch=allow_hash_mismatch)
+    problem = load_problem(table, surrogate, arch=arch, backend=backend, allow_hash_mismatch=allow_hash_mismatch,
+                           memory=memory)
     outcome, trials = run_search(problem, budget, method, seed, real_evals, generations=generations, evals=evals,
                                  steps=steps)
     typer.echo(format_outcome(problem, outcome, trials))
@@ -299,6 +305,7 @@ def sweep(
     evals: Optional[int] = typer.Option(None, help="autoqra: Stage-2 surrogate evaluations per budget (default 10); "
                                                    "other methods: asks per budget (default 100)."),
     allow_hash_mismatch: bool = typer.Option(False, help="Use the surrogate even if the table changed since its fit."),
+    memory: str = typer.Option("table", help=MEMORY_HELP),
 ) -> None:
     """Best predicted configuration at each of many budgets (surrogate only), flagged where it extrapolates."""
     import time
@@ -307,7 +314,8 @@ def sweep(
     from qra_bench.sweep import format_sweep, parse_budgets, run_sweep, write_sweep
 
     t0 = time.perf_counter()
-    problem = load_problem(table, surrogate, arch=arch, backend=backend, allow_hash_mismatch=allow_hash_mismatch)
+    problem = load_problem(table, surrogate, arch=arch, backend=backend, allow_hash_mismatch=allow_hash_mismatch,
+                           memory=memory)
     result = run_sweep(problem, parse_budgets(budgets, problem.memory_model), method, seed, evals=evals)
     typer.echo(format_sweep(result))
     if out:

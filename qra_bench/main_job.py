@@ -201,18 +201,20 @@ def _work_table(check: TableCheck, out: Path, append: bool) -> Path:
 # Stage 2: memory of the budget
 # ---------------------------------------------------------------------------------------------------------
 def memory_lines(budget: str, settings) -> list[str]:
-    """One line per architecture (tiny, llama-3.1-8b): the budget's bytes under ``settings``, split in two."""
+    """One line per architecture: the budget's bytes for tiny under ``settings`` (the table's convention) and
+    for llama-3.1-8b in bf16 with the same layout (how that model is fine-tuned), each split in two."""
     from qra_bench.arch import load_arch
-    from qra_bench.memory import MemoryModel
+    from qra_bench.memory import MemoryModel, MemorySettings
 
     lines = []
-    for name in ("tiny", "llama-3.1-8b"):
-        mm = MemoryModel(load_arch(name), settings)
+    bf16 = MemorySettings(backend=settings.backend, group_size=settings.group_size)
+    for name, s in (("tiny", settings), ("llama-3.1-8b (bf16)", bf16)):
+        mm = MemoryModel(load_arch(name.split()[0]), s)
         b = mm.budget(budget)
         bd = mm.breakdown(b.reference) if b.reference is not None else None
         split = (f" = weights+adapters {_human(bd.weights_and_adapters)} + the rest "
                  f"(embeddings, optimizer, activations) {_human(bd.total - bd.weights_and_adapters)}") if bd else ""
-        lines.append(f"  {name:<14}{b.bytes:>16,} bytes ({_human(b.bytes)}){split}")
+        lines.append(f"  {name:<20}{b.bytes:>16,} bytes ({_human(b.bytes)}){split}")
     return lines
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -289,6 +289,29 @@ def activation_bytes(arch: ArchSpec, s: MemorySettings) -> int:
     else:
         saved = arch.n_blocks * one_block
     return saved + tokens * arch.vocab_size * 4
+
+
+def solve_seq_len(arch: ArchSpec, settings: MemorySettings, offset: int) -> tuple[MemorySettings, int]:
+    """Settings whose sequence length makes the memory model match the table, and the bytes still off.
+
+    Trials do not record their sequence length, but it only enters the activation term, which is monotone in
+    it; so the length that closes the gap (``offset`` bytes, table minus model) is found by bisection.
+    """
+    if offset == 0:
+        return settings, 0
+    target = activation_bytes(arch, settings) + offset
+    lo, hi = 1, 1 << 20
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if activation_bytes(arch, replace(settings, seq_len=mid)) < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    solved = replace(settings, seq_len=lo)
+    left = target - activation_bytes(arch, solved)
+    if left == 0:
+        return solved, 0
+    return settings, offset
 
 
 def method_formula_bytes(arch: ArchSpec, cfg: QRConfig, group_size: int = 128) -> int:

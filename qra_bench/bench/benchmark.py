@@ -51,7 +51,7 @@ import pandas as pd
 
 from qra_bench.arch import ArchSpec
 from qra_bench.errors import InfeasibleBudgetError, QRBenchError
-from qra_bench.memory import Budget, MemoryBreakdown, MemoryModel, MemorySettings, activation_bytes
+from qra_bench.memory import Budget, MemoryBreakdown, MemoryModel, MemorySettings, solve_seq_len
 from qra_bench.search.base import Priors, SearchContext
 from qra_bench.space import QRConfig, SearchSpace
 
@@ -211,29 +211,6 @@ def _surrogate_dirs(name: str, surrogate: PathLike, root: Optional[PathLike]) ->
 # ---------------------------------------------------------------------------------------------------------
 # The table's recipe: memory model, space, trial settings
 # ---------------------------------------------------------------------------------------------------------
-def _solve_seq_len(arch: ArchSpec, settings: MemorySettings, offset: int) -> tuple[MemorySettings, int]:
-    """Settings whose sequence length makes the memory model match the table, and the bytes still off.
-
-    Trials do not record their sequence length, but it only enters the activation term, which is monotone in
-    it; so the length that closes the gap (``offset`` bytes, table minus model) is found by bisection.
-    """
-    if offset == 0:
-        return settings, 0
-    target = activation_bytes(arch, settings) + offset
-    lo, hi = 1, 1 << 20
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if activation_bytes(arch, dataclasses.replace(settings, seq_len=mid)) < target:
-            lo = mid + 1
-        else:
-            hi = mid
-    solved = dataclasses.replace(settings, seq_len=lo)
-    left = target - activation_bytes(arch, solved)
-    if left == 0:
-        return solved, 0
-    return settings, offset
-
-
 def _live_settings(recipe: dict):
     """The table's :class:`~qra_bench.trial.TrialSettings`; keys this qra-bench does not know are dropped
     with a warning (live trials may then differ from the table's)."""
@@ -396,7 +373,7 @@ class Benchmark:
         ts = training_set(table_path, target=metric)
         spec = ts.encoder_spec
         arch = ArchSpec(**spec.arch)
-        settings, offset = _solve_seq_len(arch, MemorySettings(**spec.memory_settings), spec.memory_offset)
+        settings, offset = solve_seq_len(arch, MemorySettings(**spec.memory_settings), spec.memory_offset)
         if offset:
             warnings.warn(f"the memory model of {name} differs from the table's mem_predicted_bytes by a constant "
                           f"{offset:,} bytes (no sequence length explains it); budgets use seq_len "

@@ -2,10 +2,10 @@
 
 :func:`load_problem` binds a surrogate artifact to its results table (refusing a table whose content hash
 differs from the one it was fitted on, unless told otherwise) and assembles everything a search needs: the
-surrogate's space, a :class:`~qra_bench.memory.MemoryModel` in the project's budget convention (the
-architecture's 16-bit storage and training defaults of :class:`~qra_bench.memory.MemorySettings`, with the
-table's quantization backend and group size, the convention budgets such as ``0.5xfp16-lora`` are given
-in), the importance priors the surrogate was fitted with, and the table's trial recipe.
+surrogate's space, a :class:`~qra_bench.memory.MemoryModel` in the chosen budget convention (by default the
+table's: the dtypes, layout and batch its trials recorded, so budgets and feasibility agree with the memory
+the trials measured and with ``qra-bench bench``; or ``bf16``, the 16-bit storage and training defaults of
+:class:`~qra_bench.memory.MemorySettings`, the view of a GPU user), the importance priors the surrogate was fitted with, and the table's trial recipe.
 
 :func:`search_budget` runs one method at one budget: ``autoqra`` (:func:`~qra_bench.search.autoqra_search`)
 or any registered optimizer (:func:`~qra_bench.search.make_optimizer`), whose asks are answered by the
@@ -84,6 +84,7 @@ class SurrogateProblem:
     priors: Optional[Priors]
     hash_mismatch: bool = False
     quant_backend: Optional[str] = None  # the caller's quantization backend; None: the table's
+    memory_convention: str = "table"  # see load_problem
     _predictor: Optional[Predictor] = field(default=None, repr=False)
 
     @property
@@ -227,8 +228,11 @@ class SurrogateProblem:
         return replace(settings, max_steps=steps) if steps else settings
 
 
+MEMORY_CONVENTIONS = ("table", "bf16")
+
+
 def load_problem(table: PathLike, surrogate: PathLike, arch: Optional[str] = None, backend: Optional[str] = None,
-                 allow_hash_mismatch: bool = False) -> SurrogateProblem:
+                 allow_hash_mismatch: bool = False, memory: str = "table") -> SurrogateProblem:
     """Load the surrogate at ``surrogate``, check it against the table at ``table``, and build the problem.
 
     Parameters
@@ -240,8 +244,17 @@ def load_problem(table: PathLike, surrogate: PathLike, arch: Optional[str] = Non
         Quantization layout of the memory model and of the exported quant config (default: the table's).
     allow_hash_mismatch
         Use the surrogate even if the table's content hash differs from the one it was fitted on.
+    memory
+        Budget convention: ``table`` (the memory the table's trials recorded: their dtypes, batch and, solved
+        from ``mem_predicted_bytes``, sequence length) or ``bf16`` (16-bit weights, adapters, gradients and
+        optimizer states). Named budgets are relative (``uniform-4bit`` is that configuration's memory), but the
+        two conventions weigh unquantized blocks and adapters differently, so they admit different configurations.
     """
+    from qra_bench.memory import solve_seq_len
     from qra_bench.table import ResultsTable
+
+    if memory not in MEMORY_CONVENTIONS:
+        raise QRBenchError(f"unknown memory convention {memory!r}; use {' or '.join(MEMORY_CONVENTIONS)}")
 
     results = ResultsTable(table)
     if not results.exists:
@@ -264,16 +277,20 @@ def load_problem(table: PathLike, surrogate: PathLike, arch: Optional[str] = Non
         if arch_spec.n_blocks != artifact.space.n_blocks:
             raise QRBenchError(f"architecture {arch_spec.name} has {arch_spec.n_blocks} blocks; surrogate {surrogate} "
                                f"describes {artifact.space.n_blocks}")
-    # The project's budget convention: MemorySettings' 16-bit defaults, the table's layout.
-    settings = MemorySettings(backend=backend or spec.memory_settings.get("backend", "hqq"),
-                              group_size=int(spec.memory_settings.get("group_size", 128)))
+    if memory == "table":
+        settings, _ = solve_seq_len(arch_spec, MemorySettings(**spec.memory_settings), spec.memory_offset)
+        settings = replace(settings, backend=backend or settings.backend)
+    else:
+        settings = MemorySettings(backend=backend or spec.memory_settings.get("backend", "hqq"),
+                                  group_size=int(spec.memory_settings.get("group_size", 128)))
     memory_model = MemoryModel(arch_spec, settings, artifact.space)
     iq, ir = spec.importance_q, spec.importance_r
     # All-zero priors mean "none were found" when the surrogate was fitted (see surrogate.fit._importance).
     priors = as_priors(Priors(importance_q=iq, importance_r=ir), artifact.space.n_blocks) if iq and any(iq + ir) else None
     return SurrogateProblem(artifact=artifact, surrogate_path=Path(surrogate), table_path=Path(table),
                             table_hash=actual, frame=results.read(), arch=arch_spec, memory_model=memory_model,
-                            priors=priors, hash_mismatch=mismatch, quant_backend=backend)
+                            priors=priors, hash_mismatch=mismatch, quant_backend=backend,
+                            memory_convention=memory)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -519,7 +536,7 @@ def format_outcome(problem: SurrogateProblem, outcome: SearchOutcome, trials: Op
         f"configurations) at {problem.surrogate_path}; table {problem.table_path} hash {problem.table_hash[:16]}"
         + ("  (HASH MISMATCH allowed)" if problem.hash_mismatch else ""),
         f"memory model   {problem.arch.name}, backend {mm.settings.backend}, group {mm.settings.group_size}, "
-        f"{mm.settings.weight_dtype_bytes}-byte weights (the budget convention)",
+        f"{mm.settings.weight_dtype_bytes}-byte weights and optimizer states (budget convention {problem.memory_convention})",
         f"method         {outcome.method}, seed {outcome.seed}, {outcome.n_predictor_rows} surrogate predictions, "
         f"{outcome.n_real_evals} real trials",
         f"budget         {b.name} = {b.bytes:,} bytes ({_human(b.bytes)})",

@@ -165,3 +165,26 @@ def test_table_plus_live_runs_a_real_trial_for_a_configuration_the_table_lacks(t
     again = bench.objective(cfg, fidelity=1.0, seed=0)
     assert again.backend == "table" and again.accuracy == result.accuracy
 
+
+
+def test_search_and_bench_count_a_budget_the_same_way(table_path, surrogate_path):
+    """`qra-bench search` (table convention, the default) admits exactly the configurations the benchmark does;
+    the bf16 convention weighs unquantized blocks and adapters differently, so it names other bytes."""
+    from qra_bench.search.surrogate_search import load_problem
+
+    bench = Benchmark.load(table_path, backend="table", budget="uniform-4bit")
+    problem = load_problem(table_path, surrogate_path)
+    budget = problem.memory_model.budget("uniform-4bit")
+    assert budget.bytes == bench.budget.bytes
+    configs = problem.space.sample_batch(np.random.default_rng(0), 200)
+    admitted = [problem.memory_model.is_feasible(c, budget) for c in configs]
+    assert admitted == [bench.is_feasible(c) for c in configs] and 0 < sum(admitted) < len(configs)
+    bf16 = load_problem(table_path, surrogate_path, memory="bf16").memory_model
+    assert bf16.budget("uniform-4bit").bytes != budget.bytes
+
+
+def test_an_unknown_memory_convention_is_refused(table_path, surrogate_path):
+    from qra_bench.search.surrogate_search import load_problem
+
+    with pytest.raises(QRBenchError, match="unknown memory convention 'fp8'"):
+        load_problem(table_path, surrogate_path, memory="fp8")
