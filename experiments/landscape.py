@@ -129,7 +129,7 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
         rep = seeds[seeds["count"] >= min_seeds]
         noise = float(np.sqrt((rep["std"] ** 2).mean())) if len(rep) else float("nan")
         means = by_cfg.agg(mean=(metric, "mean"), avg_bits=("avg_bits", "first"), log2_rank=("log2_rank", "first"), bits=("bits", "first"),
-                           feasible=("feasible", "first"), uniform=("uniform_bits", "first"))
+                           ranks=("ranks", "first"), feasible=("feasible", "first"), uniform=("uniform_bits", "first"))
         rnd = means[means["feasible"] & ~means["uniform"]]
         res = {"noise_std": noise, "n_repeated_configs": int(len(rep)), "noise_min_seeds": min_seeds,
                "n_random_feasible": int(len(rnd))}
@@ -154,6 +154,16 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
             sel = df[[set(x) == {bits} and set(r) == {rank} for x, r in zip(df["bits"], df["ranks"])]]
             return float(sel[metric].mean()) if len(sel) else float("nan")
 
+        # Is there anything to search at this budget? The best measured configuration that fits, uniform and
+        # mixed (lower is better for a loss). Uniform here means one bit width and one rank in every block.
+        fit = means[means["feasible"]].copy()
+        fit["uniform_both"] = [u and len(set(r)) == 1 for u, r in zip(fit["uniform"], fit["ranks"])]
+        best = (lambda f: f.nsmallest(1, "mean")) if metric == "eval_loss" else (lambda f: f.nlargest(1, "mean"))
+        for kind, sel in (("uniform", fit[fit["uniform_both"]]), ("mixed", fit[~fit["uniform_both"]])):
+            if len(sel):
+                top = best(sel).iloc[0]
+                res[f"best_{kind}"] = {"mean": float(top["mean"]), "bits": [int(x) for x in top["bits"]],
+                                       "ranks": [int(x) for x in top["ranks"]], "n_configs": int(len(sel))}
         res["uniform_2bit_r8"] = anchor(2, 8)
         res["uniform_16bit_r8"] = anchor(16, 8)
         res["bits_effect_r8_over_noise"] = abs(res["uniform_16bit_r8"] - res["uniform_2bit_r8"]) / noise if noise else float("nan")
@@ -256,6 +266,14 @@ def markdown(report: dict) -> str:
                              f"{_fmt(m['rank_effect_16bit'])} / {_fmt(m['rank_effect_4bit'])}"
                              + (f" ({abs(m['rank_effect_16bit']) / noise:.1f}x / {abs(m['rank_effect_4bit']) / noise:.1f}x noise)"
                                 if noise and math.isfinite(noise) else ""), True))
+            if "best_uniform" in m and "best_mixed" in m:
+                u, x = m["best_uniform"], m["best_mixed"]
+                gain = (u["mean"] - x["mean"]) * (1 if metric == "eval_loss" else -1)
+                rows.append((f"[{metric}] supplementary: best measured configuration in budget, uniform vs mixed",
+                             f"uniform {_fmt(u['mean'])} (bits {u['bits'][0]}, rank {u['ranks'][0]}; {u['n_configs']} "
+                             f"configs) vs mixed {_fmt(x['mean'])} ({x['n_configs']} configs): mixed "
+                             + (f"better by {gain:.4f}" if gain > 0 else f"worse by {-gain:.4f}")
+                             + (f" ({abs(gain) / noise:.1f}x noise)" if noise and math.isfinite(noise) else ""), True))
             if "structured_r2" in m:
                 rows.append((f"[{metric}] supplementary (not a criterion): block 0 / last block at 2 bits, number of "
                              "other 2-bit blocks, avg log2 rank",
