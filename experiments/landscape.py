@@ -150,6 +150,21 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
             res["structured_r2_drop_without_bits"] = res["structured_r2"] - _r2(S[:, [3]], y)
             res["structured_r2_drop_without_rank"] = res["structured_r2"] - _r2(S[:, :3], y)
 
+        # Supplementary: an additive per-block model over every measured configuration (feasible or not): a
+        # 2-bit and a 3-bit indicator and log2 rank for each block. It says what each block's bits cost and
+        # what doubling every rank buys once the 2-bit pattern is held fixed -- which the average-bits fit
+        # above cannot do, because under the budget a higher rank forces more blocks to 2 bits.
+        allc = df.groupby("config_hash").agg(y=(metric, "mean"), bits=("bits", "first"), ranks=("ranks", "first"))
+        if len(allc) > 3 * len(allc["bits"].iloc[0]) + 1:
+            B = np.array([list(x) for x in allc["bits"]])
+            R = np.log2(np.maximum(np.array([list(x) for x in allc["ranks"]]), 1))
+            A = np.column_stack([np.ones(len(allc)), B == 2, B == 3, R]).astype(float)
+            coef, *_ = np.linalg.lstsq(A, allc["y"].to_numpy(), rcond=None)
+            n = B.shape[1]
+            res["per_block"] = {"r2": _r2(A[:, 1:], allc["y"].to_numpy()), "n_configs": int(len(allc)),
+                                "two_bit_cost": [float(c) for c in coef[1:1 + n]],
+                                "rank_doubling_effect": float(coef[1 + 2 * n:].sum())}
+
         def anchor(bits, rank):
             sel = df[[set(x) == {bits} and set(r) == {rank} for x, r in zip(df["bits"], df["ranks"])]]
             return float(sel[metric].mean()) if len(sel) else float("nan")
@@ -274,6 +289,14 @@ def markdown(report: dict) -> str:
                              f"configs) vs mixed {_fmt(x['mean'])} ({x['n_configs']} configs): mixed "
                              + (f"better by {gain:.4f}" if gain > 0 else f"worse by {-gain:.4f}")
                              + (f" ({abs(gain) / noise:.1f}x noise)" if noise and math.isfinite(noise) else ""), True))
+            if "per_block" in m:
+                pb = m["per_block"]
+                cost = pb["two_bit_cost"]
+                rows.append((f"[{metric}] supplementary (not a criterion): additive per-block model of all "
+                             f"{pb['n_configs']} configs (2-bit and 3-bit indicator and log2 rank per block)",
+                             f"in-sample R^2 {_fmt(pb['r2'], 3)} ({3 * len(cost) + 1} parameters); one block at 2 bits costs {_fmt(cost[0], 3)} (block 0), "
+                             f"{_fmt(float(np.median(cost[1:])), 3)} (median of the others); doubling every rank: "
+                             f"{pb['rank_doubling_effect']:+.4f}", True))
             if "structured_r2" in m:
                 rows.append((f"[{metric}] supplementary (not a criterion): block 0 / last block at 2 bits, number of "
                              "other 2-bit blocks, avg log2 rank",
