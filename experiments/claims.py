@@ -46,6 +46,7 @@ import hashlib
 import json
 import math
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +122,7 @@ class Options:
     generations: Optional[int] = None
     stage2_evals: Optional[int] = None
     allow_hash_mismatch: bool = False
+    repick: bool = False  # table1: search for a new pick even if one is recorded
 
 
 def _sha256_file(path: Path) -> str:
@@ -440,39 +442,57 @@ def claim_table1(ctx: Context, out: Path) -> Claim:
 
     pick = None
     pick_note, pick_missing = "", ""
+    design = out / PICK_FILE
     try:
         art = ctx.artifact()
-        res = ctx.autoqra(0)
-        sign = ctx.sign()
-        # AutoQRA's last step promotes its top candidates to real evaluation and returns the best measured one;
-        # with the table as the oracle that is a lookup. Every refit of the surrogate moves the predictor-only
-        # incumbent, so the incumbent itself is rarely in the table; its measured runners-up often are.
-        cands = list(res.candidates)
-        in_table = [c for c in cands if (ctx.configs["config_hash"] == c.config.hash).any()]
-        chosen = min(in_table, key=lambda c: float(ctx.configs.loc[ctx.configs["config_hash"] == c.config.hash,
-                                                                  "eval_loss"].iloc[0])) if in_table else cands[0]
-        pick = chosen.config
-        measured = ctx.configs[ctx.configs["config_hash"] == pick.hash]
         space, mm, _, _, _ = ctx.search_problem()
+        from qra_bench.space import QRConfig
+
+        recorded = None if ctx.options.repick else read_pick(design)
+        if recorded is not None:
+            # A pick is a decision taken once: re-searching on every refit would move it to a configuration not
+            # yet measured (the refit has seen the last pick's rows), so the claim could never be tested.
+            pick = QRConfig(bits=tuple(recorded["bits"]), ranks=tuple(recorded["ranks"]))
+            mean, std = art.predict_configs([pick], 1.0)
+            pred, pred_std = float(np.asarray(mean)[0]), float(np.asarray(std)[0])
+            by = recorded.get("picked_by") or {}
+            how_picked = (f"recorded in `{design.name}` and reused (pass --repick for a new search): picked by "
+                          f"{by.get('method', 'AutoQRA')} seed {by.get('seed', '?')} with surrogate "
+                          f"`{str(by.get('surrogate_manifest_sha256', '?'))[:16]}` fitted on table "
+                          f"`{str(by.get('table_hash', '?'))[:16]}`" + (f" on {by['date']}" if by.get("date") else ""))
+            pred_label = f"AutoQRA pick, predicted by the current surrogate ({art.target} ± {pred_std:.4f})"
+        else:
+            res = ctx.autoqra(0)
+            # AutoQRA's last step promotes its top candidates to real evaluation and returns the best measured
+            # one; with the table as the oracle that is a lookup, else the top prediction.
+            cands = list(res.candidates)
+            in_table = [c for c in cands if (ctx.configs["config_hash"] == c.config.hash).any()]
+            chosen = min(in_table, key=lambda c: float(ctx.configs.loc[ctx.configs["config_hash"] == c.config.hash,
+                                                                      "eval_loss"].iloc[0])) if in_table else cands[0]
+            pick = chosen.config
+            pred, pred_std = ctx.sign() * chosen.predicted_mean, chosen.predicted_std
+            write_pick(design, pick, {"method": "autoqra", "seed": 0, "budget": BUDGET_NAME,
+                                      "surrogate": ctx.surrogate_path,
+                                      "surrogate_manifest_sha256": _sha256_file(Path(ctx.surrogate_path) / "manifest.json"),
+                                      "table_hash": ctx.table_hash,
+                                      "date": time.strftime("%Y-%m-%d", time.gmtime())})
+            how_picked = (f"seed 0, search against the surrogate at the budget, then its top {len(cands)} candidates "
+                          f"looked up in the table, {len(in_table)} of them measured; the pick is the best measured "
+                          f"one, else the top prediction; written to `{design.name}`")
+            pred_label = f"AutoQRA pick, predicted by the surrogate ({art.target} ± {pred_std:.4f})"
+        measured = ctx.configs[ctx.configs["config_hash"] == pick.hash]
         mem = float(mm.total_bytes(pick))
-        pred = sign * chosen.predicted_mean
         pred_row = pd.Series({"eval_loss": pred if art.target == "eval_loss" else math.nan,
                               "accuracy": pred if art.target == "accuracy" else math.nan,
                               "eval_loss_std": math.nan, "accuracy_std": math.nan, "n_seeds": 0,
                               "avg_bits": pick.avg_bits, "avg_rank": pick.avg_rank, "mem": mem})
-        methods.append((f"AutoQRA pick, predicted by the surrogate ({art.target} ± {chosen.predicted_std:.4f})", pred_row,
-                        autoqra_paper))
+        methods.append((pred_label, pred_row, autoqra_paper))
         if len(measured):
             methods.append(("AutoQRA pick, measured (table rows)", measured.iloc[0], autoqra_paper))
-        design = out / "autoqra_pick_uniform-4bit.jsonl"
-        design.write_text(json.dumps({"bits": list(pick.bits), "ranks": list(pick.ranks)}) + "\n")
-        pick_note = (f"AutoQRA pick (seed 0, search against the surrogate at the budget, then its top {len(cands)} "
-                     f"candidates looked up in the table, {len(in_table)} of them measured; the pick is the best "
-                     f"measured one, else the top prediction): "
-                     f"bits {list(pick.bits)}, ranks {list(pick.ranks)}, hash `{pick.hash[:16]}`; written to "
-                     f"`{design.name}`" + ("" if len(measured) else
-                                          f" (measure it: `qra-bench collect --model tiny --task news --design file "
-                                          f"--design-file {design} --no-anchors --seeds 0,1,2 --out {ctx.table_path}`)"))
+        pick_note = (f"AutoQRA pick ({how_picked}): bits {list(pick.bits)}, ranks {list(pick.ranks)}, hash "
+                     f"`{pick.hash[:16]}`" + ("" if len(measured) else
+                                             f" (measure it: `qra-bench collect --model tiny --task news --design file "
+                                             f"--design-file {design} --no-anchors --seeds 0,1,2 --out {ctx.table_path}`)"))
     except NotTestable as exc:
         pick_missing = exc.reason
         pick_note = f"AutoQRA pick: not computed ({exc.reason})."
@@ -1130,7 +1150,24 @@ CLAIMS: dict[str, tuple[Callable[[Context, Path], Claim], bool]] = {
 }
 
 
-STALE = {"table1": ("autoqra_pick_uniform-4bit.jsonl",), "evals_to_target": ("claim_evals_to_target_evaluations.csv",)}
+# The table-1 pick file is not stale with a new table: it is reused (see claim_table1).
+STALE = {"evals_to_target": ("claim_evals_to_target_evaluations.csv",)}
+PICK_FILE = "autoqra_pick_uniform-4bit.jsonl"
+
+
+def read_pick(path: Path) -> Optional[dict]:
+    """The recorded AutoQRA pick (``bits``, ``ranks`` and, when recorded, ``picked_by``), or None."""
+    if not path.is_file():
+        return None
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    record = json.loads(lines[0]) if lines else None
+    return record if isinstance(record, dict) and {"bits", "ranks"} <= set(record) else None
+
+
+def write_pick(path: Path, cfg, picked_by: dict) -> None:
+    """One JSON line a collector design file accepts (it ignores ``picked_by``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"bits": list(cfg.bits), "ranks": list(cfg.ranks), "picked_by": picked_by}) + "\n")
 
 
 def run_claim(ctx: Context, name: str, out: Path) -> Claim:
@@ -1185,6 +1222,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--ablation-seeds", default="0-4", help="ablations: AutoQRA seeds")
     parser.add_argument("--generations", type=int, default=None, help="AutoQRA Stage-1 generations (default 12)")
     parser.add_argument("--stage2-evals", type=int, default=None, help="AutoQRA Stage-2 predictor evaluations (30)")
+    parser.add_argument("--repick", action="store_true",
+                        help="table1: search for a new AutoQRA pick instead of reusing the recorded one")
     parser.add_argument("--allow-hash-mismatch", action="store_true",
                         help="use a surrogate fitted on an earlier state of the table")
     args = parser.parse_args(argv)
@@ -1197,7 +1236,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise QRBenchError(f"--max-evals must be >= 1 and --tolerance >= 0, got {args.max_evals}, {args.tolerance}")
         options = Options(tolerance=args.tolerance, max_evals=args.max_evals, seeds=_int_list(args.seeds),
                           ablation_seeds=_int_list(args.ablation_seeds), generations=args.generations,
-                          stage2_evals=args.stage2_evals, allow_hash_mismatch=args.allow_hash_mismatch)
+                          stage2_evals=args.stage2_evals, allow_hash_mismatch=args.allow_hash_mismatch,
+                          repick=args.repick)
         ctx = Context(args.table, args.surrogate, options)
     except QRBenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -191,3 +191,24 @@ def test_screening_refits_out_of_fold_when_the_artifact_has_no_predictions(table
     numbers = json.loads((out / "claim_screening.json").read_text())["numbers"]
     assert "refit" in numbers["source"] and numbers["n_configs"] == 45
     assert not _verdict((out / "claim_screening.md").read_text()).startswith("not testable")
+
+
+def test_table1_reuses_the_recorded_pick_and_repick_searches_again(table, surrogate, tmp_path):
+    """A pick is decided once, with the surrogate and table hash that chose it; later runs measure that pick
+    rather than moving to whatever a refit would now prefer (which is never in the table yet)."""
+    out = tmp_path / "results"
+    fast = ["--table", str(table), "--surrogate", str(surrogate), "--out", str(out), "--generations", "2",
+            "--stage2-evals", "3", "--claim", "table1"]
+    assert CLAIMS.main(fast) == 0
+    first = json.loads((out / "autoqra_pick_uniform-4bit.jsonl").read_text())
+    assert first["picked_by"]["table_hash"] == ResultsTable(table).content_hash()
+    assert first["picked_by"]["surrogate_manifest_sha256"] == hashlib.sha256((surrogate / "manifest.json").read_bytes()).hexdigest()
+    planted = {"bits": [16] * len(first["bits"]), "ranks": [16] * len(first["ranks"])}  # the 16-bit LoRA anchor
+    (out / "autoqra_pick_uniform-4bit.jsonl").write_text(json.dumps(planted) + "\n")
+    assert CLAIMS.main(fast) == 0
+    numbers = json.loads((out / "claim_table1.json").read_text())["numbers"]
+    assert numbers["autoqra_pick"]["bits"] == planted["bits"]
+    assert "reused" in (out / "claim_table1.md").read_text()
+    assert CLAIMS.main(fast + ["--repick"]) == 0
+    again = json.loads((out / "autoqra_pick_uniform-4bit.jsonl").read_text())
+    assert again["bits"] == first["bits"] and again["ranks"] == first["ranks"]
