@@ -65,7 +65,7 @@ def table_validate(path: str = typer.Argument(..., help="Table directory or a si
 @table_app.command("report")
 def table_report(
     path: str = typer.Argument(..., help="Table directory (Parquet part files)."),
-    recipe: str = typer.Option("", help="How the table was collected (Markdown), written into the card."),
+    recipe: str = typer.Option("", help="How the table was collected (Markdown), written into the card (default: keep the card's current text)."),
 ) -> None:
     """Write TABLE.md beside the table: counts, seeds, anchors, memory range, identities, CPU hours, hash."""
     from qra_bench.table_report import write_card

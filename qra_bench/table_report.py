@@ -86,8 +86,20 @@ def table_card(path: str | Path, recipe: str = "", title: Optional[str] = None) 
     return "\n".join(lines) + "\n"
 
 
+def recorded_recipe(card: str) -> str:
+    """The "How it was collected" text of an existing card ("" when it has none or says "(not stated)")."""
+    head = "## How it was collected\n"
+    if head not in card:
+        return ""
+    text = card.split(head, 1)[1].split("\n## ", 1)[0].strip()
+    return "" if text == "(not stated)" else text
+
+
 def write_card(path: str | Path, recipe: str = "", title: Optional[str] = None) -> Path:
-    """Write ``TABLE.md`` beside the part files of ``path``; returns its path."""
+    """Write ``TABLE.md`` beside the part files of ``path``; returns its path. Without ``recipe`` the card's
+    current "How it was collected" text is kept, so refreshing the counts after a collection loses nothing."""
     out = Path(path) / CARD_FILE
+    if not recipe and out.is_file():
+        recipe = recorded_recipe(out.read_text())
     out.write_text(table_card(path, recipe, title))
     return out

@@ -41,3 +41,13 @@ def test_write_card_puts_table_md_beside_the_parts_without_changing_the_table(tm
     assert path.name == CARD_FILE and path.parent == tmp_path
     assert table.content_hash() == before
     assert table.validate()
+
+
+def test_refreshing_the_card_without_a_recipe_keeps_the_recorded_one(tmp_path):
+    table = ResultsTable(tmp_path)
+    table.append(_rows())
+    write_card(tmp_path, recipe="Collected with `collect_tiny.sh`, anchors first.\n\nThen the stratified design.")
+    text = write_card(tmp_path).read_text()
+    assert "Collected with `collect_tiny.sh`, anchors first.\n\nThen the stratified design.\n\n## Contents" in text
+    assert "Something else." in write_card(tmp_path, recipe="Something else.").read_text()
+    assert "anchors first" not in (tmp_path / CARD_FILE).read_text()
