@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Regenerate every shipped result from the committed tables, in dependency order: table cards, surrogates,
+# claims, landscape, live evaluations to target, ranking fidelity, the sweep and the speed benchmarks.
+# Stop every collection first (the surrogates and figures must see one table state). About 25 minutes on
+# 2 cores, most of it the GP fit and the claims. STEPS="cards fit claims ..." runs a subset.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+Q=.venv/bin/qra-bench
+T=datasets_cache/tables/tiny-news
+S=surrogates/tiny-news
+R=experiments/results
+STEPS=${STEPS:-"cards fit claims landscape e2t ranking speed"}
+has() { [[ " $STEPS " == *" $1 "* ]]; }
+
+if has cards; then
+  for t in datasets_cache/tables/*/; do $Q table report "$t"; done
+fi
+if has fit; then
+  for kind in xgb gp; do
+    $Q fit --table $T --target eval_loss --model $kind --importance $S/importance.json --out $S/$kind
+  done
+fi
+if has claims; then
+  # The table-1 pick is reused from $R/autoqra_pick_uniform-4bit.jsonl (decided once; --repick for a new one).
+  OMP_NUM_THREADS=1 $PY experiments/claims.py --table $T --surrogate $S/xgb --claim evals_to_target &
+  OMP_NUM_THREADS=1 $PY experiments/claims.py --table $T --surrogate $S/xgb \
+    --claim table1,spread,proxy,compensation,screening,ablations
+  wait
+fi
+if has landscape; then
+  $PY experiments/landscape.py --damage --table $T \
+    --tasks-tables $T datasets_cache/tables/tiny-bbc \
+    --tasks-tables datasets_cache/tables/tiny-cipher \
+    --tasks-tables $T datasets_cache/tables/tiny-cipher
+fi
+if has e2t; then
+  RUNS="$R/ranking_live/a $R/ranking_live/b $R/ranking_live/c $R/e2t_live/*"
+  $PY experiments/evals_to_target_live.py --runs $RUNS --tolerance 0.005
+  $PY experiments/evals_to_target_live.py --runs $RUNS --tolerance 0.01 --out $R/evals_to_target_live_tol0.01
+  $PY experiments/evals_to_target_live.py --runs $RUNS --metric accuracy --tolerance 0.005
+fi
+if has ranking; then
+  $PY experiments/ranking_fidelity.py --live $R/ranking_live/a $R/ranking_live/b $R/ranking_live/c
+fi
+if has speed; then
+  $PY benchmarks/surrogate_speed.py --table $T
+  $PY benchmarks/search_speed.py
+  $Q sweep --table $T --surrogate $S/xgb --budgets 0.9xfp16-lora:1.0xfp16-lora:30 --out /tmp/qra-sweep30
+fi
