@@ -30,8 +30,9 @@ def zero_step_damage(model_name: str = "tiny", task_name: str = "news", backend:
 
     from qra_bench.models import load_base
     from qra_bench.quant import QuantSettings, quantize_blocks
+    from qra_bench.space import SearchSpace
     from qra_bench.tasks import load_task
-    from qra_bench.trial import TrialSettings, compute_device, evaluate
+    from qra_bench.trial import TrialSettings, compute_device, evaluate, run_trial
 
     base = load_base(model_name)
     task = load_task(task_name, base.tokenizer)
@@ -46,6 +47,11 @@ def zero_step_damage(model_name: str = "tiny", task_name: str = "news", backend:
         e = evaluate(model, task, settings.eval_batch_size, device)
         return {"lm_loss": e.lm_loss, "eval_loss": e.eval_loss, "accuracy": e.accuracy}
 
+    # The criterion "one trial takes at most 45 s on 2 CPU cores": the default trial (uniform 4-bit rank 16,
+    # every fidelity checkpoint), alone on the machine with 2 threads -- not the table's times, which were
+    # measured with two 1-thread trials sharing the cores.
+    trial = replace(settings, threads=2)
+    alone = [run_trial(base, task, SearchSpace(n).uniform(4, 16), 0, trial).final.time_total_s for _ in range(2)]
     t0 = time.time()
     uniform = {b: ev([b] * n) for b in ladder}
     per_block = {l: {b: ev([b if i == l else 16 for i in range(n)])["lm_loss"] for b in ladder} for l in range(n)}
@@ -54,6 +60,7 @@ def zero_step_damage(model_name: str = "tiny", task_name: str = "news", backend:
         "model": model_name, "model_sha256": base.sha256, "task": task_name, "backend": backend,
         "uniform": uniform, "per_block_lm_loss": per_block, "per_block_monotone": monotone,
         "uniform_2bit_cost_nats": uniform[2]["lm_loss"] - uniform[16]["lm_loss"],
+        "trial_alone_2_threads_s": alone,
         "seconds": time.time() - t0,
     }
 
@@ -240,6 +247,10 @@ def markdown(report: dict) -> str:
         rows.append(("loss rises monotonically as bits fall, block by block",
                      f"{n_mono}/{len(mono)} blocks strictly monotone (to 1e-4 nats); largest inversion {worst:.5f} nats",
                      n_mono == len(mono)))
+        if d.get("trial_alone_2_threads_s"):
+            alone = d["trial_alone_2_threads_s"]
+            rows.append(("one trial takes at most 45 s on 2 CPU cores (the default trial alone, 2 threads, "
+                         f"median of {len(alone)})", f"{float(np.median(alone)):.1f} s", float(np.median(alone)) <= 45))
         lines += [f"Zero-step damage: model `{d['model']}` sha256 `{d['model_sha256'][:16]}...`, task `{d['task']}`, "
                   f"backend `{d['backend']}`; uniform LM loss by bits: "
                   + ", ".join(f"{b}: {v['lm_loss']:.3f}" for b, v in d["uniform"].items()), ""]
@@ -258,8 +269,8 @@ def markdown(report: dict) -> str:
                          "the sum." if several else "."), ""]
         lines += [f"Fine-tuned landscape: table `{t['table']}` (hash `{t['table_hash'][:16]}...`), "
                   f"{t['n_full_fidelity_rows']} full-fidelity rows, budget {t['budget']} = {t['budget_bytes']:,} bytes.", ""]
-        rows.append(("one trial takes at most 45 s on 2 CPU cores (median of the table's trials, which ran with "
-                     "1 thread each, two at a time)", f"{t['median_trial_s']:.1f} s", t["median_trial_s"] <= 45))
+        rows.append(("supplementary: median trial time in the table (1 thread each, two trials sharing 2 cores; "
+                     "the criterion is timed alone above)", f"{t['median_trial_s']:.1f} s", True))
         for metric in ("eval_loss", "accuracy"):
             m = t.get(metric, {})
             noise = m.get("noise_std", float("nan"))
