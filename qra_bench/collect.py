@@ -1007,8 +1007,8 @@ def design_for(spec: CollectSpec, settings: "TrialSettings") -> list[QRConfig]:
     space = collect_space(arch, settings.quant.backend)
     memory_model = None
     if spec.design == "stratified":
-        # The project's budget convention (16-bit storage, MemorySettings' defaults) with the trial's layout:
-        # the bins are then in the units budgets such as 0.5xfp16-lora are given in.
+        # Bins in 16-bit storage (MemorySettings' defaults) with the trial's layout: one binning for every
+        # device and dtype a trial may run in, so a design (and its resume) does not depend on the machine.
         memory_model = MemoryModel(arch, MemorySettings(backend=storage_layout(settings.quant), group_size=settings.quant.group_size),
                                    space)
     q = r = None
