@@ -29,3 +29,16 @@ def test_geometric_median_of_independent_draws():
     assert geometric_median(0.5) == 1 and geometric_median(1.0) == 1
     assert geometric_median(0.125) == 6  # 1 - 0.875**5 < 0.5 <= 1 - 0.875**6
     assert geometric_median(0.0) == math.inf
+
+
+def test_ratios_divide_medians_and_say_when_a_baseline_is_censored():
+    from evals_to_target_live import ratio_lines
+
+    summary = {"autoqra": {"median": 2.0, "n_evals": [8, 8], "reached": 2, "seeds": [0, 1]},
+               "smac-hpo": {"median": 6.0, "n_evals": [8, 8], "reached": 2, "seeds": [0, 1]},
+               "random": {"median": None, "n_evals": [8, 8], "reached": 0, "seeds": [0, 1]},
+               "random_geometric": {"median_evals_lower95": 19.0}}
+    text = "\n".join(ratio_lines(summary))
+    assert "smac-hpo: 6 / 2 = 3.0" in text
+    assert "random: > 8 / 2, a ratio above 4.0 (0/2 runs" in text and "median >= 19, a ratio of at least 9.5" in text
+    assert ratio_lines({"random": summary["random"]}) == []  # no reference, no ratio
