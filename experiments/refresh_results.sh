@@ -33,6 +33,7 @@ if has landscape; then
     --tasks-tables $T datasets_cache/tables/tiny-bbc \
     --tasks-tables datasets_cache/tables/tiny-cipher \
     --tasks-tables $T datasets_cache/tables/tiny-cipher
+  $PY experiments/smollm2_check.py --report
 fi
 if has e2t; then
   RUNS="$R/ranking_live/a $R/ranking_live/b $R/ranking_live/c $R/e2t_live/*"
