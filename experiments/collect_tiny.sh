@@ -11,4 +11,7 @@ $Q --design anchors --seeds 1,2
 $Q --design file --design-file experiments/designs/landscape-repeats.jsonl --no-anchors --seeds 1,2
 # 36 configurations measured once (spread over memory) at two more seeds: with the above, >= 60 configs x 3 seeds
 [ "${TASK:-news}" = news ] && $Q --design file --design-file experiments/designs/repeats-60.jsonl --no-anchors --seeds 1,2
+# 20 of those 36 had their one measurement at seed 1 or 2 (live benchmark runs), so seeds 1,2 gave them only one
+# more: they get seed 0 as well.
+[ "${TASK:-news}" = news ] && $Q --design file --design-file experiments/designs/repeats-60-seed0.jsonl --no-anchors --seeds 0
 $Q --design stratified --n 1200 --seeds 0
