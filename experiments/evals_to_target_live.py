@@ -112,6 +112,7 @@ def main(argv=None) -> int:
         best_hash = min(known, key=known.get)
         best = sign * known[best_hash]
         target = best + sign * a.tolerance
+        n_on_target = int(sum(v <= sign * target for v in known.values()))  # how hard the target is
         per_run = first_on_target(evals, target, a.metric)
     except QRBenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -121,7 +122,7 @@ def main(argv=None) -> int:
              f"Oracle: table `{table}` (hash `{bench.content_hash[:16]}...`, {len(pool)} configurations measured within "
              f"`{bench.budget.name}` = {bench.budget.bytes:,} bytes); best known {a.metric} {best:.4f} "
              f"({next(c for c in pool if c.hash == best_hash)}); target {'<=' if sign > 0 else '>='} {target:.4f} "
-             f"(tolerance {a.tolerance}); {sum(v <= sign * target for v in known.values())} of the {len(pool)} "
+             f"(tolerance {a.tolerance}); {n_on_target} of the {len(pool)} "
              "measured configurations are on target (how hard the target is). "
              "Runs: " + ", ".join(f"`{r}`" for r in a.runs) + ".", "",
              "| optimizer | seeds | evaluations per run | reached target | evaluations to target, per seed | median |",
@@ -155,7 +156,7 @@ def main(argv=None) -> int:
     (out / f"evals_to_target_live_{a.metric}.md").write_text("\n".join(lines) + "\n")
     (out / f"evals_to_target_live_{a.metric}.json").write_text(json.dumps(
         {"table": str(table), "table_hash": bench.content_hash, "budget": bench.budget.name, "metric": a.metric, "best_known": best,
-         "n_known_on_target": int(sum(v <= sign * target for v in known.values())), "n_known": len(pool),
+         "n_known_on_target": n_on_target, "n_known": len(pool),
          "tolerance": a.tolerance, "target": target, "runs": [str(r) for r in a.runs], "optimizers": summary}, indent=1))
     print("\n".join(lines))
     return 0

@@ -65,11 +65,16 @@ def zero_step_damage(model_name: str = "tiny", task_name: str = "news", backend:
     }
 
 
-def _r2(X: np.ndarray, y: np.ndarray) -> float:
+def _fit(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least squares with an intercept: (coefficients, intercept first; R^2)."""
     A = np.column_stack([np.ones(len(y)), X])
     coef, *_ = np.linalg.lstsq(A, y, rcond=None)
     resid = y - A @ coef
-    return 1 - float(resid @ resid) / float(((y - y.mean()) ** 2).sum())
+    return coef, 1 - float(resid @ resid) / float(((y - y.mean()) ** 2).sum())
+
+
+def _r2(X: np.ndarray, y: np.ndarray) -> float:
+    return _fit(X, y)[1]
 
 
 def full_fidelity_rows(table_paths: list[str]):
@@ -149,6 +154,8 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
             res["r2_both"] = full
             res["r2_drop_without_bits"] = full - _r2(X[:, [1]], y)
             res["r2_drop_without_rank"] = full - _r2(X[:, [0]], y)
+            # Under the budget more rank leaves fewer bits: the two regressors share what they explain.
+            res["corr_bits_rank"] = float(np.corrcoef(X[:, 0], X[:, 1])[0, 1])
             # Supplementary: the damage is per block (block 0 and the last block at 2 bits dominate), so a
             # model of *which* blocks sit at 2 bits says more than average bits. Not an issue criterion.
             two = np.asarray([[b == 2 for b in bits] for bits in rnd["bits"]], dtype=float)
@@ -165,10 +172,9 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
         if len(allc) > 3 * len(allc["bits"].iloc[0]) + 1:
             B = np.array([list(x) for x in allc["bits"]])
             R = np.log2(np.maximum(np.array([list(x) for x in allc["ranks"]]), 1))
-            A = np.column_stack([np.ones(len(allc)), B == 2, B == 3, R]).astype(float)
-            coef, *_ = np.linalg.lstsq(A, allc["y"].to_numpy(), rcond=None)
+            coef, r2 = _fit(np.column_stack([B == 2, B == 3, R]).astype(float), allc["y"].to_numpy())
             n = B.shape[1]
-            res["per_block"] = {"r2": _r2(A[:, 1:], allc["y"].to_numpy()), "n_configs": int(len(allc)),
+            res["per_block"] = {"r2": r2, "n_configs": int(len(allc)),
                                 "two_bit_cost": [float(c) for c in coef[1:1 + n]],
                                 "rank_doubling_effect": float(coef[1 + 2 * n:].sum())}
 
@@ -285,7 +291,8 @@ def markdown(report: dict) -> str:
                          m.get("spread_over_noise", 0) >= 5 and m.get("n_random_feasible", 0) >= 30))
             rows.append((f"[{metric}] both axes: dropping avg bits / avg log2 rank lowers R^2 by >= 0.10",
                          f"R^2 {_fmt(m.get('r2_both'), 3)}; drop w/o bits {_fmt(m.get('r2_drop_without_bits'), 3)}, "
-                         f"w/o rank {_fmt(m.get('r2_drop_without_rank'), 3)}",
+                         f"w/o rank {_fmt(m.get('r2_drop_without_rank'), 3)}; corr(avg bits, avg log2 rank) "
+                         f"{_fmt(m.get('corr_bits_rank'), 2)}",
                          min(m.get("r2_drop_without_bits", 0), m.get("r2_drop_without_rank", 0)) >= 0.10))
             if math.isfinite(m.get("rank_effect_16bit", float("nan"))):
                 rows.append((f"[{metric}] supplementary: rank 4 -> 16 at uniform 16 / 4 bits",

@@ -97,7 +97,9 @@ def report() -> str:
             lines.append(f"| {r['avg_bits']:.2f} | {r['n2']} | {r['avg_rank']:.1f} | {r['eval_loss']:.3f} | "
                          f"{r['proxy_eval_loss']:.2f} |")
         if len(mixed) >= 4:
-            rho = lambda a, b: float(np.corrcoef(np.argsort(np.argsort(a)), np.argsort(np.argsort(b)))[0, 1])
+            from scipy.stats import spearmanr
+
+            rho = lambda a, b: float(spearmanr(a, b).statistic)  # average ranks for ties (blocks at 2 bits tie)
             y = mixed["eval_loss"].to_numpy()
             lines += ["", f"Spearman correlation with the eval loss over the random configurations: blocks at 2 bits "
                       f"{rho(mixed['n2'], y):+.2f}, average bits {rho(mixed['avg_bits'], y):+.2f}, average log2 rank "

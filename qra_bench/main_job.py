@@ -208,8 +208,8 @@ def memory_lines(budget: str, settings) -> list[str]:
 
     lines = []
     bf16 = MemorySettings(backend=settings.backend, group_size=settings.group_size)
-    for name, s in (("tiny", settings), ("llama-3.1-8b (bf16)", bf16)):
-        mm = MemoryModel(load_arch(name.split()[0]), s)
+    for name, arch, s in (("tiny", "tiny", settings), ("llama-3.1-8b (bf16)", "llama-3.1-8b", bf16)):
+        mm = MemoryModel(load_arch(arch), s)
         b = mm.budget(budget)
         bd = mm.breakdown(b.reference) if b.reference is not None else None
         split = (f" = weights+adapters {_human(bd.weights_and_adapters)} + the rest "

@@ -184,9 +184,6 @@ class LinearPredictor:
         return mean * self.y_scale_ + self.y_mean_, np.sqrt(var) * self.y_scale_
 
 
-#: Told results between two marginal-likelihood fits of an optimizer's GP hyper-parameters (about 1 s each);
-#: in between the last fitted kernel is reused as it is.
-GP_REFIT_EVERY = 5
 
 
 class GPPredictor:
@@ -252,6 +249,19 @@ class GPPredictor:
         if self.prior is not None:
             mean = mean + np.asarray(self.prior(bit_idx, rank_idx)[0], dtype=float)
         return np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+
+
+#: Told results between two marginal-likelihood fits of an optimizer's GP hyper-parameters (about 1 s each);
+#: in between the last fitted kernel is reused as it is.
+GP_REFIT_EVERY = 5
+
+
+def refit_gp(previous: Optional[GPPredictor], space: SearchSpace, prior: Optional[Predictor], seed: int,
+             bit_idx: np.ndarray, rank_idx: np.ndarray, y: np.ndarray) -> GPPredictor:
+    """An optimizer's GP fitted to its told results: ``previous``'s kernel is reused as it is (milliseconds),
+    except every :data:`GP_REFIT_EVERY` results, when the hyper-parameters are re-estimated."""
+    kernel = previous.kernel_ if previous is not None and len(y) % GP_REFIT_EVERY else None
+    return GPPredictor(space, prior=prior, seed=seed, kernel=kernel).fit(bit_idx, rank_idx, y)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -24,9 +24,8 @@ import numpy as np
 from qra_bench.memory import Budget, MemoryModel
 from qra_bench.space import QRConfig, SearchSpace
 from qra_bench.search import nsga2
-from qra_bench.search.base import (GP_REFIT_EVERY, CountingPredictor, GPPredictor,
-                                   Optimizer, Predictor, SearchContext,
-                                   register_optimizer)
+from qra_bench.search.base import (CountingPredictor, GPPredictor, Optimizer, Predictor, SearchContext,
+                                   refit_gp, register_optimizer)
 from qra_bench.search.operators import OPERATORS, apply_operator, fill_budget, jitter, warm_start
 
 __all__ = ["ArchiveEntry", "EvolutionOptimizer", "EvolutionResult", "EvolutionSettings", "evolve", "prior_score"]
@@ -380,11 +379,9 @@ class EvolutionOptimizer(Optimizer):
         if self.predictor is None and len(y) < self.min_fit:
             return prior_score(self.ctx, bi, ri), np.zeros(len(cfgs))
         # With a predictor the GP models its residuals at the told results (once there are enough). The fit is
-        # reused until new results arrive, and the kernel's hyper-parameters (about 1 s to estimate) are
-        # re-estimated only every GP_REFIT_EVERY results, as in TrustRegionBO.
+        # reused until new results arrive (see refit_gp for when the kernel is re-estimated).
         if self._gp is None or self._gp_rows != len(y):
-            kernel = self._gp.kernel_ if self._gp is not None and len(y) % GP_REFIT_EVERY else None
-            self._gp = GPPredictor(self.space, prior=self.predictor, seed=self.seed, kernel=kernel).fit(obi, ori, y)
+            self._gp = refit_gp(self._gp, self.space, self.predictor, self.seed, obi, ori, y)
             self._gp_rows = len(y)
         return self._gp(bi, ri)
 

@@ -45,9 +45,8 @@ import numpy as np
 
 from qra_bench.memory import Budget, MemoryModel
 from qra_bench.space import QRConfig, SearchSpace
-from qra_bench.search.base import (GP_REFIT_EVERY, CountingPredictor, GPPredictor,
-                                   Observation, Optimizer, Predictor,
-                                   register_optimizer)
+from qra_bench.search.base import (CountingPredictor, GPPredictor, Observation, Optimizer, Predictor,
+                                   refit_gp, register_optimizer)
 from qra_bench.search.operators import fill_budget, warm_start
 
 __all__ = ["TrustRegionBO", "configuration_space"]
@@ -325,12 +324,7 @@ class TrustRegionBO(Optimizer):
             return self.predictor
         if self._fallback_n != len(self.history):
             bi, ri, y = self.observed_arrays()
-            # The kernel's hyper-parameters are re-estimated every few results (about 1 s each); in between the
-            # last ones are reused, which costs milliseconds.
-            kernel = None
-            if self._fallback is not None and len(y) % GP_REFIT_EVERY:
-                kernel = self._fallback.kernel_
-            self._fallback = GPPredictor(self.space, prior=self.predictor, seed=self.seed, kernel=kernel).fit(bi, ri, y)
+            self._fallback = refit_gp(self._fallback, self.space, self.predictor, self.seed, bi, ri, y)
             self._fallback_n = len(self.history)
             self._cache.clear()
         return self._fallback
