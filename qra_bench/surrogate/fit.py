@@ -421,9 +421,9 @@ def fit_surrogate(
 
 
 def _fitted_summary(estimator) -> dict:
-    """The fitted quantities worth reading in the manifest (std calibration, GP kernel)."""
+    """The fitted quantities worth reading in the manifest (std calibration; GP kernel and its row subset)."""
     if hasattr(estimator, "std_scale_"):
         return {"std_scale": estimator.std_scale_, "noise_std": estimator.noise_std_}
     if hasattr(estimator, "kernel_"):
-        return {"kernel": str(estimator.kernel_)}
+        return {"kernel": str(estimator.kernel_), "n_train_rows_used": int(len(estimator.train_rows_))}
     return {}

@@ -11,6 +11,11 @@ Hyper-parameters are fitted by scikit-learn's usual procedure (L-BFGS-B on the l
 an (n, n, d) gradient tensor for every evaluation, about 0.6 s for 400 rows and 24 features on one core; the
 closed form below, :func:`matern52_neg_log_marginal_likelihood`, needs two (n, n) products and is about
 30 times faster. It is checked against scikit-learn's own value and gradient in the tests.
+
+Exact GP training is O(n^3) in time and O(n^2) in memory, so beyond ``max_train_rows`` rows the GP is fitted on
+a seeded random subset of them ("subset of data", Rasmussen & Williams sec. 8.3.3): the shared table grows by
+thousands of rows, and a 5-fold quality report at 2,000 rows would take an hour on one core. The subset is
+recorded in the fitted estimator (``train_rows_``).
 """
 
 from __future__ import annotations
@@ -102,6 +107,8 @@ class GPSurrogate(RegressorMixin, BaseEstimator):
         the normalized target).
     max_iter
         L-BFGS-B iterations per start.
+    max_train_rows
+        Fit on at most this many training rows, a random subset drawn with ``random_state`` (None: all).
     blas_threads
         BLAS threads while fitting and predicting (None: the library's default). One by default: on a
         shared two-core machine a second spinning BLAS thread made a 400 x 400 Cholesky 30 times slower.
@@ -115,17 +122,21 @@ class GPSurrogate(RegressorMixin, BaseEstimator):
         Feature standardization learned in :meth:`fit`.
     kernel_ : kernel with the fitted hyper-parameters.
     n_features_in_ : int
+    train_rows_ : ndarray
+        Indices of the training rows the GP was fitted on (all of them below ``max_train_rows``).
     """
 
     def __init__(self, nu: float = 2.5, n_restarts_optimizer: int = 2,
                  length_scale_bounds: tuple[float, float] = (1e-2, 1e3),
                  noise_level_bounds: tuple[float, float] = (1e-6, 1e1), max_iter: int = 200,
-                 blas_threads: Optional[int] = 1, random_state: int = 0) -> None:
+                 max_train_rows: Optional[int] = 1200, blas_threads: Optional[int] = 1,
+                 random_state: int = 0) -> None:
         self.nu = nu
         self.n_restarts_optimizer = n_restarts_optimizer
         self.length_scale_bounds = length_scale_bounds
         self.noise_level_bounds = noise_level_bounds
         self.max_iter = max_iter
+        self.max_train_rows = max_train_rows
         self.blas_threads = blas_threads
         self.random_state = random_state
 
@@ -134,6 +145,12 @@ class GPSurrogate(RegressorMixin, BaseEstimator):
         interface with :class:`XGBEnsemble` and ignored (repeats of a configuration are what the white noise
         learns from)."""
         X, y = check_X_y(X, y, dtype=np.float64, y_numeric=True)
+        rows = np.arange(len(y))
+        if self.max_train_rows is not None and len(y) > int(self.max_train_rows):
+            rng = np.random.default_rng(self.random_state)
+            rows = np.sort(rng.choice(len(y), size=int(self.max_train_rows), replace=False))
+            X, y = X[rows], y[rows]
+        self.train_rows_ = rows
         self.x_mean_ = X.mean(axis=0)
         scale = X.std(axis=0)
         self.x_scale_ = np.where(scale > 1e-12, scale, 1.0)

@@ -122,3 +122,17 @@ def test_gp_std_includes_the_white_noise():
     _, std = gp.predict(X, return_std=True)  # at training points the latent std is near 0; noise remains
     assert np.all(std > 0.1)
     assert "Matern" in str(gp.kernel_) and "WhiteKernel" in str(gp.kernel_)
+
+
+def test_gp_fits_a_seeded_subset_beyond_max_train_rows():
+    rng = np.random.default_rng(9)
+    X = rng.random((80, 2))
+    y = X[:, 0] + rng.normal(0, 0.05, 80)
+    capped = GPSurrogate(n_restarts_optimizer=0, max_train_rows=50).fit(X, y)
+    again = GPSurrogate(n_restarts_optimizer=0, max_train_rows=50).fit(X, y)
+    full = GPSurrogate(n_restarts_optimizer=0, max_train_rows=None).fit(X, y)
+    assert len(capped.train_rows_) == 50 and len(np.unique(capped.train_rows_)) == 50
+    np.testing.assert_array_equal(capped.train_rows_, again.train_rows_)
+    assert len(full.train_rows_) == 80
+    # the subset still learns the trend it was drawn from
+    assert np.corrcoef(capped.predict(X), X[:, 0])[0, 1] > 0.95
