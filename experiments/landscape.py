@@ -24,8 +24,10 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def zero_step_damage(model_name: str = "tiny", task_name: str = "news", backend: str = "torchao") -> dict:
-    """Held-out LM and task loss (nats) before fine-tuning, for uniform and single-block bit widths."""
+def zero_step_damage(model_name: str = "tiny", task_name: str = "news", backend: str = "torchao",
+                     time_trial: bool = True) -> dict:
+    """Held-out LM and task loss (nats) before fine-tuning, for uniform and single-block bit widths; with
+    ``time_trial`` also the wall time of the default trial (which needs an otherwise idle machine)."""
     from dataclasses import replace
 
     from qra_bench.models import load_base
@@ -47,22 +49,57 @@ def zero_step_damage(model_name: str = "tiny", task_name: str = "news", backend:
         e = evaluate(model, task, settings.eval_batch_size, device)
         return {"lm_loss": e.lm_loss, "eval_loss": e.eval_loss, "accuracy": e.accuracy}
 
+    def windows(bits) -> np.ndarray:
+        model = base.fresh_copy(device, dtype)
+        quantize_blocks(model, bits, settings.quant)
+        return lm_window_losses(model, task.lm_ids, device)
+
     # The criterion "one trial takes at most 45 s on 2 CPU cores": the default trial (uniform 4-bit rank 16,
     # every fidelity checkpoint), alone on the machine with 2 threads -- not the table's times, which were
     # measured with two 1-thread trials sharing the cores.
     trial = replace(settings, threads=2)
-    alone = [run_trial(base, task, SearchSpace(n).uniform(4, 16), 0, trial).final.time_total_s for _ in range(2)]
+    alone = ([run_trial(base, task, SearchSpace(n).uniform(4, 16), 0, trial).final.time_total_s for _ in range(2)]
+             if time_trial else None)
     t0 = time.time()
     uniform = {b: ev([b] * n) for b in ladder}
-    per_block = {l: {b: ev([b if i == l else 16 for i in range(n)])["lm_loss"] for b in ladder} for l in range(n)}
+    # Per window of held-out text, so that an inversion (fewer bits, lower loss) can be set against the eval
+    # set's own sampling error: the same windows under both widths, a paired difference.
+    win = {l: {b: windows([b if i == l else 16 for i in range(n)]) for b in ladder} for l in range(n)}
+    per_block = {l: {b: float(w.mean()) for b, w in v.items()} for l, v in win.items()}
     monotone = {l: all(per_block[l][a] <= per_block[l][b] + 1e-4 for a, b in zip(ladder, ladder[1:])) for l in range(n)}
+    # For each block and each step down the ladder: (loss at fewer bits - loss at more bits) and its paired SE.
+    steps = {l: {f"{a}->{b}": paired_step(win[l][a], win[l][b]) for a, b in zip(ladder, ladder[1:])} for l in range(n)}
     return {
         "model": model_name, "model_sha256": base.sha256, "task": task_name, "backend": backend,
         "uniform": uniform, "per_block_lm_loss": per_block, "per_block_monotone": monotone,
+        "per_block_steps": steps, "n_lm_windows": int(len(task.lm_ids)),
         "uniform_2bit_cost_nats": uniform[2]["lm_loss"] - uniform[16]["lm_loss"],
         "trial_alone_2_threads_s": alone,
         "seconds": time.time() - t0,
     }
+
+
+def lm_window_losses(model, lm_ids: np.ndarray, device, batch: int = 50) -> np.ndarray:
+    """Mean next-token loss (nats) of each held-out text window, shape (n_windows,); their mean is the
+    ``lm_loss`` of :func:`qra_bench.trial.evaluate` (every window has the same length)."""
+    import torch
+
+    out = []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(lm_ids), batch):
+            ids = torch.from_numpy(lm_ids[start:start + batch]).to(device)
+            logits = model(input_ids=ids).logits[:, :-1].float()
+            loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+            out.append(loss.mean(dim=1).cpu().numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def paired_step(more_bits: np.ndarray, fewer_bits: np.ndarray) -> dict:
+    """Mean paired loss difference (fewer bits minus more bits, nats; > 0 means the loss rose) over the
+    same windows, and its standard error."""
+    d = fewer_bits - more_bits
+    return {"diff": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d)))}
 
 
 def _fit(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -211,6 +248,9 @@ def main() -> None:
     parser.add_argument("--tasks-tables", nargs="+", metavar="TABLE", action="append",
                         help="one table per task (same configurations and seeds): criteria of the mean over tasks; "
                              "repeatable (one view each); a single table gives that task's criteria alone")
+    parser.add_argument("--no-timing", action="store_true",
+                        help="with --damage: keep the recorded trial time instead of timing the default trial "
+                             "again (timing needs an idle machine; a running collector would inflate it)")
     parser.add_argument("--backend", default="torchao")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
@@ -218,7 +258,10 @@ def main() -> None:
     # Parts not recomputed in this run are kept, so --damage and --table can be refreshed separately.
     report = json.loads(path.read_text()) if path.exists() else {}
     if args.damage:
-        report["damage"] = zero_step_damage(backend=args.backend)
+        old = report.get("damage", {}).get("trial_alone_2_threads_s")
+        report["damage"] = zero_step_damage(backend=args.backend, time_trial=not args.no_timing)
+        if args.no_timing:
+            report["damage"]["trial_alone_2_threads_s"] = old
     if args.table:
         report["landscape"] = table_landscape(args.table)
     if args.tasks_tables:
@@ -253,6 +296,19 @@ def markdown(report: dict) -> str:
         rows.append(("loss rises monotonically as bits fall, block by block",
                      f"{n_mono}/{len(mono)} blocks strictly monotone (to 1e-4 nats); largest inversion {worst:.5f} nats",
                      n_mono == len(mono)))
+        if d.get("per_block_steps"):
+            # The same criterion against the eval set's sampling error: an inversion counts only if the loss
+            # falls by more than 2 paired standard errors over the held-out windows.
+            steps = [(l, k, v) for l, ks in d["per_block_steps"].items() for k, v in ks.items()]
+            inv = [(l, k, v) for l, k, v in steps if v["diff"] < 0]
+            sig = [(l, k, v) for l, k, v in inv if v["diff"] < -2 * v["se"]]
+            worst_z = min((v["diff"] / v["se"] for _, _, v in inv if v["se"] > 0), default=0.0)
+            rows.append((f"supplementary: the same, an inversion counting only beyond 2 paired SEs over the "
+                         f"{d['n_lm_windows']} held-out windows",
+                         f"{len(inv)} of {len(steps)} steps down the ladder lower the loss, {len(sig)} beyond 2 SE "
+                         f"(largest {worst_z:+.1f} SE)"
+                         + "".join(f"; block {l} {k}: {v['diff']:+.5f} nats ({v['diff'] / v['se']:+.1f} SE)"
+                                   for l, k, v in sig), not sig))
         if d.get("trial_alone_2_threads_s"):
             alone = d["trial_alone_2_threads_s"]
             rows.append(("one trial takes at most 45 s on 2 CPU cores (the default trial alone, 2 threads, "

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
 from qra_bench.table import ResultsTable
 
@@ -35,3 +37,19 @@ def test_tasks_are_averaged_per_configuration_and_seed_and_their_times_summed(tm
     assert np.allclose(got["eval_loss"], ref["eval_loss"] + 0.5)
     assert np.allclose(got["accuracy"], ref["accuracy"] - 0.05)
     assert np.allclose(got["time_total_s"], 3 * ref["time_total_s"])
+
+
+def test_window_losses_average_to_the_trials_lm_loss_and_steps_are_paired():
+    from qra_bench.models import load_base
+    from qra_bench.tasks import load_task
+    from qra_bench.trial import evaluate
+
+    base = load_base("tiny")
+    task = load_task("news", base.tokenizer)
+    task = dataclasses.replace(task, lm_ids=task.lm_ids[:20])
+    model = base.fresh_copy(torch.device("cpu"), torch.float32)
+    windows = landscape.lm_window_losses(model, task.lm_ids, torch.device("cpu"), batch=16)
+    assert windows.shape == (20,)
+    assert windows.mean() == pytest.approx(evaluate(model, task, 200, torch.device("cpu"), n_eval=8).lm_loss, abs=1e-5)
+    step = landscape.paired_step(windows, windows + 0.01)
+    assert step["diff"] == pytest.approx(0.01) and step["se"] < 1e-9
