@@ -186,11 +186,14 @@ class SurrogateArtifact:
         lines = [
             f"{m['model']['kind']} surrogate of {self.target} ({m['fidelity']['mode']} fidelities): {tr['n_rows']} rows, "
             f"{tr['n_configs']} configurations; table hash {self.table_hash[:16]}",
-            f"{'split':<14}{'n':>5}{'R2':>8}{'Spearman':>10}{'tau':>8}{'RMSE':>9}{'top10%':>8}{'NLL':>8}{'cov90':>7}",
+            f"{'split':<14}{'n':>5}{'R2':>8}{'Spearman':>10}{'tau':>8}{'tau max':>9}{'RMSE':>9}{'top10%':>8}"
+            f"{'NLL':>8}{'cov90':>7}",
         ]
         for split, v in m["metrics"].items():
+            # "tau max": what the seed noise allows a perfect predictor (absent from manifests before it existed)
             lines.append(f"{split:<14}{v['n']:>5}" + "".join(
-                f"{_num(v.get(k)):>{w}}" for k, w in (("r2", 8), ("spearman", 10), ("kendall_tau", 8), ("rmse", 9),
+                f"{_num(v.get(k)):>{w}}" for k, w in (("r2", 8), ("spearman", 10), ("kendall_tau", 8),
+                                                       ("kendall_tau_noise_ceiling", 9), ("rmse", 9),
                                                        ("top10_recall", 8), ("nll", 8), ("coverage90", 7))))
         noise = m["noise_floor"]["full"]
         lines.append(f"seed-noise std at full fidelity {_num(noise['std'])} ({noise['n_groups']} repeated configurations); "

@@ -132,6 +132,27 @@ def regression_metrics(y: np.ndarray, mean: np.ndarray, std: np.ndarray, groups:
     return out
 
 
+def tau_noise_ceiling(y: np.ndarray, noise_std: float, n_sims: int = 200, seed: int = 0) -> float:
+    """Kendall tau that even a perfect predictor (one knowing each configuration's true mean) would reach
+    against held-out observations ``y`` carrying seed noise of std ``noise_std``.
+
+    The true means are unknown, so they are stood in for by ``y`` shrunk toward its mean to the variance that
+    is not noise, ``var(y) - noise_std**2`` (keeping the shape of their spread); the ceiling is the average
+    tau between those means and ``n_sims`` noisy draws of them. Near 0 when the split's spread is mostly seed
+    noise (a top decile whose configurations differ by less than the noise cannot be ranked by any model).
+    NaN when undefined (fewer than 3 rows, unknown noise).
+    """
+    y = np.asarray(y, dtype=float)
+    if len(y) < 3 or not np.isfinite(noise_std) or noise_std <= 0:
+        return math.nan
+    var = float(np.var(y, ddof=1))
+    if var <= noise_std**2:
+        return 0.0
+    mu = y.mean() + (y - y.mean()) * math.sqrt((var - noise_std**2) / var)
+    rng = np.random.default_rng(seed)
+    return float(np.mean([stats.kendalltau(mu, mu + rng.normal(0.0, noise_std, len(mu)))[0] for _ in range(n_sims)]))
+
+
 def noise_floor(y: np.ndarray, groups: np.ndarray, fidelity_frac: np.ndarray) -> dict:
     """Seed noise: the pooled standard deviation of repeats of one configuration at one fidelity.
 

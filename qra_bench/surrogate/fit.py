@@ -45,6 +45,7 @@ from qra_bench.surrogate.evaluate import (
     learning_curve,
     noise_floor,
     run_split,
+    tau_noise_ceiling,
     top_decile_split,
 )
 
@@ -367,14 +368,17 @@ def fit_surrogate(
 
     random_split = group_kfold(groups, seed=seed)
     random_result = run_split(make, data, random_split)
-    metrics = {
-        "random_5fold": dict(random_result.metrics),
-        "high_memory": run_split(make, data, high_memory_split(groups, data.memory)).metrics,
-        "top_decile": run_split(make, data, top_decile_split(groups, y, fracs, TARGETS[target])).metrics,
+    results = {
+        "random_5fold": random_result,
+        "high_memory": run_split(make, data, high_memory_split(groups, data.memory)),
+        "top_decile": run_split(make, data, top_decile_split(groups, y, fracs, TARGETS[target])),
     }
     curve = learning_curve(make, data, random_split, seed=seed, full=random_result)
     # Seed noise on the observations the metrics are computed on (in multi mode: the full-fidelity ones).
     noise = noise_floor(y, groups, fracs)
+    # Each split's tau beside the tau the seed noise allows at all, so that a low one can be read.
+    metrics = {name: {**r.metrics, "kendall_tau_noise_ceiling": tau_noise_ceiling(y[r.rows], noise["full"]["std"])}
+               for name, r in results.items()}
     estimator = make().fit(X, y, groups=groups)
 
     rows = random_result.rows

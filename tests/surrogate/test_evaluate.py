@@ -15,6 +15,7 @@ from qra_bench.surrogate.evaluate import (
     high_memory_split,
     noise_floor,
     regression_metrics,
+    tau_noise_ceiling,
     top_decile_split,
 )
 
@@ -93,3 +94,17 @@ def test_high_memory_and_top_decile_hold_out_the_right_configurations():
     assert set(groups[test]) == {"c18", "c19"}
     [(_, test)] = top_decile_split(groups, y, frac, higher_is_better=False)
     assert set(groups[test]) == {"c00", "c01"}
+
+
+def test_tau_noise_ceiling_is_near_one_for_a_wide_spread_and_near_zero_when_noise_dominates():
+    rng = np.random.default_rng(3)
+    wide = rng.normal(0.0, 1.0, 60)
+    assert tau_noise_ceiling(wide, noise_std=0.01) > 0.95
+    # Gaussian means and noise: tau = (2 / pi) asin(corr), corr = sqrt(share of the variance that is not noise)
+    var = np.var(wide, ddof=1)
+    expected = 2 / math.pi * math.asin(math.sqrt((var - 0.81) / var))
+    assert tau_noise_ceiling(wide, noise_std=0.9) == pytest.approx(expected, abs=0.05)
+    # spread no larger than the noise: nothing to rank
+    assert tau_noise_ceiling(rng.normal(0.0, 0.1, 60), noise_std=0.2) == 0.0
+    assert np.isnan(tau_noise_ceiling(wide[:2], noise_std=0.1))
+    assert np.isnan(tau_noise_ceiling(wide, noise_std=float("nan")))
