@@ -43,16 +43,17 @@ def zero_step_damage(model_name: str = "tiny", task_name: str = "news", backend:
     n = base.model.config.num_hidden_layers
     ladder = [16, 8, 4, 3, 2]
 
-    def ev(bits):
+    def quantized(bits):
         model = base.fresh_copy(device, dtype)
         quantize_blocks(model, bits, settings.quant)
-        e = evaluate(model, task, settings.eval_batch_size, device)
+        return model
+
+    def ev(bits):
+        e = evaluate(quantized(bits), task, settings.eval_batch_size, device)
         return {"lm_loss": e.lm_loss, "eval_loss": e.eval_loss, "accuracy": e.accuracy}
 
     def windows(bits) -> np.ndarray:
-        model = base.fresh_copy(device, dtype)
-        quantize_blocks(model, bits, settings.quant)
-        return lm_window_losses(model, task.lm_ids, device)
+        return lm_window_losses(quantized(bits), task.lm_ids, device)
 
     # The criterion "one trial takes at most 45 s on 2 CPU cores": the default trial (uniform 4-bit rank 16,
     # every fidelity checkpoint), alone on the machine with 2 threads -- not the table's times, which were
