@@ -14,7 +14,7 @@ closed form below, :func:`matern52_neg_log_marginal_likelihood`, needs two (n, n
 
 Exact GP training is O(n^3) in time and O(n^2) in memory, so beyond ``max_train_rows`` rows the GP is fitted on
 a seeded random subset of them ("subset of data", Rasmussen & Williams sec. 8.3.3): the shared table grows by
-thousands of rows, and a 5-fold quality report at 2,000 rows would take an hour on one core. The subset is
+thousands of rows, and every fit of the quality report (folds, learning curve) grows with it as n^3. The subset is
 recorded in the fitted estimator (``train_rows_``).
 """
 
