@@ -70,6 +70,7 @@ class Evaluation:
     eval_loss: float
     accuracy: float
     lm_loss: float
+    focus_accuracy: Optional[float] = None  # accuracy on targets in ``task.focus_token_ids`` (None: no focus set)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ def evaluate(model: torch.nn.Module, task: TaskData, batch_size: int, device: to
     was_training = model.training
     model.eval()
     labels = torch.from_numpy(task.label_token_ids).to(device)
-    total_loss, correct, n_targets = 0.0, 0, 0
+    focus = torch.from_numpy(task.focus_token_ids).to(device) if len(task.focus_token_ids) else None
+    total_loss, correct, n_targets, focus_hits, focus_count = 0.0, 0, 0, 0, 0
     n = min(n_eval or len(task.eval_prompts), len(task.eval_prompts))
     # lm windows hold (len - 1) targets each, so they go in smaller batches than one-token answers
     step = batch_size if task.kind == "classify" else max(1, batch_size // 4)
@@ -115,8 +117,9 @@ def evaluate(model: torch.nn.Module, task: TaskData, batch_size: int, device: to
         stop = min(start + step, n)
         ids = torch.from_numpy(task.eval_prompts[start:stop]).to(device)
         if task.kind == "lm":
-            loss, hits, count = _lm_loss(model, ids, reduction="sum")
+            loss, hits, count, f_hits, f_count = _lm_loss(model, ids, reduction="sum", focus=focus)
             total_loss, correct, n_targets = total_loss + float(loss), correct + hits, n_targets + count
+            focus_hits, focus_count = focus_hits + f_hits, focus_count + f_count
             continue
         gold = torch.from_numpy(task.eval_labels[start:stop]).to(device)
         logits = model(input_ids=ids, logits_to_keep=1).logits[:, -1].float()
@@ -130,15 +133,22 @@ def evaluate(model: torch.nn.Module, task: TaskData, batch_size: int, device: to
         lm_total += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="sum"))
         lm_tokens += ids[:, 1:].numel()
     model.train(was_training)
-    return Evaluation(eval_loss=total_loss / n_targets, accuracy=correct / n_targets, lm_loss=lm_total / lm_tokens)
+    return Evaluation(eval_loss=total_loss / n_targets, accuracy=correct / n_targets, lm_loss=lm_total / lm_tokens,
+                      focus_accuracy=focus_hits / focus_count if focus_count else None)
 
 
-def _lm_loss(model: torch.nn.Module, ids: torch.Tensor, reduction: str = "mean") -> tuple[torch.Tensor, int, int]:
-    """Next-token cross-entropy over every position of ``ids`` (nats), greedy hits, and the target count."""
+def _lm_loss(model: torch.nn.Module, ids: torch.Tensor, reduction: str = "mean",
+             focus: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, int, int, int, int]:
+    """Next-token cross-entropy over every position of ``ids`` (nats), greedy hits, the target count, and the
+    hits and count over the targets in ``focus`` (zeros without one)."""
     logits = model(input_ids=ids[:, :-1]).logits.float()
     target = ids[:, 1:]
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction=reduction)
-    return loss, int((logits.argmax(dim=-1) == target).sum()), target.numel()
+    hit = logits.argmax(dim=-1) == target
+    if focus is None:
+        return loss, int(hit.sum()), target.numel(), 0, 0
+    in_focus = torch.isin(target, focus)
+    return loss, int(hit.sum()), target.numel(), int((hit & in_focus).sum()), int(in_focus.sum())
 
 
 def _lr_at(step: int, s: TrialSettings) -> float:
@@ -242,7 +252,9 @@ def run_trial(base: BaseModel, task: TaskData, config: QRConfig, seed: int = 0,
                 eval_loss=ev.eval_loss, accuracy=ev.accuracy, lm_loss=ev.lm_loss,
                 train_loss=float(np.mean(recent)) if recent else None,
                 extra_metrics=json.dumps({"block_recon_error": list(qreport.block_recon_error), "base_note": base.note,
-                                          "n_eval": len(task.eval_prompts) if final else min(s.partial_eval, len(task.eval_prompts))}),
+                                          "n_eval": len(task.eval_prompts) if final else min(s.partial_eval, len(task.eval_prompts)),
+                                          **({} if ev.focus_accuracy is None else {"focus_accuracy": ev.focus_accuracy,
+                                                                                   "proxy_focus_accuracy": proxy.focus_accuracy})}),
                 proxy_eval_loss=proxy.eval_loss, proxy_accuracy=proxy.accuracy, proxy_lm_loss=proxy.lm_loss,
                 proxy_recon_error=qreport.recon_error,
                 mem_predicted_bytes=breakdown.total, mem_predicted_weights_bytes=breakdown.weights_and_adapters,

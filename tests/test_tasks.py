@@ -57,6 +57,10 @@ def test_cipher_permutes_only_the_most_frequent_tokens_and_keeps_plain_lm_text(b
     assert np.array_equal(cipher.eval_prompts, mapping[news.eval_prompts])
     assert np.array_equal(cipher.lm_ids, news.lm_ids)  # retained capability is measured on plain text
     assert cipher.sha256 == load_task("cipher", base.tokenizer).sha256 != news.sha256
+    # the task's own skill: accuracy is also reported on the permuted targets, a set derived from the data
+    assert np.array_equal(cipher.focus_token_ids, moved) and len(news.focus_token_ids) == 0
+    # ...so declaring it leaves the data identity every shipped tiny-cipher row records unchanged
+    assert cipher.sha256.startswith("d6b6585fe14316838c3b")
 
 
 def test_cipher_must_be_learned_the_unquantized_base_does_far_worse_on_it_than_on_news(base):
@@ -66,3 +70,5 @@ def test_cipher_must_be_learned_the_unquantized_base_does_far_worse_on_it_than_o
     cipher = evaluate(model, load_task("cipher", base.tokenizer), 200, device, n_eval=100)
     assert cipher.eval_loss > news.eval_loss + 1.0  # measured: 5.88 vs 4.35 nats
     assert cipher.lm_loss == pytest.approx(news.lm_loss)
+    # the base writes the plain tokens, so on the permuted targets it is far worse than on all targets
+    assert news.focus_accuracy is None and 0.0 <= cipher.focus_accuracy < cipher.accuracy / 2

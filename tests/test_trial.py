@@ -59,3 +59,13 @@ def test_trial_yields_one_row_per_checkpoint_and_repeats_exactly(base_and_task):
     assert [r.eval_loss for r in again.rows] == [r.eval_loss for r in first.rows]
     other = run_trial(base, task, config, seed=4, settings=settings)
     assert [r.eval_loss for r in other.rows] != [r.eval_loss for r in first.rows]
+
+
+def test_a_cipher_trial_records_accuracy_on_the_permuted_targets_before_and_after_fine_tuning(base_and_task):
+    base, _ = base_and_task
+    task = load_task("cipher", base.tokenizer)
+    settings = replace(TrialSettings(), max_steps=2, fidelities=(1.0,), threads=1)
+    row = run_trial(base, task, SearchSpace(8).config((16,) * 8, (8,) * 8), seed=0, settings=settings).final
+    extra = json.loads(row.extra_metrics)
+    assert 0.0 <= extra["proxy_focus_accuracy"] < row.proxy_accuracy  # the base writes the plain tokens
+    assert 0.0 <= extra["focus_accuracy"] <= 1.0

@@ -9,7 +9,7 @@ argmax over the label tokens. ``lm_ids`` holds held-out text chunks for the reta
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ class TaskData:
     label_token_ids : (n_classes,) the answer token of each class (``lm``: empty).
     lm_ids : (m, lm_len) held-out text for the LM loss.
     kind : ``"classify"`` or ``"lm"``.
+    focus_token_ids : (k,) for ``lm`` tasks whose new skill is a subset of the vocabulary (``cipher``: the
+        permuted tokens), the targets whose greedy accuracy is also reported on its own (``focus_accuracy``);
+        empty otherwise. Derived from the arrays above, so not part of :attr:`sha256`.
     """
 
     name: str
@@ -38,6 +41,7 @@ class TaskData:
     lm_ids: np.ndarray
     description: str = ""
     kind: str = "classify"
+    focus_token_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def sha256(self) -> str:

@@ -51,7 +51,7 @@ def build_cipher(tokenizer) -> TaskData:
     return TaskData(
         name="cipher", train_prompts=mapping[news.train_prompts], train_labels=news.train_labels,
         eval_prompts=mapping[news.eval_prompts], eval_labels=news.eval_labels, label_token_ids=news.label_token_ids,
-        lm_ids=news.lm_ids, kind="lm",
+        lm_ids=news.lm_ids, kind="lm", focus_token_ids=np.flatnonzero(mapping != np.arange(len(mapping))),
         description=f"BBC News language modelling with the {N_SWAPPED} most frequent tokens permuted (seed "
                     f"{PERMUTATION_SEED}; {swapped:.0%} of eval tokens): {WINDOW}-token windows, {TRAIN_WINDOWS} "
                     f"from the finetune split, {EVAL_WINDOWS} from the eval split; greedy next-token accuracy",
