@@ -14,7 +14,7 @@ $Q --design file --design-file experiments/designs/landscape-repeats.jsonl --no-
 # 20 of those 36 had their one measurement at seed 1 or 2 (live benchmark runs), so seeds 1,2 gave them only one
 # more: they get seed 0 as well.
 [ "${TASK:-news}" = news ] && $Q --design file --design-file experiments/designs/repeats-60-seed0.jsonl --no-anchors --seeds 0
-# cipher: the news configurations measured within uniform-4bit, shuffled (experiments/transfer_design.py), so
-# issue 3's criteria read the same sample on both tasks and the tasks average per configuration.
+# cipher: the configurations of the news stratified design measured within uniform-4bit, shuffled
+# (experiments/transfer_design.py), so issue 3's criteria read the same random sample on both tasks.
 [ "${TASK:-news}" = cipher ] && $Q --design file --design-file experiments/designs/news-in-budget.jsonl --no-anchors --seeds 0
 $Q --design stratified --n 1200 --seeds 0

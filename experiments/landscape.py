@@ -146,9 +146,35 @@ def full_fidelity_rows(table_paths: list[str]):
     return joined, hashes
 
 
-def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit") -> dict:
+def _axes(rnd) -> dict:
+    """Spread and the linear criterion over one set of configurations (a frame of per-configuration means)."""
+    X = rnd[["avg_bits", "log2_rank"]].to_numpy()
+    y = rnd["mean"].to_numpy()
+    full = _r2(X, y)
+    # Under the budget more rank leaves fewer bits: the two regressors share what they explain.
+    return {"n": int(len(rnd)), "spread_std": float(y.std(ddof=1)), "r2_both": full,
+            "r2_drop_without_bits": full - _r2(X[:, [1]], y), "r2_drop_without_rank": full - _r2(X[:, [0]], y),
+            "corr_bits_rank": float(np.corrcoef(X[:, 0], X[:, 1])[0, 1])}
+
+
+def sample_hashes(spec: str, model: str = "tiny") -> set[str]:
+    """Config hashes of a named sample: a design file (JSON lines of bits and ranks) or ``stratified:N`` (the
+    collector's stratified design of N configurations at seed 0)."""
+    from qra_bench.space import QRConfig
+
+    if spec.startswith("stratified:"):
+        from transfer_design import stratified_hashes
+
+        return stratified_hashes(model, "news", int(spec.split(":", 1)[1]))
+    return {QRConfig(d["bits"], d["ranks"]).hash for d in map(json.loads, Path(spec).read_text().splitlines()) if d}
+
+
+def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit",
+                    samples: "dict[str, str] | None" = None) -> dict:
     """Issue 3's fine-tuned criteria from the full-fidelity rows of a table (or of several, averaged over
-    tasks; see :func:`full_fidelity_rows`)."""
+    tasks; see :func:`full_fidelity_rows`). ``samples`` names subsets of the random configurations (see
+    :func:`sample_hashes`) whose spread and linear criterion are reported too: which configurations "random
+    within the budget" means changes the linear criterion's verdict (``experiments/probes/README.md``)."""
     import sys
 
     from qra_bench.arch import load_arch
@@ -159,6 +185,7 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
 
     paths = [table_paths] if isinstance(table_paths, str) else list(table_paths)
     df, hashes = full_fidelity_rows(paths)
+    members = {name: sample_hashes(spec, str(df["model_name"].iloc[0])) for name, spec in (samples or {}).items()}
     arch = load_arch(df["model_name"].iloc[0])
     space = SearchSpace(arch.n_blocks)
     mm = trial_memory_model(arch, space, str(df["task_name"].iloc[0]).split("+")[0])
@@ -184,16 +211,15 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
         res = {"noise_std": noise, "n_repeated_configs": int(len(rep)), "noise_min_seeds": min_seeds,
                "n_random_feasible": int(len(rnd))}
         if len(rnd) >= 5:
-            res["spread_std"] = float(rnd["mean"].std())
+            res.update({k: v for k, v in _axes(rnd).items() if k != "n"})
             res["spread_over_noise"] = res["spread_std"] / noise if noise else float("nan")
-            X = rnd[["avg_bits", "log2_rank"]].to_numpy()
             y = rnd["mean"].to_numpy()
-            full = _r2(X, y)
-            res["r2_both"] = full
-            res["r2_drop_without_bits"] = full - _r2(X[:, [1]], y)
-            res["r2_drop_without_rank"] = full - _r2(X[:, [0]], y)
-            # Under the budget more rank leaves fewer bits: the two regressors share what they explain.
-            res["corr_bits_rank"] = float(np.corrcoef(X[:, 0], X[:, 1])[0, 1])
+            res["samples"] = {}
+            for name, hs in members.items():
+                sub = rnd[rnd.index.isin(hs)]
+                if len(sub) >= 5:
+                    res["samples"][name] = {"spec": samples[name], **_axes(sub)}
+                    res["samples"][name]["spread_over_noise"] = res["samples"][name]["spread_std"] / noise if noise else float("nan")
             # Supplementary: the damage is per block (block 0 and the last block at 2 bits dominate), so a
             # model of *which* blocks sit at 2 bits says more than average bits. Not an issue criterion.
             two = np.asarray([[b == 2 for b in bits] for bits in rnd["bits"]], dtype=float)
@@ -253,7 +279,11 @@ def main() -> None:
                         help="with --damage: keep the recorded trial time instead of timing the default trial "
                              "again (timing needs an idle machine; a running collector would inflate it)")
     parser.add_argument("--backend", default="torchao")
+    parser.add_argument("--sample", action="append", default=[], metavar="NAME=SPEC",
+                        help="also report spread and the linear criterion on the random configurations of a sample: "
+                             "a design file, or stratified:N (the collector's stratified design); repeatable")
     args = parser.parse_args()
+    samples = dict(x.split("=", 1) for x in args.sample)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "landscape.json"
     # Parts not recomputed in this run are kept, so --damage and --table can be refreshed separately.
@@ -264,10 +294,10 @@ def main() -> None:
         if args.no_timing:
             report["damage"]["trial_alone_2_threads_s"] = old
     if args.table:
-        report["landscape"] = table_landscape(args.table)
+        report["landscape"] = table_landscape(args.table, samples=samples)
     if args.tasks_tables:
         report.pop("landscape_tasks", None)
-        report["views"] = [table_landscape(tables) for tables in args.tasks_tables]
+        report["views"] = [table_landscape(tables, samples=samples) for tables in args.tasks_tables]
     text = json.dumps(report, indent=1, default=str)
     path.write_text(text + "\n")
     (RESULTS / "landscape.md").write_text(markdown(report))
@@ -351,6 +381,13 @@ def markdown(report: dict) -> str:
                          f"w/o rank {_fmt(m.get('r2_drop_without_rank'), 3)}; corr(avg bits, avg log2 rank) "
                          f"{_fmt(m.get('corr_bits_rank'), 2)}",
                          min(m.get("r2_drop_without_bits", 0), m.get("r2_drop_without_rank", 0)) >= 0.10))
+            for name, x in m.get("samples", {}).items():
+                rows.append((f"[{metric}] the same two criteria on the sample `{name}` (`{x['spec']}`) alone",
+                             f"spread {_fmt(x['spread_over_noise'], 1)} x noise over {x['n']} configs; R^2 "
+                             f"{_fmt(x['r2_both'], 3)}, drop w/o bits {_fmt(x['r2_drop_without_bits'], 3)}, w/o rank "
+                             f"{_fmt(x['r2_drop_without_rank'], 3)}; corr {_fmt(x['corr_bits_rank'], 2)}",
+                             x["n"] >= 30 and x["spread_over_noise"] >= 5
+                             and min(x["r2_drop_without_bits"], x["r2_drop_without_rank"]) >= 0.10))
             if math.isfinite(m.get("rank_effect_16bit", float("nan"))):
                 rows.append((f"[{metric}] supplementary: rank 4 -> 16 at uniform 16 / 4 bits",
                              f"{_fmt(m['rank_effect_16bit'])} / {_fmt(m['rank_effect_4bit'])}"

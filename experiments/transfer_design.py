@@ -27,11 +27,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from landscape_design import trial_memory_model  # noqa: E402
 
 
+def stratified_hashes(model: str, task: str, n: int, seed: int = 0) -> set[str]:
+    """Config hashes of the collector's stratified design (``qra-bench collect --design stratified --n n``)."""
+    from qra_bench.collect import CollectSpec, design_for
+    from qra_bench.trial import TrialSettings
+
+    spec = CollectSpec(out="-", model=model, task=task, design="stratified", n=n, seeds=[0], design_seed=seed)
+    return {c.hash for c in design_for(spec, TrialSettings())}
+
+
 def in_budget_configs(table: str, budget: str = "uniform-4bit", exclude: "list[str] | None" = None,
-                      seed: int = 0) -> list[QRConfig]:
-    """Distinct full-fidelity non-uniform configurations of ``table`` within ``budget``, shuffled by ``seed``."""
+                      seed: int = 0, stratified: int = 0) -> list[QRConfig]:
+    """Distinct full-fidelity non-uniform configurations of ``table`` within ``budget`` (of its stratified design
+    of ``stratified`` configurations when > 0), shuffled by ``seed``."""
     df = ResultsTable(table).read()
     df = df[(df["status"] == "ok") & (df["fidelity"] == df["max_steps"])]
+    keep = stratified_hashes(str(df["model_name"].iloc[0]), str(df["task_name"].iloc[0]), stratified) if stratified else None
     arch = load_arch(str(df["model_name"].iloc[0]))
     space = SearchSpace(arch.n_blocks)
     mm = trial_memory_model(arch, space, str(df["task_name"].iloc[0]))
@@ -45,7 +56,7 @@ def in_budget_configs(table: str, budget: str = "uniform-4bit", exclude: "list[s
     out, seen = [], set()
     for bits, ranks in zip(df["bits"], df["ranks"]):
         cfg = QRConfig([int(x) for x in bits], [int(x) for x in ranks])
-        if cfg.hash in seen or cfg.hash in skip or len(set(cfg.bits)) == 1:
+        if cfg.hash in seen or cfg.hash in skip or len(set(cfg.bits)) == 1 or (keep is not None and cfg.hash not in keep):
             continue
         seen.add(cfg.hash)
         if mm.is_feasible(cfg, b):
@@ -61,9 +72,10 @@ def main() -> None:
     p.add_argument("--budget", default="uniform-4bit")
     p.add_argument("--exclude", action="append", default=[])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stratified", type=int, default=0, help="keep the configurations of the stratified design of N")
     p.add_argument("--out", required=True)
     a = p.parse_args()
-    configs = in_budget_configs(a.table, a.budget, a.exclude, a.seed)
+    configs = in_budget_configs(a.table, a.budget, a.exclude, a.seed, a.stratified)
     with open(a.out, "w") as fh:
         for cfg in configs:
             fh.write(json.dumps({"bits": list(cfg.bits), "ranks": list(cfg.ranks)}) + "\n")

@@ -53,3 +53,22 @@ def test_window_losses_average_to_the_trials_lm_loss_and_steps_are_paired():
     assert windows.mean() == pytest.approx(evaluate(model, task, 200, torch.device("cpu"), n_eval=8).lm_loss, abs=1e-5)
     step = landscape.paired_step(windows, windows + 0.01)
     assert step["diff"] == pytest.approx(0.01) and step["se"] < 1e-9
+
+
+def test_a_named_sample_is_read_from_a_design_file_and_its_axes_come_from_its_configurations_alone(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from qra_bench.space import QRConfig
+
+    design = tmp_path / "d.jsonl"
+    design.write_text(json.dumps({"bits": [2, 4] * 4, "ranks": [4, 8] * 4}) + "\n")
+    assert landscape.sample_hashes(str(design)) == {QRConfig([2, 4] * 4, [4, 8] * 4).hash}
+    # a full factorial grid: the two regressors are uncorrelated, so each drop is exactly what that axis explains
+    bits, rank = np.repeat(np.linspace(2, 16, 8), 5), np.tile(np.linspace(2, 4, 5), 8)
+    only_bits = landscape._axes(pd.DataFrame({"avg_bits": bits, "log2_rank": rank, "mean": -0.1 * bits}))
+    assert only_bits["n"] == 40 and only_bits["r2_both"] == pytest.approx(1.0)
+    assert only_bits["r2_drop_without_bits"] == pytest.approx(1.0) and only_bits["r2_drop_without_rank"] < 1e-9
+    both = landscape._axes(pd.DataFrame({"avg_bits": bits, "log2_rank": rank, "mean": -bits / 14 - rank / 2}))
+    assert min(both["r2_drop_without_bits"], both["r2_drop_without_rank"]) >= 0.10
