@@ -165,7 +165,7 @@ def sample_hashes(spec: str, model: str = "tiny") -> set[str]:
     if spec.startswith("stratified:"):
         from transfer_design import stratified_hashes
 
-        return stratified_hashes(model, "news", int(spec.split(":", 1)[1]))
+        return stratified_hashes(model, "news", int(spec.split(":", 1)[1]))  # the design does not depend on the task
     return {QRConfig(d["bits"], d["ranks"]).hash for d in map(json.loads, Path(spec).read_text().splitlines()) if d}
 
 
