@@ -3,10 +3,12 @@
 Issue 3's criteria are read from "random configurations that fit the budget"; which configurations those are
 changes the verdict (``experiments/probes/README.md``). To measure a second task on the *same* sample as the
 first (so the tasks can also be averaged per configuration), this takes the non-uniform configurations of a
-table that fit the budget, drops those already in ``--exclude`` designs, and shuffles them: any prefix the
-collector finishes is a uniform random subset of that sample.
+table that fit the budget, keeps those of a random design (``--stratified N``: the collector's stratified design
+of N configurations at seed 0, drawn at random per memory stratum; the table also holds configurations that
+optimizers chose, which are not random), drops those already in ``--exclude`` designs, and shuffles them: any
+prefix the collector finishes is a uniform random subset of that sample.
 
-    python experiments/transfer_design.py --table datasets_cache/tables/tiny-news \
+    python experiments/transfer_design.py --table datasets_cache/tables/tiny-news --stratified 1200 \
         --exclude experiments/designs/landscape.jsonl --out experiments/designs/news-in-budget.jsonl
 """
 
