@@ -160,13 +160,15 @@ def _axes(rnd) -> dict:
 def sample_hashes(spec: str, model: str = "tiny") -> set[str]:
     """Config hashes of a named sample: a design file (JSON lines of bits and ranks) or ``stratified:N`` (the
     collector's stratified design of N configurations at seed 0)."""
-    from qra_bench.space import QRConfig
+    from qra_bench.arch import load_arch
+    from qra_bench.collect import file_design
+    from qra_bench.space import SearchSpace
 
     if spec.startswith("stratified:"):
         from transfer_design import stratified_hashes
 
         return stratified_hashes(model, "news", int(spec.split(":", 1)[1]))  # the design does not depend on the task
-    return {QRConfig(d["bits"], d["ranks"]).hash for d in map(json.loads, Path(spec).read_text().splitlines()) if d}
+    return {c.hash for c in file_design(SearchSpace(load_arch(model).n_blocks), spec, anchors=False)}
 
 
 def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit",

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from qra_bench.arch import load_arch
+from qra_bench.collect import file_design
 from qra_bench.space import QRConfig, SearchSpace
 from qra_bench.table import ResultsTable
 
@@ -49,12 +50,7 @@ def in_budget_configs(table: str, budget: str = "uniform-4bit", exclude: "list[s
     space = SearchSpace(arch.n_blocks)
     mm = trial_memory_model(arch, space, str(df["task_name"].iloc[0]))
     b = mm.budget(budget)
-    skip = set()
-    for path in exclude or []:
-        for line in Path(path).read_text().splitlines():
-            if line.strip():
-                d = json.loads(line)
-                skip.add(QRConfig(d["bits"], d["ranks"]).hash)
+    skip = {c.hash for path in exclude or [] for c in file_design(space, path, anchors=False)}
     out, seen = [], set()
     for bits, ranks in zip(df["bits"], df["ranks"]):
         cfg = QRConfig([int(x) for x in bits], [int(x) for x in ranks])
