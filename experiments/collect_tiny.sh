@@ -14,9 +14,9 @@ $Q --design file --design-file experiments/designs/landscape-repeats.jsonl --no-
 # 20 of those 36 had their one measurement at seed 1 or 2 (live benchmark runs), so seeds 1,2 gave them only one
 # more: they get seed 0 as well.
 [ "${TASK:-news}" = news ] && $Q --design file --design-file experiments/designs/repeats-60-seed0.jsonl --no-anchors --seeds 0
-# cipher: 60 more configurations drawn uniformly within uniform-4bit (the first 30 of landscape-90.jsonl are
+# cipher: 150 more configurations drawn uniformly within uniform-4bit (the first 30 of landscape-180.jsonl are
 # landscape.jsonl), so the literal reading of issue 3's "random configurations that fit the budget" has more than 30;
-[ "${TASK:-news}" = cipher ] && $Q --design file --design-file experiments/designs/landscape-90.jsonl --no-anchors --seeds 0
+[ "${TASK:-news}" = cipher ] && $Q --design file --design-file experiments/designs/landscape-180.jsonl --no-anchors --seeds 0
 # then the configurations of the news stratified design measured within uniform-4bit, shuffled
 # (experiments/transfer_design.py), so issue 3's criteria read the same random sample on both tasks.
 [ "${TASK:-news}" = cipher ] && $Q --design file --design-file experiments/designs/news-in-budget.jsonl --no-anchors --seeds 0

@@ -30,7 +30,7 @@ if has claims; then
 fi
 if has landscape; then
   $PY experiments/landscape.py --damage --table $T \
-    --sample uniform=experiments/designs/landscape-90.jsonl --sample stratified=stratified:1200 \
+    --sample uniform=experiments/designs/landscape-180.jsonl --sample stratified=stratified:1200 \
     --tasks-tables $T datasets_cache/tables/tiny-bbc \
     --tasks-tables datasets_cache/tables/tiny-cipher \
     --tasks-tables $T datasets_cache/tables/tiny-cipher
