@@ -9,6 +9,9 @@ numbers) and ``focus_accuracy`` (accuracy on the permuted targets, recorded in `
 from this stop on), before and after fine-tuning.
 
     python experiments/probes/cipher_accuracy_gap.py [--table datasets_cache/tables/tiny-cipher]
+
+``--quant '{"group_size": 256}'`` (QuantSettings fields) and ``--task news`` rerun the anchors under another
+quantizer setting or task (the "table eval loss" column is then left empty: the table holds the recipe's rows).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -32,31 +36,40 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--table", default="datasets_cache/tables/tiny-cipher")
     p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--task", default="cipher")
+    p.add_argument("--quant", default="{}", help="QuantSettings overrides as JSON (default: the recipe's)")
     a = p.parse_args()
     base = load_base("tiny")
-    task = load_task("cipher", base.tokenizer)
-    df = ResultsTable(a.table).read()
-    df = df[(df["status"] == "ok") & (df["fidelity"] == df["max_steps"])]
-    shipped = {(h, int(s)): (float(l), float(acc)) for h, s, l, acc in zip(df["config_hash"], df["seed"], df["eval_loss"], df["accuracy"])}
-    print(f"task cipher sha256 {task.sha256[:16]}..., {len(task.focus_token_ids)} focus tokens; table hash "
-          f"{ResultsTable(a.table).content_hash()[:16]}...")
-    print("| bits | rank | seed | eval loss | table eval loss | accuracy (all targets) | focus accuracy | focus accuracy before fine-tuning | s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    task = load_task(a.task, base.tokenizer)
+    overrides = json.loads(a.quant)
+    settings = TrialSettings(threads=1)
+    settings = replace(settings, quant=replace(settings.quant, **overrides))
+    shipped = {}
+    if not overrides and a.task == "cipher":
+        df = ResultsTable(a.table).read()
+        df = df[(df["status"] == "ok") & (df["fidelity"] == df["max_steps"])]
+        shipped = {(h, int(s)): (float(l), float(acc)) for h, s, l, acc in zip(df["config_hash"], df["seed"], df["eval_loss"], df["accuracy"])}
+        print(f"table hash {ResultsTable(a.table).content_hash()[:16]}...")
+    focus = len(task.focus_token_ids) > 0
+    print(f"task {a.task} sha256 {task.sha256[:16]}..., {len(task.focus_token_ids)} focus tokens; "
+          f"quantizer {settings.quant}")
+    print("| bits | rank | seed | eval loss | table eval loss | accuracy (all targets) | accuracy before fine-tuning | focus accuracy | focus accuracy before fine-tuning | s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     out: dict = {}
     for bits, rank in ANCHORS:
         cfg = QRConfig((bits,) * 8, (rank,) * 8)
         for seed in (int(x) for x in a.seeds.split(",")):
             t0 = time.perf_counter()
-            row = run_trial(base, task, cfg, seed, TrialSettings(threads=1)).final
-            extra = json.loads(row.extra_metrics)
+            row = run_trial(base, task, cfg, seed, settings).final
+            extra = json.loads(row.extra_metrics) if focus else {"focus_accuracy": float("nan"), "proxy_focus_accuracy": float("nan")}
             ref = shipped.get((cfg.hash, seed), (float("nan"), float("nan")))
             out.setdefault((bits, rank), []).append((row.accuracy, extra["focus_accuracy"]))
-            print(f"| {bits} | {rank} | {seed} | {row.eval_loss:.4f} | {ref[0]:.4f} | {row.accuracy:.4f} | "
+            print(f"| {bits} | {rank} | {seed} | {row.eval_loss:.4f} | {ref[0]:.4f} | {row.accuracy:.4f} | {row.proxy_accuracy:.4f} | "
                   f"{extra['focus_accuracy']:.4f} | {extra['proxy_focus_accuracy']:.4f} | {time.perf_counter() - t0:.0f} |", flush=True)
     lo, hi = (np.array(out[k]) for k in ANCHORS)
     for i, name in enumerate(("all-token accuracy", "focus accuracy")):
         gap = hi[:, i].mean() - lo[:, i].mean()
-        se = np.sqrt(hi[:, i].var(ddof=1) / len(hi) + lo[:, i].var(ddof=1) / len(lo))
+        se = np.sqrt(hi[:, i].var(ddof=1) / len(hi) + lo[:, i].var(ddof=1) / len(lo)) if len(hi) > 1 else float("nan")
         print(f"{name}: 16-bit r16 {hi[:, i].mean():.4f} vs 2-bit r4 {lo[:, i].mean():.4f}: gap {100 * gap:.1f} "
               f"points (SE {100 * se:.1f}); criterion >= 10 points: {'holds' if gap >= 0.10 else 'fails'}")
 

@@ -7,14 +7,16 @@ every 128-token chunk of the BBC ``eval`` split (never trained on, never pretrai
 for the first 32 chunks (which equal ``lm_ids``: a reproduction check) and for the next ``--chunks`` - 32 chunks
 (disjoint from them; 1,024 by default, 32x the text), each step as a paired mean difference with its standard error.
 
-    python experiments/probes/monotone_eval_size.py [--threads 1] [--chunks 1056]
+    python experiments/probes/monotone_eval_size.py [--threads 1] [--chunks 1056] [--ladder 16,8,4,3,2] [--quant JSON]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +32,6 @@ from qra_bench.tasks import load_task  # noqa: E402
 from qra_bench.tasks.bbc import LM_CHUNK_TOKENS, LM_CHUNKS  # noqa: E402
 from qra_bench.trial import TrialSettings, compute_device  # noqa: E402
 
-LADDER = (16, 8, 4, 3, 2)
-
-
 def eval_chunks(tokenizer) -> np.ndarray:
     """Every whole ``LM_CHUNK_TOKENS`` chunk of the concatenated ``eval`` articles, in split order."""
     stream: list[int] = []
@@ -46,6 +45,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--chunks", type=int, default=1056, help="held-out chunks scored (0: all of the eval split)")
+    p.add_argument("--ladder", default="16,8,4,3,2", help="bit widths, highest first")
+    p.add_argument("--quant", default="{}", help="QuantSettings overrides as JSON (default: the recipe's)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     base = load_base("tiny")
@@ -53,7 +54,8 @@ def main() -> None:
     chunks = eval_chunks(base.tokenizer)
     chunks = chunks[: a.chunks or len(chunks)]
     assert np.array_equal(chunks[:LM_CHUNKS], task.lm_ids), "the first chunks must be the task's lm_ids"
-    quant = TrialSettings().quant
+    quant = replace(TrialSettings().quant, **json.loads(a.quant))
+    ladder = [int(b) for b in a.ladder.split(",")]
     device, dtype = compute_device()
     n = base.model.config.num_hidden_layers
     t0 = time.time()
@@ -72,9 +74,9 @@ def main() -> None:
     inversions = {"lm_ids": 0, "other": 0, "all": 0}
     for block in range(n):
         win = {16: full}
-        for b in LADDER[1:]:
+        for b in ladder[1:]:
             win[b] = losses([b if i == block else 16 for i in range(n)])
-        for hi, lo in zip(LADDER, LADDER[1:]):
+        for hi, lo in zip(ladder, ladder[1:]):
             parts = {"lm_ids": slice(0, LM_CHUNKS), "other": slice(LM_CHUNKS, None), "all": slice(None)}
             s = {k: paired_step(win[hi][sl], win[lo][sl]) for k, sl in parts.items()}
             for k in inversions:
@@ -82,7 +84,7 @@ def main() -> None:
             print(f"| {block} | {hi}->{lo} | {s['lm_ids']['diff']:+.5f} ({s['lm_ids']['se']:.5f}) | "
                   f"{s['other']['diff']:+.5f} ({s['other']['se']:.5f}) | {s['all']['diff']:+.5f} "
                   f"({s['all']['diff'] / s['all']['se']:+.1f}) |", flush=True)
-    print(f"steps down the ladder that lower the loss (of {4 * n}): {inversions}; {time.time() - t0:.0f} s")
+    print(f"steps down the ladder that lower the loss (of {(len(ladder) - 1) * n}): {inversions}; {time.time() - t0:.0f} s")
 
 
 if __name__ == "__main__":
