@@ -27,10 +27,8 @@ from qra_bench.models import load_base
 from qra_bench.space import QRConfig
 from qra_bench.table import ResultsTable
 from qra_bench.tasks import load_task
+from qra_bench.tasks.cipher import build_cipher
 from qra_bench.trial import TrialSettings, run_trial
-
-ANCHORS = ((2, 4), (16, 16))
-
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,14 +36,17 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--task", default="cipher")
     p.add_argument("--quant", default="{}", help="QuantSettings overrides as JSON (default: the recipe's)")
+    p.add_argument("--swapped", type=int, default=None, help="cipher: permute this many tokens (default: the task's)")
+    p.add_argument("--anchors", default="2,4;16,16", help="bits,rank pairs; the gap is read between the first two")
     a = p.parse_args()
     base = load_base("tiny")
-    task = load_task(a.task, base.tokenizer)
+    task = load_task(a.task, base.tokenizer) if a.swapped is None else build_cipher(base.tokenizer, a.swapped)
+    anchors = [tuple(int(x) for x in pair.split(",")) for pair in a.anchors.split(";")]
     overrides = json.loads(a.quant)
     settings = TrialSettings(threads=1)
     settings = replace(settings, quant=replace(settings.quant, **overrides))
     shipped = {}
-    if not overrides and a.task == "cipher":
+    if not overrides and a.task == "cipher" and a.swapped is None:
         df = ResultsTable(a.table).read()
         df = df[(df["status"] == "ok") & (df["fidelity"] == df["max_steps"])]
         shipped = {(h, int(s)): (float(l), float(acc)) for h, s, l, acc in zip(df["config_hash"], df["seed"], df["eval_loss"], df["accuracy"])}
@@ -56,7 +57,7 @@ def main() -> None:
     print("| bits | rank | seed | eval loss | table eval loss | accuracy (all targets) | accuracy before fine-tuning | focus accuracy | focus accuracy before fine-tuning | s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     out: dict = {}
-    for bits, rank in ANCHORS:
+    for bits, rank in anchors:
         cfg = QRConfig((bits,) * 8, (rank,) * 8)
         for seed in (int(x) for x in a.seeds.split(",")):
             t0 = time.perf_counter()
@@ -66,11 +67,11 @@ def main() -> None:
             out.setdefault((bits, rank), []).append((row.accuracy, extra["focus_accuracy"]))
             print(f"| {bits} | {rank} | {seed} | {row.eval_loss:.4f} | {ref[0]:.4f} | {row.accuracy:.4f} | {row.proxy_accuracy:.4f} | "
                   f"{extra['focus_accuracy']:.4f} | {extra['proxy_focus_accuracy']:.4f} | {time.perf_counter() - t0:.0f} |", flush=True)
-    lo, hi = (np.array(out[k]) for k in ANCHORS)
+    lo, hi = (np.array(out[k]) for k in anchors[:2])
     for i, name in enumerate(("all-token accuracy", "focus accuracy")):
         gap = hi[:, i].mean() - lo[:, i].mean()
         se = np.sqrt(hi[:, i].var(ddof=1) / len(hi) + lo[:, i].var(ddof=1) / len(lo)) if len(hi) > 1 else float("nan")
-        print(f"{name}: 16-bit r16 {hi[:, i].mean():.4f} vs 2-bit r4 {lo[:, i].mean():.4f}: gap {100 * gap:.1f} "
+        print(f"{name}: {anchors[1]} {hi[:, i].mean():.4f} vs {anchors[0]} {lo[:, i].mean():.4f}: gap {100 * gap:.1f} "
               f"points (SE {100 * se:.1f}); criterion >= 10 points: {'holds' if gap >= 0.10 else 'fails'}")
 
 

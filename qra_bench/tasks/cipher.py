@@ -43,16 +43,17 @@ def cipher_map(train_windows: np.ndarray, vocab_size: int, n_swapped: int = N_SW
     return mapping
 
 
-def build_cipher(tokenizer) -> TaskData:
-    """The ``news`` windows with the frequent-token permutation applied to training and evaluation windows."""
+def build_cipher(tokenizer, n_swapped: int = N_SWAPPED) -> TaskData:
+    """The ``news`` windows with the frequent-token permutation applied to training and evaluation windows
+    (``n_swapped`` other than the default only in probes: the shipped task and its tables use ``N_SWAPPED``)."""
     news = build_news(tokenizer)
-    mapping = cipher_map(news.train_prompts, len(tokenizer))
+    mapping = cipher_map(news.train_prompts, len(tokenizer), n_swapped)
     swapped = float(np.mean(mapping[news.eval_prompts] != news.eval_prompts))
     return TaskData(
         name="cipher", train_prompts=mapping[news.train_prompts], train_labels=news.train_labels,
         eval_prompts=mapping[news.eval_prompts], eval_labels=news.eval_labels, label_token_ids=news.label_token_ids,
         lm_ids=news.lm_ids, kind="lm", focus_token_ids=np.flatnonzero(mapping != np.arange(len(mapping))),
-        description=f"BBC News language modelling with the {N_SWAPPED} most frequent tokens permuted (seed "
+        description=f"BBC News language modelling with the {n_swapped} most frequent tokens permuted (seed "
                     f"{PERMUTATION_SEED}; {swapped:.0%} of eval tokens): {WINDOW}-token windows, {TRAIN_WINDOWS} "
                     f"from the finetune split, {EVAL_WINDOWS} from the eval split; greedy next-token accuracy",
     )
