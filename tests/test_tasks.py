@@ -63,6 +63,14 @@ def test_cipher_permutes_only_the_most_frequent_tokens_and_keeps_plain_lm_text(b
     assert cipher.sha256.startswith("d6b6585fe14316838c3b")
 
 
+def test_a_probe_cipher_with_more_swapped_tokens_moves_that_many_and_is_a_different_dataset(base):
+    from qra_bench.tasks.cipher import build_cipher
+
+    wide, shipped = build_cipher(base.tokenizer, 32), load_task("cipher", base.tokenizer)
+    assert len(wide.focus_token_ids) == 32 and set(shipped.focus_token_ids) < set(wide.focus_token_ids)
+    assert wide.sha256 != shipped.sha256 and "32 most frequent" in wide.description
+
+
 def test_cipher_must_be_learned_the_unquantized_base_does_far_worse_on_it_than_on_news(base):
     device, dtype = compute_device()
     model = base.fresh_copy(device, dtype)
