@@ -362,7 +362,8 @@ def markdown(report: dict) -> str:
                       f"`python experiments/landscape.py --tasks-tables {' '.join(t['table_hashes'])}`"
                       + (": every metric is the mean over the tasks of the same configuration and seed; trial time is "
                          "the sum." if several else "."), ""]
-        lines += [f"Fine-tuned landscape: table `{t['table']}` (hash `{t['table_hash'][:16]}...`), "
+        hashes = ", ".join(f"`{h[:16]}...`" for h in t["table_hashes"].values())
+        lines += [f"Fine-tuned landscape: table `{t['table']}` (hash{'es' if len(t['table_hashes']) > 1 else ''} {hashes}), "
                   f"{t['n_full_fidelity_rows']} full-fidelity rows, budget {t['budget']} = {t['budget_bytes']:,} bytes.", ""]
         rows.append(("supplementary: median trial time in the table (1 thread each, two trials sharing 2 cores; "
                      "the criterion is timed alone above)", f"{t['median_trial_s']:.1f} s", True))
