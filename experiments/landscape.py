@@ -116,9 +116,9 @@ def _r2(X: np.ndarray, y: np.ndarray) -> float:
 
 
 def full_fidelity_rows(table_paths: list[str]):
-    """Full-fidelity ok rows of one table, or of several tables (one task each) joined on (configuration, seed)
-    with ``accuracy`` and ``eval_loss`` averaged over the tasks -- the paper's objective, an average over
-    tasks -- and ``time_total_s`` summed (a configuration's score needs a trial per task). Returns the frame
+    """Full-fidelity ok rows of one table (``"A,B"``: a task's rows split over two tables), or of several tables
+    (one task each) joined on (configuration, seed) with ``accuracy`` and ``eval_loss`` averaged over the tasks
+    -- the paper's objective, an average over tasks -- and ``time_total_s`` summed (a configuration's score needs a trial per task). Returns the frame
     and ``{path: content hash}``."""
     import pandas as pd
 
@@ -126,10 +126,15 @@ def full_fidelity_rows(table_paths: list[str]):
 
     frames, hashes = [], {}
     for path in table_paths:
-        table = ResultsTable(path)
-        df = table.read()
-        frames.append(df[(df["status"] == "ok") & (df["fidelity"] == df["max_steps"])].copy())
-        hashes[str(path)] = table.content_hash()
+        # "A,B": one task's rows kept in two tables (e.g. news trials run for a landscape sample apart from the
+        # table the surrogates are bound to); a (configuration, seed) in both counts once, from the first.
+        rows = []
+        for sub in str(path).split(","):
+            table = ResultsTable(sub)
+            df = table.read()
+            rows.append(df[(df["status"] == "ok") & (df["fidelity"] == df["max_steps"])])
+            hashes[sub] = table.content_hash()
+        frames.append(pd.concat(rows, ignore_index=True).drop_duplicates(["config_hash", "seed"]))
     if len(frames) == 1:
         return frames[0], hashes
     keys = ["config_hash", "seed"]
@@ -276,7 +281,8 @@ def main() -> None:
     parser.add_argument("--table")
     parser.add_argument("--tasks-tables", nargs="+", metavar="TABLE", action="append",
                         help="one table per task (same configurations and seeds): criteria of the mean over tasks; "
-                             "repeatable (one view each); a single table gives that task's criteria alone")
+                             "repeatable (one view each); a single table gives that task's criteria alone; A,B reads "
+                             "one task's rows from two tables")
     parser.add_argument("--no-timing", action="store_true",
                         help="with --damage: keep the recorded trial time instead of timing the default trial "
                              "again (timing needs an idle machine; a running collector would inflate it)")

@@ -39,6 +39,18 @@ def test_tasks_are_averaged_per_configuration_and_seed_and_their_times_summed(tm
     assert np.allclose(got["time_total_s"], 3 * ref["time_total_s"])
 
 
+def test_one_tasks_rows_split_over_two_tables_read_as_one_and_a_shared_trial_counts_once(tmp_path):
+    rows = [r for r in realistic_rows(n_random=4, repeats=1) if r.fidelity == r.max_steps]
+    half = len(rows) // 2
+    ResultsTable(tmp_path / "a").append(rows[: half + 1])
+    # the second table repeats one trial of the first with another score: the first table's row is kept
+    ResultsTable(tmp_path / "b").append([dataclasses.replace(rows[half], eval_loss=99.0)] + rows[half + 1:])
+    union, hashes = landscape.full_fidelity_rows([f"{tmp_path / 'a'},{tmp_path / 'b'}"])
+    whole, _ = landscape.full_fidelity_rows([str(tmp_path / "a")])
+    assert len(hashes) == 2 and len(union) == len(rows) and union["eval_loss"].max() < 99.0
+    assert len(whole) == half + 1
+
+
 def test_window_losses_average_to_the_trials_lm_loss_and_steps_are_paired():
     from qra_bench.models import load_base
     from qra_bench.tasks import load_task
