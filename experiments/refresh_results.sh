@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 Q=.venv/bin/qra-bench
 T=datasets_cache/tables/tiny-news
+# news trials on the rest of the uniform-within-budget sample, kept apart from $T (the surrogates' table)
+U=datasets_cache/tables/tiny-news-uniform
 S=surrogates/tiny-news
 R=experiments/results
 STEPS=${STEPS:-"cards fit claims landscape e2t ranking speed"}
@@ -33,7 +35,7 @@ if has landscape; then
     --sample uniform=experiments/designs/landscape-180.jsonl --sample stratified=stratified:1200 \
     --tasks-tables $T datasets_cache/tables/tiny-bbc \
     --tasks-tables datasets_cache/tables/tiny-cipher \
-    --tasks-tables $T datasets_cache/tables/tiny-cipher
+    --tasks-tables $T,$U --tasks-tables $T,$U datasets_cache/tables/tiny-cipher
   $PY experiments/smollm2_check.py --report
 fi
 if has e2t; then
