@@ -10,8 +10,9 @@ from this stop on), before and after fine-tuning.
 
     python experiments/probes/cipher_accuracy_gap.py [--table datasets_cache/tables/tiny-cipher]
 
-``--quant '{"group_size": 256}'`` (QuantSettings fields) and ``--task news`` rerun the anchors under another
-quantizer setting or task (the "table eval loss" column is then left empty: the table holds the recipe's rows).
+``--quant '{"group_size": 256}'`` (QuantSettings fields), ``--task news`` and ``--swapped 32`` (a cipher with
+more permuted tokens) rerun the anchors (``--anchors "2,4;16,16"``) under another quantizer setting or task; the
+"table eval loss" column is then left empty (the table holds the recipe's rows).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from qra_bench.table import ResultsTable
 from qra_bench.tasks import load_task
 from qra_bench.tasks.cipher import build_cipher
 from qra_bench.trial import TrialSettings, run_trial
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -32,6 +32,7 @@ from qra_bench.tasks import load_task  # noqa: E402
 from qra_bench.tasks.bbc import LM_CHUNK_TOKENS, LM_CHUNKS  # noqa: E402
 from qra_bench.trial import TrialSettings, compute_device  # noqa: E402
 
+
 def eval_chunks(tokenizer) -> np.ndarray:
     """Every whole ``LM_CHUNK_TOKENS`` chunk of the concatenated ``eval`` articles, in split order."""
     stream: list[int] = []
@@ -56,6 +57,8 @@ def main() -> None:
     assert np.array_equal(chunks[:LM_CHUNKS], task.lm_ids), "the first chunks must be the task's lm_ids"
     quant = replace(TrialSettings().quant, **json.loads(a.quant))
     ladder = [int(b) for b in a.ladder.split(",")]
+    if ladder[0] != 16:
+        p.error("--ladder starts at 16 (every block's reference: the other blocks stay unquantized)")
     device, dtype = compute_device()
     n = base.model.config.num_hidden_layers
     t0 = time.time()
