@@ -118,8 +118,8 @@ def _r2(X: np.ndarray, y: np.ndarray) -> float:
 def full_fidelity_rows(table_paths: list[str]):
     """Full-fidelity ok rows of one table (``"A,B"``: a task's rows split over two tables), or of several tables
     (one task each) joined on (configuration, seed) with ``accuracy`` and ``eval_loss`` averaged over the tasks
-    -- the paper's objective, an average over tasks -- and ``time_total_s`` summed (a configuration's score needs a trial per task). Returns the frame
-    and ``{path: content hash}``."""
+    -- the paper's objective -- and ``time_total_s`` summed (a configuration's score needs a trial per task).
+    Returns the frame and ``{path: content hash}``."""
     import pandas as pd
 
     from qra_bench.table import ResultsTable
@@ -201,8 +201,8 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
     df["uniform_bits"] = [len(set(x)) == 1 for x in df["bits"]]
     df["uniform_ranks"] = [len(set(x)) == 1 for x in df["ranks"]]
     df["log2_rank"] = [float(np.mean(np.log2(np.maximum(r, 1)))) for r in df["ranks"]]
-    out = {"table": " + ".join(paths), "table_hash": " + ".join(h[:16] for h in hashes.values()),
-           "table_hashes": hashes, "task": str(df["task_name"].iloc[0]), "budget": budget, "budget_bytes": b.bytes,
+    out = {"table": " + ".join(paths), "table_hashes": hashes, "task": str(df["task_name"].iloc[0]),
+           "budget": budget, "budget_bytes": b.bytes,
            "n_full_fidelity_rows": int(len(df)), "median_trial_s": float(df["time_total_s"].median())}
     for metric in ("accuracy", "eval_loss"):
         by_cfg = df.groupby("config_hash")

@@ -28,18 +28,8 @@ from landscape import lm_window_losses, paired_step  # noqa: E402
 from qra_bench.corpora import bbc_splits  # noqa: E402
 from qra_bench.models import load_base  # noqa: E402
 from qra_bench.quant import quantize_blocks  # noqa: E402
-from qra_bench.tasks import load_task  # noqa: E402
-from qra_bench.tasks.bbc import LM_CHUNK_TOKENS, LM_CHUNKS  # noqa: E402
+from qra_bench.tasks.bbc import LM_CHUNK_TOKENS, LM_CHUNKS, held_out_lm_ids  # noqa: E402
 from qra_bench.trial import TrialSettings, compute_device  # noqa: E402
-
-
-def eval_chunks(tokenizer) -> np.ndarray:
-    """Every whole ``LM_CHUNK_TOKENS`` chunk of the concatenated ``eval`` articles, in split order."""
-    stream: list[int] = []
-    for a in bbc_splits()["eval"]:
-        stream.extend(tokenizer(a.text, add_special_tokens=False)["input_ids"])
-    n = len(stream) // LM_CHUNK_TOKENS
-    return np.asarray(stream[: n * LM_CHUNK_TOKENS], dtype=np.int64).reshape(n, LM_CHUNK_TOKENS)
 
 
 def main() -> None:
@@ -51,10 +41,7 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     base = load_base("tiny")
-    task = load_task("news", base.tokenizer)
-    chunks = eval_chunks(base.tokenizer)
-    chunks = chunks[: a.chunks or len(chunks)]
-    assert np.array_equal(chunks[:LM_CHUNKS], task.lm_ids), "the first chunks must be the task's lm_ids"
+    chunks = held_out_lm_ids(base.tokenizer, bbc_splits()["eval"], a.chunks or 10**9)
     quant = replace(TrialSettings().quant, **json.loads(a.quant))
     ladder = [int(b) for b in a.ladder.split(",")]
     if ladder[0] != 16:

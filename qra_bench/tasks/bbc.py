@@ -30,15 +30,16 @@ def single_token(tokenizer, word: str) -> int:
     return ids[0]
 
 
-def held_out_lm_ids(tokenizer, articles) -> np.ndarray:
-    """Held-out LM text: the first evaluation articles (never trained on) as ``LM_CHUNKS`` chunks of
-    ``LM_CHUNK_TOKENS`` tokens."""
+def held_out_lm_ids(tokenizer, articles, n_chunks: int = LM_CHUNKS) -> np.ndarray:
+    """Held-out LM text: the first evaluation articles (never trained on) as ``n_chunks`` chunks of
+    ``LM_CHUNK_TOKENS`` tokens (fewer when the articles run out; probes ask for more than the tasks use)."""
     stream: list[int] = []
     for a in articles:
         stream.extend(tokenizer(a.text, add_special_tokens=False)["input_ids"])
-        if len(stream) >= LM_CHUNKS * LM_CHUNK_TOKENS:
+        if len(stream) >= n_chunks * LM_CHUNK_TOKENS:
             break
-    return np.asarray(stream[: LM_CHUNKS * LM_CHUNK_TOKENS], dtype=np.int64).reshape(LM_CHUNKS, LM_CHUNK_TOKENS)
+    n = min(n_chunks, len(stream) // LM_CHUNK_TOKENS)
+    return np.asarray(stream[: n * LM_CHUNK_TOKENS], dtype=np.int64).reshape(n, LM_CHUNK_TOKENS)
 
 
 def build_bbc(tokenizer, label_words: dict[str, str] = LABEL_WORDS, prompt_tokens: int = PROMPT_TOKENS) -> TaskData:
