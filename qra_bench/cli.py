@@ -95,14 +95,17 @@ def prepare(
             raise typer.Exit(1)
 
 
-def _trial_settings(steps: Optional[int], backend: str, group_size: int, threads: Optional[int]):
+def _trial_settings(steps: Optional[int], backend: str, group_size: int, threads: Optional[int],
+                    lr: Optional[float] = None):
     from dataclasses import replace
 
     from qra_bench.quant import QuantSettings
     from qra_bench.trial import TrialSettings
 
+    if lr is not None and not 0 < lr < 1:
+        raise QRBenchError(f"learning rate {lr} must lie in (0, 1), e.g. 0.001")
     base = TrialSettings()
-    return replace(base, max_steps=steps or base.max_steps, threads=threads,
+    return replace(base, max_steps=steps or base.max_steps, threads=threads, lr=lr or base.lr,
                    quant=replace(QuantSettings(), backend=backend, group_size=group_size))
 
 
@@ -117,6 +120,7 @@ def trial(
     backend: str = typer.Option("torchao", help="Quantization backend: torchao, hqq, bnb."),
     group_size: int = typer.Option(128, help="Quantization group size."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate of the LoRA fine-tune (default: the recipe's, 1e-3)."),
     out: Optional[str] = typer.Option(None, help="Append the rows to this results table."),
 ) -> None:
     """Run one real trial (quantize, LoRA, fine-tune, evaluate) and print its record."""
@@ -128,7 +132,7 @@ def trial(
     from qra_bench.tasks import load_task
     from qra_bench.trial import run_trial
 
-    settings = _trial_settings(steps, backend, group_size, threads)
+    settings = _trial_settings(steps, backend, group_size, threads, lr)
     base = load_base(model)
     n_blocks = base.model.config.num_hidden_layers
     space = SearchSpace(n_blocks, bits=(1, 2, 3, 4, 5, 6, 7, 8, 16), ranks=(0, 1, 2, 4, 8, 16, 32, 64))
@@ -189,6 +193,7 @@ def collect(
                                              "(one row each; default: the recipe's)."),
     backend: str = typer.Option("torchao", help="Quantization backend: torchao, hqq, bnb."),
     group_size: int = typer.Option(128, help="Quantization group size."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate of the LoRA fine-tune (default: the recipe's, 1e-3)."),
     workers: int = typer.Option(1, help="Worker processes (local) or LocalCluster workers (dask)."),
     threads: int = typer.Option(1, help="torch CPU threads per worker."),
     executor: str = typer.Option("local", help="local (worker processes) or dask."),
@@ -202,7 +207,7 @@ def collect(
     from qra_bench.collect import CollectSpec
     from qra_bench.collect import collect as run_collection
 
-    settings = _trial_settings(steps, backend, group_size, threads)
+    settings = _trial_settings(steps, backend, group_size, threads, lr)
     if fidelities is not None:
         settings = replace(settings, fidelities=_fractions(fidelities))
     spec = CollectSpec(

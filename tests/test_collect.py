@@ -163,6 +163,14 @@ def test_make_design_rejects_unknown_names_and_missing_inputs(tmp_path):
     assert set(DESIGNS) == {"stratified", "random", "space-filling", "importance", "file", "anchors"}
 
 
+def test_a_learning_rate_given_on_the_command_line_replaces_only_the_recipes_learning_rate():
+    from dataclasses import replace
+
+    from qra_bench.cli import _trial_settings
+
+    default = _trial_settings(None, "torchao", 128, 1)
+    assert _trial_settings(None, "torchao", 128, 1, 7e-4) == replace(default, lr=7e-4)
+    assert default.lr == 1e-3
 
 
 @pytest.mark.parametrize("args, message", [
@@ -170,6 +178,7 @@ def test_make_design_rejects_unknown_names_and_missing_inputs(tmp_path):
     (["--executor", "ray"], "unknown executor 'ray'; choose one of local, dask"),
     (["--seeds", "0,a"], "cannot parse seeds '0,a'"),
     (["--fidelities", "0.5,2"], "fidelities '0.5,2' must be fractions in (0, 1]"),
+    (["--lr", "0"], "learning rate 0.0 must lie in (0, 1)"),
     (["--address", "tcp://x:1"], "--address is a dask scheduler address; it needs --executor dask"),
     (["--design", "random", "--n", "3"], "n=3 is less than the 15 anchor configurations"),
     (["--model", "nope"], "unknown model 'nope'"),

@@ -10,7 +10,7 @@ from this stop on), before and after fine-tuning.
 
     python experiments/probes/cipher_accuracy_gap.py [--table datasets_cache/tables/tiny-cipher]
 
-``--quant '{"group_size": 256}'`` (QuantSettings fields), ``--task news`` and ``--swapped 32`` (a cipher with
+``--quant '{"group_size": 256}'`` (QuantSettings fields), ``--settings '{"lr": 0.002}'`` (TrialSettings fields), ``--task news`` and ``--swapped 32`` (a cipher with
 more permuted tokens) rerun the anchors (``--anchors "2,4;16,16"``) under another quantizer setting or task; the
 "table eval loss" column is then left empty (the table holds the recipe's rows).
 """
@@ -38,6 +38,7 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--task", default="cipher")
     p.add_argument("--quant", default="{}", help="QuantSettings overrides as JSON (default: the recipe's)")
+    p.add_argument("--settings", default="{}", help="TrialSettings overrides as JSON, e.g. '{\"lr\": 0.002}' (default: the recipe's)")
     p.add_argument("--swapped", type=int, default=None, help="cipher: permute this many tokens (default: the task's)")
     p.add_argument("--anchors", default="2,4;16,16", help="bits,rank pairs; the gap is read between the first two")
     a = p.parse_args()
@@ -45,17 +46,18 @@ def main() -> None:
     task = load_task(a.task, base.tokenizer) if a.swapped is None else build_cipher(base.tokenizer, a.swapped)
     anchors = [tuple(int(x) for x in pair.split(",")) for pair in a.anchors.split(";")]
     overrides = json.loads(a.quant)
-    settings = TrialSettings(threads=1)
+    recipe = json.loads(a.settings)
+    settings = replace(TrialSettings(threads=1), **recipe)
     settings = replace(settings, quant=replace(settings.quant, **overrides))
     shipped = {}
-    if not overrides and a.task == "cipher" and a.swapped is None:
+    if not overrides and not recipe and a.task == "cipher" and a.swapped is None:
         df = ResultsTable(a.table).read()
         df = df[(df["status"] == "ok") & (df["fidelity"] == df["max_steps"])]
         shipped = {(h, int(s)): (float(l), float(acc)) for h, s, l, acc in zip(df["config_hash"], df["seed"], df["eval_loss"], df["accuracy"])}
         print(f"table hash {ResultsTable(a.table).content_hash()[:16]}...")
     focus = len(task.focus_token_ids) > 0
     print(f"task {a.task} sha256 {task.sha256[:16]}..., {len(task.focus_token_ids)} focus tokens; "
-          f"quantizer {settings.quant}")
+          f"quantizer {settings.quant}; lr {settings.lr}, {settings.max_steps} steps")
     print("| bits | rank | seed | eval loss | table eval loss | accuracy (all targets) | accuracy before fine-tuning | focus accuracy | focus accuracy before fine-tuning | s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     out: dict = {}

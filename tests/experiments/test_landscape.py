@@ -84,3 +84,23 @@ def test_a_named_sample_is_read_from_a_design_file_and_its_axes_come_from_its_co
     assert only_bits["r2_drop_without_bits"] == pytest.approx(1.0) and only_bits["r2_drop_without_rank"] < 1e-9
     both = landscape._axes(pd.DataFrame({"avg_bits": bits, "log2_rank": rank, "mean": -bits / 14 - rank / 2}))
     assert min(both["r2_drop_without_bits"], both["r2_drop_without_rank"]) >= 0.10
+
+
+def test_the_r2_drops_carry_a_bootstrap_interval_that_brackets_them_and_narrows_with_more_configurations():
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+
+    def sample(n):
+        bits, rank = rng.uniform(2, 16, n), rng.uniform(2, 4, n)
+        return pd.DataFrame({"avg_bits": bits, "log2_rank": rank, "mean": -bits / 14 - rank / 2 + rng.normal(0, 0.3, n)})
+
+    small, large = landscape._axes(sample(30)), landscape._axes(sample(600))
+    for axes in (small, large):
+        for axis in ("bits", "rank"):
+            lo, hi = axes[f"r2_drop_without_{axis}_90"]
+            assert lo < axes[f"r2_drop_without_{axis}"] < hi
+    width = {k: np.diff(a["r2_drop_without_rank_90"])[0] for k, a in (("small", small), ("large", large))}
+    assert width["large"] < width["small"] / 2
+    frame = sample(30)
+    assert landscape._axes(frame)["r2_drop_without_bits_90"] == landscape._axes(frame)["r2_drop_without_bits_90"]
