@@ -104,3 +104,17 @@ def test_the_r2_drops_carry_a_bootstrap_interval_that_brackets_them_and_narrows_
     assert width["large"] < width["small"] / 2
     frame = sample(30)
     assert landscape._axes(frame)["r2_drop_without_bits_90"] == landscape._axes(frame)["r2_drop_without_bits_90"]
+
+
+def test_focus_accuracy_becomes_a_metric_only_when_every_row_of_one_task_records_it():
+    import json
+
+    import pandas as pd
+
+    rec = json.dumps({"focus_accuracy": 0.25, "proxy_focus_accuracy": 0.02})
+    both = pd.DataFrame({"task_name": ["cipher"] * 2, "extra_metrics": [rec, json.dumps({"focus_accuracy": 0.5})]})
+    assert landscape._add_focus_accuracy(both) and list(both["focus_accuracy"]) == [0.25, 0.5]
+    older = pd.DataFrame({"task_name": ["cipher"] * 2, "extra_metrics": [rec, ""]})
+    assert not landscape._add_focus_accuracy(older) and "focus_accuracy" not in older
+    mean = pd.DataFrame({"task_name": ["news+cipher"] * 2, "extra_metrics": [rec, rec]})
+    assert not landscape._add_focus_accuracy(mean)
