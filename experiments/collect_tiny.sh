@@ -27,3 +27,10 @@ if [ "${TASK:-news}" = news ]; then
   REST=$(mktemp --suffix .jsonl); tail -n +31 experiments/designs/landscape-180.jsonl > "$REST"
   ${Q/tiny-news/tiny-news-uniform} --design file --design-file "$REST" --no-anchors --seeds 0
 fi
+# cipher at learning rate 7e-4 (issue 3's accuracy gap: experiments/probes/README.md), a table of its own: the
+# anchors at three seeds (noise floor and the gap), then the uniform-within-budget sample.
+if [ "${TASK:-news}" = cipher ]; then
+  C7="${Q/tiny-cipher/tiny-cipher-lr7e-4} --lr 0.0007"
+  $C7 --design anchors --seeds 0,1,2
+  $C7 --design file --design-file experiments/designs/landscape-180.jsonl --no-anchors --seeds 0
+fi

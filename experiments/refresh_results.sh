@@ -10,6 +10,8 @@ Q=.venv/bin/qra-bench
 T=datasets_cache/tables/tiny-news
 # news trials on the rest of the uniform-within-budget sample, kept apart from $T (the surrogates' table)
 U=datasets_cache/tables/tiny-news-uniform
+# cipher fine-tuned at lr 7e-4 (anchors at 3 seeds and the uniform sample; experiments/collect_tiny.sh)
+C7=datasets_cache/tables/tiny-cipher-lr7e-4
 S=surrogates/tiny-news
 R=experiments/results
 STEPS=${STEPS:-"cards fit claims landscape e2t ranking speed"}
@@ -35,7 +37,8 @@ if has landscape; then
     --sample uniform=experiments/designs/landscape-180.jsonl --sample stratified=stratified:1200 \
     --tasks-tables $T datasets_cache/tables/tiny-bbc \
     --tasks-tables datasets_cache/tables/tiny-cipher \
-    --tasks-tables $T,$U --tasks-tables $T,$U datasets_cache/tables/tiny-cipher
+    --tasks-tables $T,$U --tasks-tables $T,$U datasets_cache/tables/tiny-cipher \
+    --tasks-tables $C7 --tasks-tables $T,$U $C7
   $PY experiments/smollm2_check.py --report
 fi
 if has e2t; then
