@@ -33,4 +33,6 @@ if [ "${TASK:-news}" = cipher ]; then
   C7="${Q/tiny-cipher/tiny-cipher-lr7e-4} --lr 0.0007"
   $C7 --design anchors --seeds 0,1,2
   $C7 --design file --design-file experiments/designs/landscape-180.jsonl --no-anchors --seeds 0
+  # then the stratified sample, into a table of its own (the figures above stay bound to the first one's hash)
+  ${C7/tiny-cipher-lr7e-4/tiny-cipher-lr7e-4-stratified} --design file --design-file experiments/designs/news-in-budget.jsonl --no-anchors --seeds 0
 fi

@@ -10,8 +10,8 @@ Q=.venv/bin/qra-bench
 T=datasets_cache/tables/tiny-news
 # news trials on the rest of the uniform-within-budget sample, kept apart from $T (the surrogates' table)
 U=datasets_cache/tables/tiny-news-uniform
-# cipher fine-tuned at lr 7e-4 (anchors at 3 seeds and the uniform sample; experiments/collect_tiny.sh)
-C7=datasets_cache/tables/tiny-cipher-lr7e-4
+# cipher fine-tuned at lr 7e-4: anchors at 3 seeds and the uniform sample, then (a table of its own) the stratified one
+C7=datasets_cache/tables/tiny-cipher-lr7e-4,datasets_cache/tables/tiny-cipher-lr7e-4-stratified
 S=surrogates/tiny-news
 R=experiments/results
 STEPS=${STEPS:-"cards fit claims landscape e2t ranking speed"}
