@@ -273,9 +273,12 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
                                 "two_bit_cost": [float(c) for c in coef[1:1 + n]],
                                 "rank_doubling_effect": float(coef[1 + 2 * n:].sum())}
 
+        def anchor_rows(bits, rank):
+            return df[[set(x) == {bits} and set(r) == {rank} for x, r in zip(df["bits"], df["ranks"])]][metric]
+
         def anchor(bits, rank):
-            sel = df[[set(x) == {bits} and set(r) == {rank} for x, r in zip(df["bits"], df["ranks"])]]
-            return float(sel[metric].mean()) if len(sel) else float("nan")
+            sel = anchor_rows(bits, rank)
+            return float(sel.mean()) if len(sel) else float("nan")
 
         # Is there anything to search at this budget? The best measured configuration that fits, uniform and
         # mixed (lower is better for a loss). Uniform here means one bit width and one rank in every block.
@@ -292,6 +295,10 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
         res["bits_effect_r8_over_noise"] = abs(res["uniform_16bit_r8"] - res["uniform_2bit_r8"]) / noise if noise else float("nan")
         res["uniform_2bit_r4"] = anchor(2, 4)
         res["uniform_16bit_r16"] = anchor(16, 16)
+        # standard error of the 16-bit r16 minus 2-bit r4 gap over seeds (nan with one seed per anchor)
+        lo_rows, hi_rows = anchor_rows(2, 4), anchor_rows(16, 16)
+        res["gap_se"] = float(np.sqrt(lo_rows.var(ddof=1) / len(lo_rows) + hi_rows.var(ddof=1) / len(hi_rows))) \
+            if min(len(lo_rows), len(hi_rows)) > 1 else float("nan")
         # Supplementary: how much rank moves the uniform anchors (r4 -> r16) at 16 and at 4 bits.
         res["rank_effect_16bit"] = anchor(16, 4) - anchor(16, 16)
         res["rank_effect_4bit"] = anchor(4, 4) - anchor(4, 16)
@@ -461,7 +468,8 @@ def markdown(report: dict) -> str:
                 continue
             gap = acc.get("uniform_16bit_r16", float("nan")) - acc.get("uniform_2bit_r4", float("nan"))
             rows.append((f"[{metric}] uniform 2-bit r4 vs 16-bit r16 differ by >= 10 points of task accuracy",
-                         f"{_fmt(acc.get('uniform_2bit_r4'))} vs {_fmt(acc.get('uniform_16bit_r16'))}: {100 * gap:.1f} points",
+                         f"{_fmt(acc.get('uniform_2bit_r4'))} vs {_fmt(acc.get('uniform_16bit_r16'))}: {100 * gap:.1f} points "
+                         f"(SE {_fmt(100 * acc.get('gap_se', float('nan')), 1)} over seeds)",
                          abs(gap) >= 0.10))
     lines += ["| criterion | measured | holds |", "|---|---|---|"]
     lines += [f"| {c} | {m} | {'yes' if ok else '**no**'} |" for c, m, ok in rows]

@@ -105,7 +105,7 @@ def _trial_settings(steps: Optional[int], backend: str, group_size: int, threads
     if lr is not None and not 0 < lr < 1:
         raise QRBenchError(f"learning rate {lr} must lie in (0, 1), e.g. 0.001")
     base = TrialSettings()
-    return replace(base, max_steps=steps or base.max_steps, threads=threads, lr=lr or base.lr,
+    return replace(base, max_steps=steps or base.max_steps, threads=threads, lr=base.lr if lr is None else lr,
                    quant=replace(QuantSettings(), backend=backend, group_size=group_size))
 
 
