@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Collect the headline scenario's table (tiny, task cipher, the recipe's defaults; budget 0.81xfp16-lora) in the
+# order that makes a partial table useful soonest: the uniform anchors at seeds 1 and 2 (the uniform baselines at
+# three seeds), the 20 best fitting configurations measured so far at three seeds, the top quarter of the budget's
+# memory range (experiments/designs/cipher-band.jsonl), the 20 best again, then a stratified design over the whole
+# space (for the sweep's other budgets and the surrogates). Every step resumes, so rerunning continues the table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-datasets_cache/tables/tiny-cipher}
+Q=".venv/bin/qra-bench collect --model tiny --task cipher --workers ${WORKERS:-2} --threads 1 --out $OUT"
+BEST() { (cd experiments && ../.venv/bin/python headline_design.py best --table "../$OUT" --k 20 --out "designs/$1"); }
+$Q --design anchors --seeds 0,1,2
+$Q --design file --design-file experiments/designs/cipher-best-a.jsonl --no-anchors --seeds 0,1,2
+$Q --design file --design-file experiments/designs/cipher-band.jsonl --no-anchors --seeds 0
+BEST cipher-best-b.jsonl
+$Q --design file --design-file experiments/designs/cipher-best-b.jsonl --no-anchors --seeds 0,1,2
+$Q --design stratified --n ${N_STRATIFIED:-700} --seeds 0
+BEST cipher-best-c.jsonl
+$Q --design file --design-file experiments/designs/cipher-best-c.jsonl --no-anchors --seeds 0,1,2
