@@ -14,6 +14,6 @@ $Q --design file --design-file experiments/designs/cipher-best-a.jsonl --no-anch
 $Q --design file --design-file experiments/designs/cipher-band.jsonl --no-anchors --seeds 0
 BEST cipher-best-b.jsonl
 $Q --design file --design-file experiments/designs/cipher-best-b.jsonl --no-anchors --seeds 0,1,2
-$Q --design stratified --n ${N_STRATIFIED:-700} --seeds 0
+$Q --design stratified --n ${N_STRATIFIED:-300} --seeds 0
 BEST cipher-best-c.jsonl
 $Q --design file --design-file experiments/designs/cipher-best-c.jsonl --no-anchors --seeds 0,1,2
