@@ -73,6 +73,19 @@ def table_report(
     typer.echo(f"wrote {write_card(path, recipe)}")
 
 
+@table_app.command("compact")
+def table_compact(
+    table: str = typer.Option(..., help="Table directory to compact."),
+    out: str = typer.Option(..., help="Output FILE.parquet, or a directory that receives one part file."),
+) -> None:
+    """Write a table as one Parquet file with the same content hash (for distribution)."""
+    from qra_bench.table import ResultsTable
+    from qra_bench.table_compact import compact_table
+
+    path = compact_table(table, out)
+    typer.echo(f"wrote {path} (hash {ResultsTable(path).content_hash()})")
+
+
 @app.command()
 def prepare(
     check: bool = typer.Option(False, help="Rebuild into a temporary folder and compare sha256 with the committed checkpoint."),
@@ -332,7 +345,7 @@ def sweep(
 @app.command()
 def bench(
     out: str = typer.Option(..., help="Output directory: curves, leaderboard, plots."),
-    benchmark: str = typer.Option(f"tiny-{DEFAULT_TASK}", help="Shipped table name (datasets_cache/tables/<name>) or a table directory."),
+    benchmark: str = typer.Option(f"tiny-{DEFAULT_TASK}", help="Table name under the data root ($QRA_BENCH_DATA/tables/<name>, else the checkout's datasets_cache/tables/<name>) or a table directory or file."),
     backend: str = typer.Option("surrogate", help="surrogate (any configuration), table (pool-based optimizers only), "
                                               "table+live (real trials for configurations the table lacks), live."),
     optimizers: str = typer.Option("autoqra,random,smac,evolution,optuna-tpe", help="Comma-separated registered optimizers."),
@@ -342,7 +355,7 @@ def bench(
     max_evals: Optional[int] = typer.Option(None, help="Evaluations per run (default: until the cost runs out)."),
     fidelity: float = typer.Option(1.0, help="Fraction of the full run every evaluation is at."),
     metric: Optional[str] = typer.Option(None, help="eval_loss (lower is better) or accuracy; default: the task's main metric (news: eval_loss)."),
-    surrogate: str = typer.Option("xgb", help="Surrogate kind under surrogates/<benchmark>/ (xgb, gp) or an artifact directory."),
+    surrogate: str = typer.Option("xgb", help="Surrogate kind under <data root>/surrogates/<benchmark>/ (xgb, gp) or an artifact directory."),
     plugin: Optional[list[str]] = typer.Option(None, help="Module or .py file to import first (registers user optimizers); repeatable."),
 ) -> None:
     """Run optimizers x seeds x budgets on a benchmark with a simulated clock; write curves and a leaderboard."""
@@ -390,6 +403,43 @@ def run(
                        append_to_table=append_to_table, live_baselines=live_baselines, threads=threads, steps=steps,
                        n_budgets=budgets, min_trials=min_trials, generations=generations, evals=evals)
     run_main_job(spec, echo=typer.echo)
+
+
+@app.command()
+def scenarios(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list (name, model, task, metric, budget, "
+                                 "budget_bytes, table, table_hash, surrogates, card, headline, ...)."),
+    card: Optional[str] = typer.Option(None, help="Print this scenario's difficulty card."),
+    write: bool = typer.Option(False, help="With --card: recompute the card from the table and surrogates and write it."),
+    all_: bool = typer.Option(False, "--all", help="Also list incomplete scenarios, with what they lack."),
+) -> None:
+    """The shipped benchmark scenarios (complete ones only), or one scenario's difficulty card."""
+    import json
+
+    from qra_bench.scenarios import get_scenario, list_scenarios, scenario_record, write_card
+
+    if card is not None:
+        s = get_scenario(card, complete=not write)
+        if write:
+            typer.echo(f"wrote {write_card(s)}", err=True)
+        typer.echo(s.card_path().read_text())
+        return
+    found = list_scenarios(complete_only=not all_)
+    records = [scenario_record(s) for s in found]
+    if as_json:
+        typer.echo(json.dumps(records, indent=1))
+        return
+    typer.echo(f"{'name':<14}{'model':<8}{'task':<8}{'metric':<11}{'budget':<16}{'MiB':>8}{'trials':>8}  "
+               f"{'headline':<9}table hash")
+    for r in records:
+        mib = f"{r['budget_bytes'] / 2**20:.2f}" if r["budget_bytes"] else "-"
+        typer.echo(f"{r['name']:<14}{r['model']:<8}{r['task']:<8}{r['metric']:<11}{r['budget']:<16}{mib:>8}"
+                   f"{r['full_fidelity_trials'] or 0:>8}  {'yes' if r['headline'] else '':<9}"
+                   f"{(r['table_hash'] or '-')[:16]}")
+    if all_:
+        for s in found:
+            for problem in s.problems():
+                typer.echo(f"  {s.name}: {problem}")
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -1,7 +1,8 @@
 """A benchmark: ``objective(config, fidelity, seed) -> Result`` over a shipped results table, its surrogate, or
 live trials, under one memory budget.
 
-A :class:`Benchmark` is built from a results table (``datasets_cache/tables/<name>`` or any table directory).
+A :class:`Benchmark` is built from a results table (a name under the data root, :mod:`qra_bench.data`, or any
+table directory).
 It rebuilds the table's search space and :class:`~qra_bench.memory.MemoryModel` from the recipe its trials
 recorded (base model, quantization backend, group size, device dtype, batch, and the sequence length solved
 from the recorded activation bytes), so every configuration's bytes match the table's ``mem_predicted_bytes``
@@ -50,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from qra_bench.arch import ArchSpec
+from qra_bench.data import surrogates_dir, table_location, tables_dir
 from qra_bench.errors import InfeasibleBudgetError, QRBenchError
 from qra_bench.memory import Budget, MemoryBreakdown, MemoryModel, MemorySettings, solve_seq_len
 from qra_bench.search.base import Priors, SearchContext
@@ -66,9 +68,11 @@ _FRAC_DIGITS = 6  # fidelity fractions are matched after rounding (the table sto
 
 
 def _repo_root() -> Path:
-    from qra_bench.corpora import REPO_ROOT
+    """The source checkout (kept for callers that predate :mod:`qra_bench.data`; new code uses its
+    ``tables_dir`` and ``surrogates_dir``, which honour ``$QRA_BENCH_DATA``)."""
+    from qra_bench.data import checkout_root
 
-    return REPO_ROOT
+    return checkout_root()
 
 
 class NotInTableError(QRBenchError):
@@ -180,19 +184,23 @@ class CostModel:
 # Finding tables and surrogates
 # ---------------------------------------------------------------------------------------------------------
 def available_benchmarks(root: Optional[PathLike] = None) -> list[str]:
-    """Names of the shipped tables under ``<root>/datasets_cache/tables`` (root: the repository)."""
-    tables = Path(root or _repo_root()) / "datasets_cache" / "tables"
-    return sorted(p.name for p in tables.iterdir() if p.is_dir()) if tables.is_dir() else []
+    """Names of the tables under the data root (:func:`qra_bench.data.tables_dir`: ``$QRA_BENCH_DATA/tables``,
+    else the checkout's ``datasets_cache/tables``), directories and compacted ``<name>.parquet`` files."""
+    tables = tables_dir(root)
+    if not tables.is_dir():
+        return []
+    return sorted({p.name if p.is_dir() else p.stem for p in tables.iterdir()
+                   if p.is_dir() or (p.is_file() and p.suffix == ".parquet")})
 
 
 def resolve_table(name_or_path: PathLike, root: Optional[PathLike] = None) -> tuple[str, Path]:
-    """``(name, table directory)``: an existing path is taken as it is, a name is looked up among the shipped
-    tables (``<root>/datasets_cache/tables/<name>``)."""
+    """``(name, table path)``: an existing path (directory or compacted file) is taken as it is, a name is looked
+    up under the data root (:func:`qra_bench.data.table_location`)."""
     path = Path(name_or_path)
-    if path.is_dir():
-        return path.resolve().name, path
-    shipped = Path(root or _repo_root()) / "datasets_cache" / "tables" / str(name_or_path)
-    if shipped.is_dir():
+    if path.is_dir() or (path.is_file() and path.suffix == ".parquet"):
+        return (path.resolve().name if path.is_dir() else path.stem), path
+    shipped = table_location(str(name_or_path), root)
+    if shipped.exists():
         return str(name_or_path), shipped
     names = available_benchmarks(root)
     raise QRBenchError(f"unknown benchmark {str(name_or_path)!r}: no table directory there nor at {shipped}; "
@@ -204,7 +212,7 @@ def _surrogate_dirs(name: str, surrogate: PathLike, root: Optional[PathLike]) ->
     path = Path(surrogate)
     if (path / "manifest.json").is_file():
         return path, path.parent
-    folder = Path(root or _repo_root()) / "surrogates" / name
+    folder = surrogates_dir(root) / name
     return folder / str(surrogate), folder
 
 
@@ -350,7 +358,7 @@ class Benchmark:
         live_table
             Where live trials append their rows (default: the benchmark's table).
         root
-            Repository root for names (default: this checkout).
+            Data root for names (default: ``$QRA_BENCH_DATA``, else this checkout; see :mod:`qra_bench.data`).
         """
         from qra_bench.surrogate.fit import training_set
         from qra_bench.table import ResultsTable

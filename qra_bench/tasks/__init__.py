@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from qra_bench.errors import QRBenchError
-from qra_bench.tasks.base import TaskData
+
+if TYPE_CHECKING:  # ``tasks.base`` imports torch; reading a task's main metric must not
+    from qra_bench.tasks.base import TaskData
+
+__all__ = ["MAIN_METRICS", "TASKS", "TaskData", "load_task", "main_metric"]
 
 TASKS = ("news", "cipher", "bbc")
 #: The metric each task is judged by (benchmarks and fits default to it); other tasks default to accuracy.
@@ -15,7 +21,16 @@ def main_metric(task_name: str) -> str:
     return MAIN_METRICS.get(task_name, "accuracy")
 
 
-def load_task(name: str, tokenizer) -> TaskData:
+def __getattr__(name: str) -> Any:
+    """``TaskData`` on first use (PEP 562), so importing this package does not import torch."""
+    if name == "TaskData":
+        from qra_bench.tasks.base import TaskData
+
+        return TaskData
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def load_task(name: str, tokenizer) -> "TaskData":
     """Build a task's tokenized data for ``tokenizer``."""
     if name == "bbc":
         from qra_bench.tasks.bbc import build_bbc

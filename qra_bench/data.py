@@ -1,0 +1,67 @@
+"""Where benchmark tables and surrogates live: the data root.
+
+A data root is a directory with two folders::
+
+    <root>/tables/<name>/            a results table (Parquet part files), or
+    <root>/tables/<name>.parquet     the same table compacted into one file (``qra-bench table compact``)
+    <root>/surrogates/<name>/<kind>/ a fitted surrogate of table <name> (``xgb``, ``gp``, ...)
+
+The root is the directory named by the environment variable ``QRA_BENCH_DATA`` when it is set, so an installed
+package works from any directory; otherwise it is the source checkout, whose tables sit under
+``datasets_cache/tables/`` and surrogates under ``surrogates/``. A directory laid out like a checkout is also
+accepted wherever a root is given.
+
+This module imports nothing heavy: the CLI reads it at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+__all__ = ["ENV_VAR", "checkout_root", "data_root", "surrogate_dir", "surrogates_dir", "table_location", "tables_dir"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+#: Environment variable naming the data root.
+ENV_VAR = "QRA_BENCH_DATA"
+
+
+def checkout_root() -> Path:
+    """The directory above the ``qra_bench`` package: the repository root in a source checkout."""
+    return Path(__file__).resolve().parent.parent
+
+
+def data_root(root: Optional[PathLike] = None) -> Path:
+    """The data root: ``root`` when given, else ``$QRA_BENCH_DATA`` when set, else the checkout."""
+    if root is not None:
+        return Path(root)
+    env = os.environ.get(ENV_VAR, "").strip()
+    return Path(env).expanduser() if env else checkout_root()
+
+
+def tables_dir(root: Optional[PathLike] = None) -> Path:
+    """The folder of named tables: ``<root>/tables`` or, in a checkout layout, ``<root>/datasets_cache/tables``."""
+    base = data_root(root)
+    checkout_layout = base / "datasets_cache" / "tables"
+    if not (base / "tables").is_dir() and checkout_layout.is_dir():
+        return checkout_layout
+    return base / "tables"
+
+
+def surrogates_dir(root: Optional[PathLike] = None) -> Path:
+    """The folder of surrogates, one subfolder per table name: ``<root>/surrogates``."""
+    return data_root(root) / "surrogates"
+
+
+def table_location(name: str, root: Optional[PathLike] = None) -> Path:
+    """The table called ``name`` under the data root: its directory, or its compacted ``<name>.parquet``
+    when only that exists (the directory path is returned when neither does)."""
+    folder = tables_dir(root) / name
+    single = tables_dir(root) / f"{name}.parquet"
+    return single if single.is_file() and not folder.is_dir() else folder
+
+
+def surrogate_dir(name: str, kind: str = "xgb", root: Optional[PathLike] = None) -> Path:
+    """The surrogate artifact directory of table ``name``: ``<root>/surrogates/<name>/<kind>``."""
+    return surrogates_dir(root) / name / kind
