@@ -71,6 +71,7 @@ import numpy as np
 
 from qra_bench.defaults import DEFAULT_TASK
 from qra_bench.errors import QRBenchError
+from qra_bench.leases import JobClaims
 from qra_bench.space import DEFAULT_BITS, DEFAULT_RANKS, QRConfig, SearchSpace
 
 if TYPE_CHECKING:  # heavy (torch); imported where used so that a spawned worker can set threads first
@@ -908,16 +909,20 @@ class _Worker:
         self.conn.close()
 
 
-def _run_local(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker) -> None:
-    """Run ``jobs`` on ``spec.workers`` spawned processes; on any exit (Ctrl-C included) stop every worker."""
+def _run_local(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker, claims: "JobClaims") -> None:
+    """Run ``jobs`` on ``spec.workers`` spawned processes; on any exit (Ctrl-C included) stop every worker.
+
+    A job is claimed (leased) just before it is sent to a worker and released when it is over."""
     ctx = multiprocessing.get_context("spawn")
     pending = deque(jobs)
     workers = [_Worker(ctx, spec.threads) for _ in range(min(spec.workers, len(pending)))]
     try:
-        while pending or any(w.job is not None for w in workers):
+        while pending or claims.waiting or any(w.job is not None for w in workers):
             for w in workers:
-                if w.job is None and pending and w.process.is_alive():
-                    w.send(pending.popleft())
+                if w.job is None and w.process.is_alive():
+                    job = claims.next(pending)
+                    if job is not None:
+                        w.send(job)
             busy = [w for w in workers if w.job is not None]
             multiprocessing.connection.wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=2.0)
             for i, w in enumerate(workers):
@@ -944,6 +949,8 @@ def _run_local(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker) -> Non
                 retry = tracker.handle(job, outcome)
                 if retry is not None:
                     pending.append(retry)
+                else:
+                    claims.release(job)
     finally:
         for w in workers:
             if w.job is not None:
@@ -952,8 +959,13 @@ def _run_local(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker) -> Non
             w.stop()
 
 
-def _run_dask(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker) -> None:
-    """Run ``jobs`` on a Dask cluster; on any exit (Ctrl-C included) cancel what is left and close the client."""
+def _run_dask(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker, claims: "JobClaims") -> None:
+    """Run ``jobs`` on a Dask cluster; on any exit (Ctrl-C included) cancel what is left and close the client.
+
+    Jobs are claimed (leased) as they are submitted, one more than there are workers, so another collector
+    on the same table takes the rest. A worker that dies mid-trial wrote nothing (parts are atomic); the
+    scheduler runs its trial again on another worker, and a trial that still cannot finish is recorded
+    as crashed here and retried like any failed attempt."""
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -973,9 +985,26 @@ def _run_dask(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker) -> None
     try:
         # A LocalCluster starts in seconds; a batch-queue cluster may wait for its jobs, so no time limit there.
         client.wait_for_workers(spec.workers, timeout=300) if cluster is not None else client.wait_for_workers(1)
-        futures = {client.submit(run_job, job, pure=False): job for job in jobs}
-        stream = as_completed(list(futures))
-        for future in stream:
+        pending = deque(jobs)
+        stream = as_completed()
+        window = max(1, len(client.scheduler_info().get("workers", {}))) + 1
+
+        def top_up() -> None:
+            while len(futures) < window:
+                job = claims.next(pending)
+                if job is None:
+                    return
+                new = client.submit(run_job, job, pure=False)
+                futures[new] = job
+                stream.add(new)
+
+        top_up()
+        while futures or pending or claims.waiting:
+            if not futures:  # every job left is held by another collector: wait for it to finish or die
+                time.sleep(claims.poll_s)
+                top_up()
+                continue
+            future = next(stream)
             job = futures.pop(future)
             try:
                 outcome = future.result()
@@ -985,9 +1014,10 @@ def _run_dask(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker) -> None
             future.release()
             retry = tracker.handle(job, outcome)
             if retry is not None:
-                new = client.submit(run_job, retry, pure=False)
-                futures[new] = retry
-                stream.add(new)
+                pending.appendleft(retry)
+            else:
+                claims.release(job)
+            top_up()
     finally:
         if futures:  # interrupted or failed: running trials are abandoned, never half-written (atomic parts)
             client.cancel(list(futures))
@@ -1032,17 +1062,24 @@ def collect(spec: CollectSpec, progress: bool = True) -> CollectReport:
     plan = plan_jobs(spec, configs, settings)
     tracker = _Tracker(spec, len(plan.jobs), progress)
     interrupted = False
+    claims = None
     try:
         if plan.jobs:
-            (_run_local if spec.executor == "local" else _run_dask)(spec, plan.jobs, tracker)
+            # Leases let several collectors share the table: each job runs in one of them only.
+            claims = JobClaims(spec.out, settings.checkpoints(), settings.max_steps, spec.max_retries)
+            (_run_local if spec.executor == "local" else _run_dask)(spec, plan.jobs, tracker, claims)
     except KeyboardInterrupt:  # the executor has stopped its workers; finished trials are in the table
         interrupted = True
     finally:
         tracker.close()
-    unfinished = len(plan.jobs) - tracker.done - tracker.failed
+        if claims is not None:
+            claims.close()
+    elsewhere = len(claims.done_elsewhere) if claims else 0
+    exhausted = plan.exhausted + (claims.exhausted if claims else [])
+    unfinished = len(plan.jobs) - tracker.done - tracker.failed - elsewhere - (len(exhausted) - len(plan.exhausted))
     return CollectReport(
-        out=spec.out, n_jobs=plan.n_jobs, done=tracker.done, failed=tracker.failed + len(plan.exhausted),
-        failed_before=len(plan.exhausted), skipped=plan.skipped, pending=unfinished,
+        out=spec.out, n_jobs=plan.n_jobs, done=tracker.done, failed=tracker.failed + len(exhausted),
+        failed_before=len(exhausted), skipped=plan.skipped + elsewhere, pending=unfinished,
         failed_attempts=tracker.failed_attempts, wall_s=time.perf_counter() - t0, trial_s=tracker.trial_s,
-        interrupted=interrupted, failures=tuple(plan.exhausted + tracker.failures),
+        interrupted=interrupted, failures=tuple(exhausted + tracker.failures),
     )

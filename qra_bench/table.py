@@ -12,6 +12,7 @@ the :class:`TrialRow` record and ``docs/table_schema.md`` all agree with it (a t
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -107,6 +108,18 @@ _JSON_COLUMNS = frozenset({"extra_metrics", "mem_breakdown", "quant_settings", "
 _TIME_COLUMNS = ("started_at", "finished_at")
 _REQUIRED = tuple(name for name, _, nullable, _ in COLUMNS if not nullable)
 _INT_RANGES = {pa.int8(): 2**7, pa.int16(): 2**15, pa.int64(): 2**63}
+
+
+class TableWriteError(TableError):
+    """A part could not be written (disk full, read-only file system, permission denied); nothing was added."""
+
+
+def _write_error(path: Path, exc: OSError) -> TableWriteError:
+    """One line naming the table, the cause (errno name and text) and that nothing was added."""
+    code = errno.errorcode.get(exc.errno or 0, "error")
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return TableWriteError(f"cannot append to table {path}: {reason} ({code}); no part was added and the existing "
+                           "parts are untouched")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -477,9 +490,12 @@ class ResultsTable:
         if self.path.exists() and not self.path.is_dir():
             raise TableError(f"append to {self.path}: not a directory; a table is a directory of part files")
         table = rows_to_table(rows)
-        if not self.path.is_dir():
-            self.path.mkdir(parents=True, exist_ok=True)
-            _fsync_directory(self.path.parent)  # make the new table directory itself durable
+        try:
+            if not self.path.is_dir():
+                self.path.mkdir(parents=True, exist_ok=True)
+                _fsync_directory(self.path.parent)  # make the new table directory itself durable
+        except OSError as exc:
+            raise _write_error(self.path, exc) from None
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         name = f"part-{stamp}-{uuid.uuid4().hex}.parquet"
         final = self.path / name
@@ -492,8 +508,16 @@ class ResultsTable:
             if final.exists():  # a uuid4 collision; never overwrite a part
                 raise FileExistsError(final)
             os.rename(temporary, final)
-        except BaseException:
-            temporary.unlink(missing_ok=True)  # our own temporary file only
+        except BaseException as exc:
+            try:
+                temporary.unlink(missing_ok=True)  # our own temporary file only
+            except OSError:
+                pass  # e.g. a directory that turned read-only: a dotfile, which readers ignore
+            if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):
+                raise _write_error(self.path, exc) from None
+            if isinstance(exc, pa.ArrowException):  # pyarrow reports a failed write (ENOSPC) as its own error
+                raise TableWriteError(f"cannot append to table {self.path}: {_one_line(exc)}; no part was added "
+                                      "and the existing parts are untouched") from None
             raise
         _fsync_directory(self.path)
         return final

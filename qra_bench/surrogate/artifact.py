@@ -7,11 +7,14 @@ A surrogate directory holds
   the seed-noise floor, the learning curve, and the SHA-256 of the model file;
 - ``model.pkl``: the fitted estimator (pickle; load only artifacts you trust, as with any pickle);
 - ``predictions.csv``: the random-split held-out predictions the parity plot shows;
-- ``parity.png`` and ``learning_curve.png``.
+- ``parity.png`` and ``learning_curve.png``;
+- ``SHA256SUMS``: the SHA-256 of every other file, manifest included (``sha256sum -c SHA256SUMS`` format).
 
 :meth:`SurrogateArtifact.load` enforces the binding between a surrogate and its table: if the table's
 content hash differs from the manifest's, loading fails with both hashes named, unless the caller passes
-``allow_hash_mismatch=True``.
+``allow_hash_mismatch=True``. It also refuses, naming the file, any file whose bytes differ from
+``SHA256SUMS`` (a truncated model, an edited manifest) and a directory without ``SHA256SUMS``;
+:func:`seal` writes that list for a surrogate saved before it existed, from its files as they are.
 """
 
 from __future__ import annotations
@@ -34,13 +37,16 @@ from qra_bench.memory import MemoryModel, MemorySettings
 from qra_bench.space import QRConfig, SearchSpace
 from qra_bench.surrogate.features import FeatureEncoder
 
-__all__ = ["ARTIFACT_FORMAT", "EncoderSpec", "SurrogateArtifact"]
+__all__ = ["ARTIFACT_FORMAT", "EncoderSpec", "SurrogateArtifact", "check_sums", "seal"]
 
 ARTIFACT_FORMAT = "qra-bench-surrogate"
 ARTIFACT_VERSION = 1
 MODEL_FILE = "model.pkl"
 MANIFEST_FILE = "manifest.json"
 PREDICTIONS_FILE = "predictions.csv"
+SUMS_FILE = "SHA256SUMS"
+#: The files of a surrogate directory that ``SHA256SUMS`` covers (those present when it is written).
+SEALED_FILES = (MANIFEST_FILE, MODEL_FILE, PREDICTIONS_FILE, "parity.png", "learning_curve.png")
 PathLike = Union[str, os.PathLike]
 
 
@@ -100,12 +106,65 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+
+
 def _num(value: Any) -> str:
     return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.3f}"
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def seal(directory: PathLike) -> Path:
+    """Write ``SHA256SUMS`` for the files of the surrogate in ``directory`` as they are now; return its path.
+
+    :meth:`SurrogateArtifact.save` seals what it writes. Call this yourself only for a surrogate saved
+    before the list existed, after checking it (``model.pkl`` against the manifest's own hash is checked here).
+    """
+    src = Path(directory)
+    manifest = json.loads((src / MANIFEST_FILE).read_text())
+    expected = manifest.get("model_file", {}).get("sha256")
+    if expected != _sha256(src / MODEL_FILE):
+        raise QRBenchError(f"{src / MODEL_FILE} does not match the sha256 in its manifest; refusing to seal it")
+    lines = [f"{_sha256(src / name)}  {name}\n" for name in SEALED_FILES if (src / name).is_file()]
+    out = src / SUMS_FILE
+    temporary = src / f".{SUMS_FILE}.tmp"
+    temporary.write_text("".join(lines))
+    os.replace(temporary, out)
+    return out
+
+
+def check_sums(directory: PathLike) -> dict[str, str]:
+    """Check every file listed in ``SHA256SUMS`` of ``directory``; return {name: sha256}.
+
+    Raises :class:`QRBenchError` naming the first file that is missing or whose bytes changed, or the list
+    itself when it is missing or malformed.
+    """
+    src = Path(directory)
+    sums_path = src / SUMS_FILE
+    if not sums_path.is_file():
+        raise QRBenchError(f"{sums_path} is missing: the surrogate's files cannot be checked; save it again, or "
+                           f"seal it (qra_bench.surrogate.artifact.seal) after checking it")
+    sums: dict[str, str] = {}
+    for lineno, line in enumerate(sums_path.read_text(errors="replace").splitlines(), start=1):
+        digest, _, name = line.partition("  ")
+        if len(digest) != 64 or name not in SEALED_FILES:
+            raise QRBenchError(f"{sums_path}:{lineno}: expected '<sha256>  <file>' for a surrogate file, got {line[:80]!r}")
+        sums[name] = digest
+    if MANIFEST_FILE not in sums or MODEL_FILE not in sums:
+        raise QRBenchError(f"{sums_path} does not list {MANIFEST_FILE} and {MODEL_FILE}")
+    for name, digest in sums.items():
+        path = src / name
+        if not path.is_file():
+            raise QRBenchError(f"{path} is missing; {SUMS_FILE} lists it")
+        actual = _sha256(path)
+        if actual != digest:
+            raise QRBenchError(f"{path} has sha256 {actual}, {SUMS_FILE} says {digest}: the file was changed or "
+                               "truncated after the surrogate was saved; refit the surrogate")
+    return sums
 
 
 @dataclass
@@ -205,6 +264,7 @@ class SurrogateArtifact:
         """Write model, manifest, held-out predictions and both plots into ``directory``; return it."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
+        (out / SUMS_FILE).unlink(missing_ok=True)  # a half-saved directory must not pass as sealed
         model_path = out / MODEL_FILE
         model_path.write_bytes(pickle.dumps(self.estimator, protocol=pickle.HIGHEST_PROTOCOL))
         self.manifest["model_file"] = {"name": MODEL_FILE, "sha256": _sha256(model_path)}
@@ -216,6 +276,7 @@ class SurrogateArtifact:
 
             parity_plot(self.predictions, self.manifest, out / "parity.png")
             learning_curve_plot(self.manifest, out / "learning_curve.png")
+        seal(out)
         return out
 
     @classmethod
@@ -233,22 +294,32 @@ class SurrogateArtifact:
             raise QRBenchError(f"no surrogate at {src}: {MANIFEST_FILE} is missing")
         try:
             manifest = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise QRBenchError(f"{manifest_path} is not valid JSON: {exc}") from None
-        if manifest.get("format") != ARTIFACT_FORMAT or manifest.get("format_version") != ARTIFACT_VERSION:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise QRBenchError(f"{manifest_path} is not valid JSON: {str(exc).splitlines()[0]}") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != ARTIFACT_FORMAT \
+                or manifest.get("format_version") != ARTIFACT_VERSION:
             raise QRBenchError(f"{manifest_path}: not a {ARTIFACT_FORMAT} manifest of version {ARTIFACT_VERSION}")
         model_path = src / MODEL_FILE
         if not model_path.is_file():
             raise QRBenchError(f"no surrogate model at {model_path}")
-        expected = manifest.get("model_file", {}).get("sha256")
+        model_file = manifest.get("model_file")
+        expected = model_file.get("sha256") if isinstance(model_file, dict) else None
         actual = _sha256(model_path)
         if expected != actual:
             raise QRBenchError(f"{model_path} has sha256 {actual}, its manifest says {expected}: the model file was "
                                "replaced or corrupted; refit the surrogate")
-        cls._check_binding(manifest, table_path, allow_hash_mismatch)
-        estimator = pickle.loads(model_path.read_bytes())
+        check_sums(src)  # the manifest itself and the other files, byte for byte
+        try:
+            cls._check_binding(manifest, table_path, allow_hash_mismatch)
+            encoder_spec = EncoderSpec.from_dict(manifest["encoder"])
+        except (KeyError, TypeError) as exc:
+            raise QRBenchError(f"{manifest_path}: lacks or mangles an entry ({_one_line(exc)})") from None
+        try:
+            estimator = pickle.loads(model_path.read_bytes())
+        except Exception as exc:  # any unpickling failure of a file that matched its hash: name the file
+            raise QRBenchError(f"{model_path} cannot be unpickled ({_one_line(exc)})") from None
         predictions = pd.read_csv(src / PREDICTIONS_FILE) if (src / PREDICTIONS_FILE).is_file() else None
-        return cls(EncoderSpec.from_dict(manifest["encoder"]), estimator, manifest, predictions)
+        return cls(encoder_spec, estimator, manifest, predictions)
 
     @staticmethod
     def _check_binding(manifest: dict, table_path: Optional[PathLike], allow_hash_mismatch: bool) -> None:
