@@ -11,18 +11,17 @@ Typical use::
     report = run_benchmark(BenchSpec(benchmark="tiny-news", optimizers=("random", "autoqra"), seeds=(0, 1, 2)),
                            out="runs/demo")
 
-Importing this package registers the adapters ``optuna-tpe``, ``smac`` and ``pool-random``.
+Importing this package registers the adapters ``optuna-tpe``, ``smac`` and ``pool-random``. ``__all__`` is the
+public surface; the records and helpers stay importable from ``benchmark``, ``runner`` and ``adapters``.
 """
 
-from qra_bench.bench.benchmark import (BACKENDS, METRICS, Benchmark, CostModel, InfeasibleConfigError, NotInTableError,
-                                       Result, available_benchmarks, resolve_table)
-from qra_bench.bench.adapters import OptunaOptimizer, PoolRandomSearch
-from qra_bench.bench.runner import (DEFAULT_OPTIMIZERS, BenchReport, BenchSpec, Evaluation, RunRecord, load_plugin,
-                                    parse_duration, run_benchmark)
+from qra_bench.bench.benchmark import (BACKENDS, METRICS, Benchmark, InfeasibleConfigError, NotInTableError, Result,
+                                       available_benchmarks)
+from qra_bench.bench import adapters  # noqa: F401  (registers optuna-tpe, smac and pool-random)
+from qra_bench.bench.runner import BenchReport, BenchSpec, load_plugin, run_benchmark
 
 __all__ = [
-    "BACKENDS", "DEFAULT_OPTIMIZERS", "METRICS",
-    "BenchReport", "BenchSpec", "Benchmark", "CostModel", "Evaluation", "InfeasibleConfigError", "NotInTableError",
-    "OptunaOptimizer", "PoolRandomSearch", "Result", "RunRecord",
-    "available_benchmarks", "load_plugin", "parse_duration", "resolve_table", "run_benchmark",
+    "BACKENDS", "METRICS",
+    "BenchReport", "BenchSpec", "Benchmark", "InfeasibleConfigError", "NotInTableError", "Result",
+    "available_benchmarks", "load_plugin", "run_benchmark",
 ]

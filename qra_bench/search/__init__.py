@@ -3,30 +3,25 @@ the baselines, all sharing one :class:`~qra_bench.memory.MemoryModel` repair and
 
 Importing this package registers every built-in optimizer (see :func:`available_optimizers`); SMAC3 is only
 imported when a SMAC3-based optimizer is first asked.
+
+``__all__`` is the public surface: the protocol (:class:`Optimizer`, :class:`SearchContext`, the registry), the
+AutoQRA search and the optimizers it is compared with. Building blocks (operators, predictors, NSGA-II
+helpers) stay importable from their modules (``qra_bench.search.operators``, ``.base``, ``.nsga2``, ...).
 """
 
-from qra_bench.search.base import (ENTRY_POINT_GROUP, CountingPredictor, GPPredictor, LinearPredictor, Observation,
-                                   Optimizer, Predictor, Priors, SearchContext, as_priors, available_optimizers,
-                                   make_optimizer, observe_and_suggest, predictor_from_estimator,
-                                   register_optimizer, result_value)
-from qra_bench.search.operators import (OPERATORS, atomic_edit, atomic_edit_raw, coupled_mutation, crossover,
-                                        fill_budget, importance_mutation, jitter, warm_start)
-from qra_bench.search.nsga2 import crowding_distance, hypervolume_2d, non_dominated_sort, select
-from qra_bench.search.evolution import ArchiveEntry, EvolutionOptimizer, EvolutionResult, EvolutionSettings, evolve
+from qra_bench.search.base import (ENTRY_POINT_GROUP, Observation, Optimizer, Priors, SearchContext,
+                                   available_optimizers, make_optimizer, observe_and_suggest, register_optimizer,
+                                   result_value)
+from qra_bench.search.evolution import EvolutionOptimizer, EvolutionSettings, evolve
 from qra_bench.search.trust_region import TrustRegionBO
-from qra_bench.search.baselines import (UNIFORM_BASELINES, MilpBaseline, RandomSearch, SMACHPO, UniformBaseline,
-                                        milp_config)
-from qra_bench.search.autoqra import (AutoQRAOptimizer, AutoQRASettings, Candidate, SearchRecord, SearchResult,
-                                      autoqra_search, restrict_axes)
+from qra_bench.search.baselines import MilpBaseline, RandomSearch, SMACHPO, UniformBaseline
+from qra_bench.search.autoqra import AutoQRAOptimizer, AutoQRASettings, SearchResult, autoqra_search
 
 __all__ = [
-    "ENTRY_POINT_GROUP", "OPERATORS", "UNIFORM_BASELINES",
-    "ArchiveEntry", "AutoQRAOptimizer", "AutoQRASettings", "Candidate", "CountingPredictor", "EvolutionOptimizer",
-    "EvolutionResult", "EvolutionSettings", "GPPredictor", "LinearPredictor", "MilpBaseline", "Observation",
-    "Optimizer", "Predictor", "Priors", "RandomSearch", "SMACHPO", "SearchContext", "SearchRecord", "SearchResult",
+    "ENTRY_POINT_GROUP",
+    "AutoQRAOptimizer", "AutoQRASettings", "EvolutionOptimizer", "EvolutionSettings", "MilpBaseline",
+    "Observation", "Optimizer", "Priors", "RandomSearch", "SMACHPO", "SearchContext", "SearchResult",
     "TrustRegionBO", "UniformBaseline",
-    "as_priors", "atomic_edit", "atomic_edit_raw", "autoqra_search", "available_optimizers", "coupled_mutation",
-    "crossover", "crowding_distance", "evolve", "fill_budget", "hypervolume_2d", "importance_mutation", "jitter",
-    "make_optimizer", "milp_config", "non_dominated_sort", "observe_and_suggest", "predictor_from_estimator",
-    "register_optimizer", "restrict_axes", "result_value", "select", "warm_start",
+    "autoqra_search", "available_optimizers", "evolve", "make_optimizer", "observe_and_suggest",
+    "register_optimizer", "result_value",
 ]

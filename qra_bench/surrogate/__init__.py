@@ -11,30 +11,15 @@ Typical use::
     mean, std = artifact.predict_configs(configs)
 
 Modules: ``features`` (encoding), ``xgb`` and ``gp`` (estimators), ``evaluate`` (metrics, splits, noise floor,
-learning curve), ``fit`` (table -> artifact), ``artifact`` (save/load, hash binding), ``plots``.
+learning curve), ``fit`` (table -> artifact), ``artifact`` (save/load, hash binding), ``plots``. ``__all__`` is
+the public surface; metrics and helpers stay importable from their modules.
 """
 
-from qra_bench.surrogate.artifact import EncoderSpec, SurrogateArtifact
-from qra_bench.surrogate.evaluate import coverage, gaussian_nll, noise_floor, regression_metrics
+from qra_bench.surrogate.artifact import SurrogateArtifact
 from qra_bench.surrogate.features import FeatureEncoder
-from qra_bench.surrogate.fit import FIDELITY_MODES, MODELS, TARGETS, default_out, fit_surrogate, make_estimator
+from qra_bench.surrogate.fit import MODELS, TARGETS, fit_surrogate, make_estimator
 from qra_bench.surrogate.gp import GPSurrogate
 from qra_bench.surrogate.xgb import XGBEnsemble
 
-__all__ = [
-    "EncoderSpec",
-    "FIDELITY_MODES",
-    "FeatureEncoder",
-    "GPSurrogate",
-    "MODELS",
-    "SurrogateArtifact",
-    "TARGETS",
-    "XGBEnsemble",
-    "coverage",
-    "default_out",
-    "fit_surrogate",
-    "gaussian_nll",
-    "make_estimator",
-    "noise_floor",
-    "regression_metrics",
-]
+__all__ = ["FeatureEncoder", "GPSurrogate", "MODELS", "SurrogateArtifact", "TARGETS", "XGBEnsemble", "fit_surrogate",
+           "make_estimator"]

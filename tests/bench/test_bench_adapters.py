@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qra_bench.bench import Benchmark, OptunaOptimizer, PoolRandomSearch
+from qra_bench.bench import Benchmark
+from qra_bench.bench.adapters import OptunaOptimizer, PoolRandomSearch
 from qra_bench.errors import QRBenchError
 from qra_bench.search import available_optimizers, make_optimizer
 from qra_bench.search.baselines import SMACHPO

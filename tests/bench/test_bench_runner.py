@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qra_bench.bench import BenchSpec, Benchmark, parse_duration, run_benchmark
+from qra_bench.bench import BenchSpec, Benchmark, run_benchmark
+from qra_bench.bench.runner import parse_duration
 from qra_bench.bench.runner import Evaluation, RunRecord, leaderboard
 from qra_bench.errors import QRBenchError
 

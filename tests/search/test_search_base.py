@@ -9,8 +9,9 @@ from sklearn.linear_model import BayesianRidge
 
 from qra_bench.errors import QRBenchError
 from qra_bench.memory import MemoryModel
-from qra_bench.search import (LinearPredictor, Optimizer, SearchContext, available_optimizers, make_optimizer,
-                              observe_and_suggest, predictor_from_estimator, register_optimizer, result_value)
+from qra_bench.search import (Optimizer, SearchContext, available_optimizers, make_optimizer, observe_and_suggest,
+                              register_optimizer, result_value)
+from qra_bench.search.base import LinearPredictor, predictor_from_estimator
 from qra_bench.search import base
 from qra_bench.space import SearchSpace
 
@@ -134,7 +135,7 @@ def test_linear_predictor_recovers_a_linear_function(tiny):
 
 
 def test_gp_predictor_corrects_a_biased_prior_where_it_was_measured(tiny):
-    from qra_bench.search import GPPredictor
+    from qra_bench.search.base import GPPredictor
 
     rng = np.random.default_rng(2)
     bi, ri = tiny.space.sample_indices(rng, 40)

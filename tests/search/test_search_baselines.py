@@ -8,8 +8,8 @@ import pytest
 from qra_bench.arch import load_arch
 from qra_bench.errors import QRBenchError
 from qra_bench.memory import MemoryModel
-from qra_bench.search import make_optimizer, milp_config
-from qra_bench.search.baselines import quantization_error
+from qra_bench.search import make_optimizer
+from qra_bench.search.baselines import milp_config, quantization_error
 from qra_bench.space import SearchSpace
 
 pytestmark = pytest.mark.filterwarnings("ignore:Please use `dict\\(config\\)`:DeprecationWarning")

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from qra_bench.search import SearchContext, fill_budget
+from qra_bench.search import SearchContext
 from qra_bench.search.base import Priors
 from qra_bench.search.operators import (apply_operator, atomic_edit, atomic_edit_raw, block_weights, coupled_mutation,
-                                        crossover, importance_mutation, jitter, snap, warm_start)
+                                        crossover, fill_budget, importance_mutation, jitter, snap, warm_start)
 
 CASES = [("tiny", "uniform-4bit"), ("tiny", "uniform-3bit"), ("llama", "uniform-4bit"), ("llama", "0.5xfp16-lora")]
 
