@@ -13,7 +13,7 @@ from typing import Optional
 import click
 import typer
 
-from qra_bench.defaults import DEFAULT_SURROGATE, DEFAULT_TABLE, DEFAULT_TASK
+from qra_bench.defaults import DEFAULT_TASK
 from qra_bench.errors import QRBenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -176,6 +176,10 @@ def int_list(text: str, what: str) -> tuple[int, ...]:
             values.extend(range(int(lo), int(hi) + 1) if sep and lo else [int(part)])
         except ValueError:
             raise QRBenchError(f"cannot parse {what} {text!r}; give integers like 0 or 0,1,2 or 0-4") from None
+        if sep and lo and int(lo) > int(hi):
+            raise QRBenchError(f"{what} range {part!r} is empty (its start is above its end); give LO-HI with LO <= HI")
+    if not values:
+        raise QRBenchError(f"no {what} in {text!r}; give integers like 0 or 0,1,2 or 0-4")
     return tuple(values)
 
 
@@ -377,10 +381,14 @@ def bench(
 
 @app.command()
 def run(
-    table: str = typer.Option(DEFAULT_TABLE, help="The shipped results table of the default."),
-    surrogate: str = typer.Option(DEFAULT_SURROGATE, help="The shipped surrogate (fitted on the fly into the "
-                                  "run's folder when missing)."),
-    budget: str = typer.Option("uniform-4bit", help="Named or absolute budget: uniform-4bit, 0.9xfp16-lora, 72MiB."),
+    scenario: Optional[str] = typer.Option(None, help="Scenario (see `qra-bench scenarios`); default: the headline."),
+    table: Optional[str] = typer.Option(None, help="A results table instead of the scenario's (searched at "
+                                        "uniform-4bit unless --budget)."),
+    surrogate: Optional[str] = typer.Option(None, help="A surrogate instead of the scenario's (fitted on the fly into "
+                                            "the run's folder when missing)."),
+    budget: Optional[str] = typer.Option(None, help="Named or absolute budget instead of the scenario's: uniform-4bit, "
+                                         "0.9xfp16-lora, 72MiB."),
+    pick_seeds: int = typer.Option(3, help="Seeds AutoQRA's pick is measured at (real trials for missing ones)."),
     real_evals: int = typer.Option(3, help="Real fine-tunes AutoQRA spends (0: surrogate only)."),
     seed: int = typer.Option(0, help="Seed of the search and of the real trials."),
     out: Optional[str] = typer.Option(None, help="The run's folder (default runs/<UTC timestamp>)."),
@@ -396,10 +404,11 @@ def run(
     evals: Optional[int] = typer.Option(None, help="AutoQRA Stage-2 surrogate evaluations without real trials "
                                                    "(default 30; sweep 10)."),
 ) -> None:
-    """The main job on the embedded default: verify table and surrogate, sweep, AutoQRA with real trials, Table 1."""
+    """The main job on a scenario (default: the headline): verify table and surrogate, sweep, AutoQRA with real
+    trials, Table 1 against the best fitting uniform configuration."""
     from qra_bench.main_job import MainJobSpec, run_main_job
 
-    spec = MainJobSpec(table=table, surrogate=surrogate, budget=budget, real_evals=real_evals, seed=seed, out=out,
+    spec = MainJobSpec(scenario=scenario, pick_seeds=pick_seeds, table=table, surrogate=surrogate, budget=budget, real_evals=real_evals, seed=seed, out=out,
                        append_to_table=append_to_table, live_baselines=live_baselines, threads=threads, steps=steps,
                        n_budgets=budgets, min_trials=min_trials, generations=generations, evals=evals)
     run_main_job(spec, echo=typer.echo)
@@ -442,6 +451,18 @@ def scenarios(
                 typer.echo(f"  {s.name}: {problem}")
 
 
+def _click_errors() -> tuple[type, ...]:
+    """Usage errors of click and of the click that typer vendors (a missing option raises the latter)."""
+    try:
+        from typer._click.exceptions import ClickException as TyperClickException
+    except ImportError:
+        return (click.exceptions.ClickException,)
+    return (click.exceptions.ClickException, TyperClickException)
+
+
+_CLICK_ERRORS = _click_errors()
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: run the app, printing user errors as one line and exiting with status 2."""
     command = typer.main.get_command(app)
@@ -453,7 +474,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     except click.exceptions.Abort:
         print("qra-bench: aborted", file=sys.stderr)
         sys.exit(130)
-    except click.exceptions.ClickException as exc:
+    except _CLICK_ERRORS as exc:
         print(f"qra-bench: error: {exc.format_message()}", file=sys.stderr)
         sys.exit(exc.exit_code or 2)
     if isinstance(code, int) and code:  # a command's typer.Exit(code); click returns it in non-standalone mode

@@ -75,6 +75,9 @@ def parse_budgets(text: str, memory_model: MemoryModel) -> list[Budget]:
         raise QRBenchError(f"budget range {text!r}: the count {n_text!r} must be an integer in 1..{MAX_BUDGETS}")
     n = int(n_text)
     lo, hi = memory_model.budget(lo_text), memory_model.budget(hi_text)
+    if lo.bytes > hi.bytes or (lo.bytes == hi.bytes and n > 1):
+        raise QRBenchError(f"budget range {text!r}: LO {lo_text!r} ({lo.bytes:,} bytes) must be below HI {hi_text!r} "
+                           f"({hi.bytes:,} bytes); give LO:HI:N with LO < HI (or N = 1)")
     flo, fhi = _FP16_FRACTION.match(lo_text), _FP16_FRACTION.match(hi_text)
     if flo and fhi:
         # Fractions of the same reference: name and size every point exactly as parse_budget would.

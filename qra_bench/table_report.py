@@ -3,17 +3,51 @@
 Everything in it is computed from the table itself (counts, seeds, anchors, memory range, base-model and
 task-data sha256, CPU hours, content hash), so the card cannot drift from the rows it describes; only the
 collection recipe (the command that produced the rows) is passed in by the caller.
+
+Beside the card, ``PARTS.sha256`` lists the SHA-256 of every part file when the card was written
+(``sha256sum -c`` format) and the card cites that list's own hash; :func:`verify_card` checks both and the
+content hash, so a part whose bytes changed after the card, an edited list, or a card that disagrees with
+the table is refused with one line naming the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
 from pathlib import Path
 from typing import Optional
 
+from qra_bench.errors import TableError
 from qra_bench.table import ResultsTable
 
 CARD_FILE = "TABLE.md"
+PARTS_FILE = "PARTS.sha256"
+_CARD_HASH = re.compile(r"content hash:\s*`([0-9a-f]{64})`")
+_CARD_PARTS = re.compile(re.escape(PARTS_FILE) + r"` \(sha256 `([0-9a-f]{64})`\)")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def write_parts_list(path: str | Path) -> Path:
+    """Write ``PARTS.sha256`` (``<sha256>  <part file>`` per part, name order) into the table ``path``."""
+    table = ResultsTable(path)
+    out = table.path / PARTS_FILE
+    _write_atomic(out, "".join(f"{_sha256(p)}  {p.name}\n" for p in table.part_paths()))
+    return out
 
 
 def _cpu_hours(frame) -> float:
@@ -78,6 +112,10 @@ def table_card(path: str | Path, recipe: str = "", title: Optional[str] = None) 
         "",
         f"- content hash: `{table.content_hash()}`",
     ]
+    parts_list = table.path / PARTS_FILE
+    if parts_list.is_file():
+        n_listed = len(parts_list.read_text().splitlines())
+        lines.append(f"- part files: {n_listed}, each with its sha256 in `{PARTS_FILE}` (sha256 `{_sha256(parts_list)}`)")
     for column, label in (("model_name", "base model"), ("model_sha256", "base model sha256"),
                           ("task_name", "task"), ("task_data_sha256", "task data sha256"), ("backend", "backend"),
                           ("code_version", "code versions")):
@@ -101,5 +139,51 @@ def write_card(path: str | Path, recipe: str = "", title: Optional[str] = None) 
     out = Path(path) / CARD_FILE
     if not recipe and out.is_file():
         recipe = recorded_recipe(out.read_text())
-    out.write_text(table_card(path, recipe, title))
+    write_parts_list(path)
+    _write_atomic(out, table_card(path, recipe, title))
     return out
+
+
+def verify_card(path: str | Path) -> str:
+    """Check the table ``path`` against its card; return a one-line verdict or raise :class:`TableError`.
+
+    Checks, in order: ``PARTS.sha256`` against the hash the card cites; every part it lists, byte for byte
+    (a missing or changed part is named); the table's content hash against the card's. A table without a
+    card returns ``"no TABLE.md"``; a card written before ``PARTS.sha256`` existed gets the hash check only.
+    """
+    table = ResultsTable(path)
+    card_path = table.path / CARD_FILE
+    if not card_path.is_file():
+        return f"no {CARD_FILE}"
+    card = card_path.read_text(errors="replace")
+    recorded = _CARD_HASH.search(card)
+    if recorded is None:
+        raise TableError(f"{card_path} names no content hash; regenerate it with `qra-bench table report {path}`")
+    parts_path = table.path / PARTS_FILE
+    cited = _CARD_PARTS.search(card)
+    n_checked = 0
+    if cited is not None:
+        if not parts_path.is_file():
+            raise TableError(f"{parts_path} is missing; {card_path} cites it")
+        actual = _sha256(parts_path)
+        if actual != cited.group(1):
+            raise TableError(f"{parts_path} has sha256 {actual}, {card_path} says {cited.group(1)}: the list was edited")
+        for lineno, line in enumerate(parts_path.read_text().splitlines(), start=1):
+            digest, _, name = line.partition("  ")
+            part = table.path / name
+            if len(digest) != 64 or "/" in name or not name.startswith("part-"):
+                raise TableError(f"{parts_path}:{lineno}: expected '<sha256>  <part file>', got {line[:80]!r}")
+            if not part.is_file():
+                raise TableError(f"{part} is missing: {PARTS_FILE} lists it; parts are never deleted")
+            got = _sha256(part)
+            if got != digest:
+                raise TableError(f"{part} has sha256 {got}, {PARTS_FILE} says {digest}: the part's bytes changed "
+                                 f"after {CARD_FILE} was written")
+            n_checked += 1
+    content_hash = table.content_hash()
+    if recorded.group(1) != content_hash:
+        raise TableError(f"{card_path} says content hash {recorded.group(1)[:16]}..., the table has "
+                         f"{content_hash[:16]}...: the card is stale or the table changed; regenerate the card with "
+                         f"`qra-bench table report {path}`")
+    checked = f"{n_checked} listed parts unchanged, " if cited is not None else ""
+    return f"{CARD_FILE} matches: {checked}content hash {content_hash[:16]}..."
