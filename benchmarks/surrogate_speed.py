@@ -8,7 +8,7 @@ feature encoder and the estimator, mean and standard deviation both:
   (n, n_train) kernel block per chunk), best of ``--repeats`` runs;
 - single query: one configuration per call, the median over ``--calls`` calls.
 
-Targets (issue 5, for the XGBoost ensemble on 2 cores): >= 100,000 predictions/s batched and <= 2 ms per
+Targets (for the XGBoost ensemble on 2 cores): >= 100,000 predictions/s batched and <= 2 ms per
 single query. Run::
 
     .venv/bin/python benchmarks/surrogate_speed.py --table tests/fixtures/tiny-news-small

@@ -1,11 +1,11 @@
-"""The paper's claims, regenerated from a results table (and a surrogate where a claim needs one). Issue 7.
+"""The paper's claims, regenerated from a results table (and a surrogate where a claim needs one).
 
 Each claim writes ``<out>/claim_<name>.md`` (our numbers beside the paper's, a one-line verdict, the table's
 path and content hash, the surrogate's path and manifest hash) with a ``.json`` of the same numbers and,
 where it helps, a PNG. Verdicts are ``supported``, ``not supported`` or ``not testable yet: <why>``; a table
 too small for a claim gets the last one, never a crash.
 
-Claims (paper numbers from /work/shared/METHOD.md, marked there as leads from secondary summaries):
+Claims (the paper's numbers as summarized from secondary sources; ``docs/method.md`` describes the method):
 
 - ``table1``: methods x (eval_loss, accuracy, average bits and rank, memory) at the uniform-4bit budget.
 - ``spread``: spread of the configurations within one budget against the seed noise.
@@ -63,7 +63,7 @@ VERDICTS = ("supported", "not supported", "not testable yet")
 SEARCH_OPTIMIZERS = ("autoqra", "random", "smac-hpo")  # AutoQRA, random search, SMAC3 alone
 SCREENED = "autoqra+screen"  # AutoQRA screening with a surrogate of the low-fidelity rows
 
-# What METHOD.md says, word for word where it quotes the paper's numbers.
+# The paper's numbers, word for word as summarized from secondary sources.
 PAPER = {
     "table1": ("LLaMA-3.1-8B, average accuracy over seven commonsense tasks (s): LoRA fp16 69.94 (16 bits, rank 16, "
                "20.50 GB); QLoRA 4-bit 67.45 (4 bits, rank 16, 15.22 GB); AutoQRA at a 4-bit budget 69.83 (3.75 "
@@ -1186,7 +1186,7 @@ def run_claim(ctx: Context, name: str, out: Path) -> Claim:
     except QRBenchError as exc:  # the table's recipe or budget cannot be rebuilt: a data gap, not a bug
         claim = Claim(name, f"not testable yet: {exc}", [], {})
     claim.plot = claim.numbers.get("plot") if (out / f"claim_{name}.png").is_file() else None
-    lines = [f"# Claim `{name}`: {TITLES[name]}", "", f"**Paper** (METHOD.md): {PAPER[name]}", "",
+    lines = [f"# Claim `{name}`: {TITLES[name]}", "", f"**Paper**: {PAPER[name]}", "",
              f"**Verdict:** {claim.verdict}", ""]
     if claim.body:
         lines += ["## Ours", "", *claim.body, ""]

@@ -15,10 +15,10 @@ $Q --design file --design-file experiments/designs/landscape-repeats.jsonl --no-
 # more: they get seed 0 as well.
 [ "${TASK:-news}" = news ] && $Q --design file --design-file experiments/designs/repeats-60-seed0.jsonl --no-anchors --seeds 0
 # cipher: 150 more configurations drawn uniformly within uniform-4bit (the first 30 of landscape-180.jsonl are
-# landscape.jsonl), so the literal reading of issue 3's "random configurations that fit the budget" has more than 30;
+# landscape.jsonl), so the landscape criteria's "random configurations that fit the budget" have more than 30;
 [ "${TASK:-news}" = cipher ] && $Q --design file --design-file experiments/designs/landscape-180.jsonl --no-anchors --seeds 0
 # then the configurations of the news stratified design measured within uniform-4bit, shuffled
-# (experiments/transfer_design.py), so issue 3's criteria read the same random sample on both tasks.
+# (experiments/transfer_design.py), so the landscape criteria read the same random sample on both tasks.
 [ "${TASK:-news}" = cipher ] && $Q --design file --design-file experiments/designs/news-in-budget.jsonl --no-anchors --seeds 0
 $Q --design stratified --n 1200 --seeds 0
 # news on configurations 31-180 of landscape-180.jsonl (the first 30 are landscape.jsonl, already above), into a
@@ -27,7 +27,7 @@ if [ "${TASK:-news}" = news ]; then
   REST=$(mktemp --suffix .jsonl); tail -n +31 experiments/designs/landscape-180.jsonl > "$REST"
   ${Q/tiny-news/tiny-news-uniform} --design file --design-file "$REST" --no-anchors --seeds 0
 fi
-# cipher at learning rate 7e-4 (issue 3's accuracy gap: experiments/probes/README.md), a table of its own: the
+# cipher at learning rate 7e-4 (the landscape's accuracy gap: experiments/probes/README.md), a table of its own: the
 # anchors at three seeds (noise floor and the gap), then the uniform-within-budget sample.
 if [ "${TASK:-news}" = cipher ]; then
   C7="${Q/tiny-cipher/tiny-cipher-lr7e-4} --lr 0.0007"

@@ -1,4 +1,4 @@
-"""Real evaluations to a near-best configuration, with the shipped table as the oracle (issue 6).
+"""Real evaluations to a near-best configuration, with the shipped table as the oracle.
 
 Reads ``qra-bench bench --backend table+live`` runs (a table row where the configuration was run, a real
 trial otherwise) and counts, per optimizer and seed, the evaluations until the best measured ``eval_loss``

@@ -1,4 +1,4 @@
-"""Is the embedded default's landscape worth searching? (issue 3's acceptance, measured)
+"""Is the embedded default's landscape worth searching? (the landscape criteria, measured)
 
 Two parts:
 1. ``--damage``: quantization damage before any fine-tuning (seconds per config): held-out LM loss of
@@ -202,7 +202,7 @@ def _add_focus_accuracy(df) -> bool:
 
 def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit",
                     samples: "dict[str, str] | None" = None) -> dict:
-    """Issue 3's fine-tuned criteria from the full-fidelity rows of a table (or of several, averaged over
+    """The landscape's fine-tuned criteria from the full-fidelity rows of a table (or of several, averaged over
     tasks; see :func:`full_fidelity_rows`). ``samples`` names subsets of the random configurations (see
     :func:`sample_hashes`) whose spread and linear criterion are reported too: which configurations "random
     within the budget" means changes the linear criterion's verdict (``experiments/probes/README.md``)."""
@@ -252,7 +252,7 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
                     res["samples"][name] = {"spec": samples[name], **_axes(sub)}
                     res["samples"][name]["spread_over_noise"] = res["samples"][name]["spread_std"] / noise if noise else float("nan")
             # Supplementary: the damage is per block (block 0 and the last block at 2 bits dominate), so a
-            # model of *which* blocks sit at 2 bits says more than average bits. Not an issue criterion.
+            # model of *which* blocks sit at 2 bits says more than average bits. Not one of the criteria.
             two = np.asarray([[b == 2 for b in bits] for bits in rnd["bits"]], dtype=float)
             S = np.column_stack([two[:, 0], two[:, -1], two[:, 1:-1].sum(axis=1), rnd["log2_rank"].to_numpy()])
             res["structured_r2"] = _r2(S, y)
@@ -354,8 +354,8 @@ def _drop(m: dict, axis: str) -> str:
 
 
 def markdown(report: dict) -> str:
-    """Issue 3's criteria, each with its target, our measurement and a verdict."""
-    lines = ["# Is the embedded default's landscape worth searching? (issue 3)", "",
+    """The landscape criteria, each with its target, our measurement and a verdict."""
+    lines = ["# Is the embedded default's landscape worth searching?", "",
              "Regenerate: `python experiments/landscape.py --damage --table datasets_cache/tables/tiny-news`.", ""]
     rows = []
     if "damage" in report:

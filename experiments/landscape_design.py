@@ -9,8 +9,8 @@ uniform configurations are excluded (they are the anchors). Deterministic for th
     python experiments/landscape_design.py --n 30 --repeats 10 --out experiments/designs/landscape.jsonl
     python experiments/landscape_design.py --n 180 --out experiments/designs/landscape-180.jsonl
 
-The draw is sequential, so the first 30 of the 180 are ``landscape.jsonl`` (``cipher`` runs all 180; issue 3's
-uniform-within-budget sample).
+The draw is sequential, so the first 30 of the 180 are ``landscape.jsonl`` (``cipher`` runs all 180: the
+uniform-within-budget sample of the landscape criteria).
 """
 
 from __future__ import annotations

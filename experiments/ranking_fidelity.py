@@ -1,4 +1,4 @@
-"""Does the surrogate benchmark rank the bundled optimizers as the real one does? (issue 7)
+"""Does the surrogate benchmark rank the bundled optimizers as the real one does?
 
 The same optimizers, seeds, budget and evaluation count run twice: on the ``table+live`` backend (a table row
 where the configuration was run, a real trial otherwise; its rows are appended to the table) and on the

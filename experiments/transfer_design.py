@@ -1,6 +1,6 @@
 """Write a design of the configurations one table measured within a budget, in a seeded random order.
 
-Issue 3's criteria are read from "random configurations that fit the budget"; which configurations those are
+The landscape criteria are read from "random configurations that fit the budget"; which configurations those are
 changes the verdict (``experiments/probes/README.md``). To measure a second task on the *same* sample as the
 first (so the tasks can also be averaged per configuration), this takes the non-uniform configurations of a
 table that fit the budget, keeps those of a random design (``--stratified N``: the collector's stratified design

@@ -65,7 +65,7 @@ TERMS: tuple[str, ...] = (
     "optimizer_state",
     "activations",
 )
-#: The terms METHOD.md's reference formula covers (blocks' weights and adapters only).
+#: The terms the method's reference formula M(C) covers (blocks' weights and adapters only).
 WEIGHTS_AND_ADAPTERS: tuple[str, ...] = ("quantized_weights", "quant_metadata", "unquantized_block_weights", "lora_adapters")
 
 
@@ -79,7 +79,7 @@ class MemorySettings:
     Parameters
     ----------
     backend
-        Quantized weight layout: ``"formula"`` (METHOD.md), ``"hqq"``, ``"torchao"`` or ``"bnb"``.
+        Quantized weight layout: ``"formula"`` (the method's reference), ``"hqq"``, ``"torchao"`` or ``"bnb"``.
     group_size
         Weights per quantization group (one scale/zero pair each).
     weight_dtype_bytes
@@ -152,7 +152,7 @@ def _groups(n_weights: int, group_size: int) -> int:
 
 
 def formula_layout(n_in: int, n_out: int, bits: int, s: MemorySettings) -> tuple[int, int]:
-    """METHOD.md's reference: codes ``ceil(W * q / 8)`` bytes; a scale and a zero per group of ``g``."""
+    """The method's reference layout: codes ``ceil(W * q / 8)`` bytes; a scale and a zero per group of ``g``."""
     w = n_in * n_out
     return -(-w * bits // 8), _groups(w, s.group_size) * (s.meta_dtype_bytes + s.zero_bytes(s.meta_dtype_bytes))
 
@@ -241,7 +241,7 @@ def storage_layout(quant: "Mapping[str, object] | object") -> str:
     ``memory_layout`` when set, else the backend's own layout, except torchao: its CPU kernels keep the
     codes unpacked, one int8 per weight, so every width from 1 to 8 bits would cost the same byte and a budget
     could never trade bits for rank. Its packed intx formats, like HQQ and every deployment of the same codes,
-    store ``b`` bits per weight, so torchao is charged with the packed METHOD.md layout (``"formula"``). The
+    store ``b`` bits per weight, so torchao is charged with the packed reference layout (``"formula"``). The
     storage a trial really allocated is still recorded per row (``mem_measured_param_bytes``).
     """
     get = quant.get if isinstance(quant, Mapping) else (lambda key, default=None: getattr(quant, key, default))
@@ -315,7 +315,7 @@ def solve_seq_len(arch: ArchSpec, settings: MemorySettings, offset: int) -> tupl
 
 
 def method_formula_bytes(arch: ArchSpec, cfg: QRConfig, group_size: int = 128) -> int:
-    """METHOD.md's reference M(C), literally, bytes: per block ``|W| q/8 + (|A|+|B|) 2 + ceil(|W|/g) 2 * 2``.
+    """The method's reference M(C), literally, bytes: per block ``|W| q/8 + (|A|+|B|) 2 + ceil(|W|/g) 2 * 2``.
 
     Charges group metadata and ``q/8`` bytes per weight even at 16 bits, as the reference does; kept for
     comparison with the full count only.
@@ -355,7 +355,7 @@ class MemoryBreakdown:
 
     @property
     def weights_and_adapters(self) -> int:
-        """Blocks' quantized codes, metadata, unquantized weights and LoRA adapters, bytes (METHOD.md's M(C))."""
+        """Blocks' quantized codes, metadata, unquantized weights and LoRA adapters, bytes (the method's M(C))."""
         return sum(self.terms[t] for t in WEIGHTS_AND_ADAPTERS)
 
     def to_dict(self) -> dict:
@@ -719,7 +719,7 @@ def memory_report(
                   f"ranks {_describe(cfg.ranks)} (avg {cfg.avg_rank:.2f})")
     formula = method_formula_bytes(spec, cfg, group_size)
     diff = (bd.weights_and_adapters - formula) / formula * 100
-    footer = [f"{'METHOD.md formula':<27}{formula:>18,}  {human_bytes(formula):>12}  (reference M(C), weights and adapters; "
+    footer = [f"{'reference M(C) formula':<27}{formula:>18,}  {human_bytes(formula):>12}  (reference M(C), weights and adapters; "
               f"{diff:+.1f}% vs weights_and_adapters)"]
     footer.append("activations is an estimate (qra_bench.memory.activation_bytes); trials record measured peak memory.")
     return "\n".join(header + [""] + [bd.format_table()] + footer + note)

@@ -20,11 +20,11 @@ def run(capsys, *args):
 def test_uniform_4bit_budget_prints_every_term(capsys):
     code, out, err = run(capsys, "memory", "--arch", "llama-3.1-8b", "--budget", "uniform-4bit")
     assert code == 0, err
-    for name in TERMS + ("total", "weights_and_adapters", "METHOD.md formula"):
+    for name in TERMS + ("total", "weights_and_adapters", "reference M(C) formula"):
         assert name in out
     assert "uniform-4bit = " in out
     assert "bits 4 on all 32 blocks" in out and "ranks 16 on all 32 blocks" in out
-    assert "3,791,650,816" in out  # weights and adapters = METHOD.md's M(C) for uniform 4-bit, rank 16
+    assert "3,791,650,816" in out  # weights and adapters = the method's M(C) for uniform 4-bit, rank 16
 
 
 def test_per_block_bits_and_ranks_with_budget_verdict(capsys):

@@ -35,7 +35,7 @@ def tiny():
 
 
 def test_formula_backend_reproduces_method_formula_by_hand(llama8b):
-    # METHOD.md: sum_l [ |W_l| q/8 + (|A_l|+|B_l|) 2 bytes + ceil(|W_l|/128) * 2 values * 2 bytes ], written
+    # The method's M(C): sum_l [ |W_l| q/8 + (|A_l|+|B_l|) 2 bytes + ceil(|W_l|/128) * 2 values * 2 bytes ], written
     # out from LLaMA-3.1-8B's shapes (hidden 4096, 32 heads, 8 kv heads x 128, intermediate 14336).
     h, kv, inter = 4096, 8 * 128, 14336
     w_block = h * h + h * kv + h * kv + h * h + 3 * h * inter

@@ -3,7 +3,7 @@ attach per-block peft LoRA, and count the bytes every parameter, buffer and quan
 
 Everything the model stores (the two rotary-embedding tables ``inv_freq`` and ``original_inv_freq``
 included) must equal the memory model's storage terms byte for byte, per block and in total; the 1%
-tolerance of the issue is also asserted on the raw total.
+tolerance the memory model was specified with is also asserted on the raw total.
 """
 
 import pytest
@@ -104,10 +104,10 @@ def test_real_storage_equals_memory_model(qs, bits, ranks):
     predicted = sum(bd.terms[t] for t in STORAGE_TERMS)
     measured = storage_bytes(model)
 
-    # The issue's tolerance on the raw total, then exactness (rotary tables included).
+    # The specified 1 % tolerance on the raw total, then exactness (rotary tables included).
     assert abs(measured - predicted) <= 0.01 * predicted
     assert measured == predicted
-    # Block by block: codes + metadata + 16-bit weights + adapters (METHOD.md's M(C) terms) + norms.
+    # Block by block: codes + metadata + 16-bit weights + adapters (the method's M(C) terms, docs/method.md) + norms.
     blocks = decoder_blocks(model)
     for l, block in enumerate(blocks):
         assert storage_bytes(block) == sum(bd.per_block[l][t] for t in BLOCK_STORAGE_TERMS), f"block {l}"

@@ -31,7 +31,7 @@ def test_news_and_bbc_have_distinct_identities(base):
 
 
 def test_uniform_2bit_costs_over_half_a_nat_on_held_out_news_before_fine_tuning(base):
-    # The landscape's premise (issue 3): quantization hurts the base before any fine-tuning.
+    # The landscape's premise (docs/landscape.md): quantization hurts the base before any fine-tuning.
     news = load_task("news", base.tokenizer)
     device, dtype = compute_device()
     losses = {}

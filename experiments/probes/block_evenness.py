@@ -1,4 +1,4 @@
-"""How evenly is 2-bit damage spread over the blocks, per quantizer setting? (issue 3's linear criterion)
+"""How evenly is 2-bit damage spread over the blocks, per quantizer setting? (for the landscape's linear criterion)
 
 Zero-step held-out LM loss of `tiny` on `news` for uniform 16/4/3/2 bits and for each block alone at 2 bits,
 under several quantizer settings. A linear fit on *average* bits can only explain the landscape if no single

@@ -1,4 +1,4 @@
-"""Issue 3's accuracy criterion on ``cipher``, read on the task's own skill: the permuted tokens.
+"""The landscape's accuracy criterion on ``cipher``, read on the task's own skill: the permuted tokens.
 
 The criterion asks uniform 2-bit rank 4 and uniform 16-bit rank 16 to differ by >= 10 points of task accuracy.
 On ``cipher`` the skill fine-tuning must add is writing the 16 permuted tokens; the other ~80 % of targets are
@@ -6,7 +6,7 @@ plain news the base already predicts, so all-token accuracy dilutes the task's s
 anchors at seeds 0-2 with the table's recipe (``TrialSettings(threads=1)``, as the collector runs) and prints,
 per trial, eval loss and all-token accuracy (which must equal the shipped table's rows: same seed, same
 numbers) and ``focus_accuracy`` (accuracy on the permuted targets, recorded in ``extra_metrics`` by trials
-from this stop on), before and after fine-tuning.
+that carry it), before and after fine-tuning.
 
     python experiments/probes/cipher_accuracy_gap.py [--table datasets_cache/tables/tiny-cipher]
 

@@ -1,6 +1,6 @@
-"""Could *any* additive landscape pass issue 3's linear criterion on the configurations a budget admits?
+"""Could *any* additive landscape pass the landscape's linear criterion on the configurations a budget admits?
 
-Issue 3 asks that, across random configurations fitting ``uniform-4bit``, a linear fit of the main metric on
+The criterion asks that, across random configurations fitting ``uniform-4bit``, a linear fit of the main metric on
 average bits and average log2 rank lose at least 0.10 of R^2 when either regressor is dropped. This probe
 takes the configurations the shipped table actually measured within that budget, and scores them with
 additive per-block models (cost of a block at 2 bits, at 3 bits, and per log2 rank, one set per block) plus

@@ -1,6 +1,6 @@
-"""Is the zero-step 16 -> 8-bit inversion a property of the model or of the 32 held-out windows? (issue 3)
+"""Is the zero-step 16 -> 8-bit inversion a property of the model or of the 32 held-out windows?
 
-Issue 3 asks the held-out LM loss to rise monotonically as bits fall, block by block. On the task's 32
+The landscape criteria ask the held-out LM loss to rise monotonically as bits fall, block by block. On the task's 32
 held-out windows (``task.lm_ids``, 4,096 tokens) two blocks lose about 1e-4 nats when quantized from 16 to
 8 bits. This scores the same per-block ladder (each block alone at 16/8/4/3/2 bits, the others at 16) on
 every 128-token chunk of the BBC ``eval`` split (never trained on, never pretrained on), reported separately

@@ -1,4 +1,4 @@
-"""Stage 1: multi-fidelity evolutionary search (METHOD.md), as a fast batch function and as an ask/tell optimizer.
+"""Stage 1 (``docs/method.md``): multi-fidelity evolutionary search, as a fast batch function and an ask/tell optimizer.
 
 One generation: parents by binary tournament on (front, crowding) from the population; offspring from the four
 operators of :mod:`qra_bench.search.operators` in equal shares (each repaired); every offspring is *screened*
@@ -35,7 +35,7 @@ Evaluate = Callable[[list[QRConfig]], Sequence[float]]
 
 @dataclass(frozen=True)
 class EvolutionSettings:
-    """Stage-1 settings (METHOD.md defaults: population about 40, about 12 generations, top few promoted).
+    """Stage-1 settings (the method's defaults: population about 40, about 12 generations, top few promoted).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""A Gaussian-process surrogate: scikit-learn's regressor with METHOD.md's Stage-2 kernel.
+"""A Gaussian-process surrogate: scikit-learn's regressor with the method's Stage-2 kernel.
 
 Kernel ``C * Matern(nu=2.5, one length scale per feature) + White``, on standardized features (each column
 minus its training mean over its training std; constant columns stay 0 and drop out of the kernel), with the

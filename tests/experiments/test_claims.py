@@ -107,7 +107,7 @@ def test_table_claims_write_markdown_with_verdict_table_hash_and_plot(table, tmp
     for name in TABLE_CLAIMS:
         md = (out / f"claim_{name}.md").read_text()
         _verdict(md)
-        assert digest in md and "**Paper** (METHOD.md)" in md
+        assert digest in md and "**Paper**: " in md
         record = json.loads((out / f"claim_{name}.json").read_text())
         assert record["table_hash"] == digest and record["verdict"] == _verdict(md)
     for name in ("spread", "proxy", "compensation", "table1"):
