@@ -88,6 +88,11 @@ def _holder_alive(info: LeaseInfo) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
+    """One line for the user; an OSError as its text and errno name, e.g. ``No space left on device (ENOSPC)``."""
+    if isinstance(exc, OSError) and exc.errno:
+        import errno
+
+        return f"{exc.strerror or exc} ({errno.errorcode.get(exc.errno, 'error')})"
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
 
