@@ -6,6 +6,12 @@ the static proxies (the quantized model's task loss and accuracy, held-out LM lo
 error). It measures memory (storage of every parameter, buffer and quantizer state; peak RSS; peak CUDA
 memory) and wall times. On a CUDA device it runs in bf16, on a CPU in float32, with no code change; on a
 CPU the same seed and thread count give the same numbers.
+
+How it executes (not part of the recipe; :mod:`qra_bench.execution`): on a CPU the frozen quantized weights
+are dequantized once per trial (:mod:`qra_bench.quant.dequant_cache`), the static proxies of a bits vector
+already measured by this process are reused, and evaluations run under ``torch.inference_mode``; all give
+the same numbers as ``QRA_BENCH_FAST=0``. Without a ``threads`` setting the thread count is capped at the
+free cores (:func:`qra_bench.execution.choose_threads`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import math
 import resource
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
 
@@ -23,13 +30,16 @@ import torch
 
 from qra_bench.adapters import LoraSettings, attach_lora
 from qra_bench.arch import ArchSpec
+from qra_bench.execution import choose_threads, fast_path
 from qra_bench.memory import MemoryModel, MemorySettings, storage_layout
 from qra_bench.models import BaseModel
 from qra_bench.provenance import code_version, host_info, library_versions, utc_now_iso
 from qra_bench.quant import QuantSettings, quantize_blocks, storage_bytes
+from qra_bench.quant.dequant_cache import install_dequant_cache
 from qra_bench.space import QRConfig
 from qra_bench.table import TrialRow
 from qra_bench.tasks.base import TaskData
+from qra_bench.trial_extras import TrialExtras
 
 
 @dataclass(frozen=True)
@@ -37,7 +47,7 @@ class TrialSettings:
     """Fine-tuning and evaluation recipe of a trial (steps, examples, seconds as named).
 
     fidelities : checkpoints as fractions of ``max_steps``; each yields one table row.
-    threads : torch CPU threads for this trial (None leaves torch's default).
+    threads : torch CPU threads for this trial (None: torch's current count, capped at the free cores).
     """
 
     max_steps: int = 100
@@ -75,9 +85,14 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class TrialResult:
-    """Everything a trial produced: one row per fidelity checkpoint (last = full fidelity)."""
+    """Everything a trial produced: one row per fidelity checkpoint (last = full fidelity).
+
+    phases : wall time (s) of each phase in order (``copy``, ``quantize``, ``dequant cache``, ``proxy``,
+        ``lora``, ``train``, ``eval@<step>``, ...); not recorded in the table, read by the profile benchmark.
+    """
 
     rows: tuple[TrialRow, ...]
+    phases: tuple[tuple[str, float], ...] = ()
 
     @property
     def final(self) -> TrialRow:
@@ -101,12 +116,25 @@ def memory_settings(trial: TrialSettings, dtype: torch.dtype, seq_len: int) -> M
     )
 
 
-@torch.no_grad()
 def evaluate(model: torch.nn.Module, task: TaskData, batch_size: int, device: torch.device,
-             n_eval: Optional[int] = None) -> Evaluation:
-    """Task loss and accuracy on the first ``n_eval`` held-out prompts (all by default), LM loss on the held-out text."""
+             n_eval: Optional[int] = None, fast: Optional[bool] = None) -> Evaluation:
+    """Task loss and accuracy on the first ``n_eval`` held-out prompts (all by default), LM loss on the held-out text.
+
+    ``fast`` (default: :func:`qra_bench.execution.fast_path`) runs under ``torch.inference_mode`` instead of
+    ``torch.no_grad``: the same kernels and numbers, less autograd bookkeeping.
+    """
+    with torch.inference_mode() if (fast_path() if fast is None else fast) else torch.no_grad():
+        return _evaluate(model, task, batch_size, device, n_eval)
+
+
+def _evaluate(model: torch.nn.Module, task: TaskData, batch_size: int, device: torch.device,
+              n_eval: Optional[int]) -> Evaluation:
     was_training = model.training
     model.eval()
+    if task.kind == "sft":  # instruction data: response-token loss and accuracy (qra_bench.tasks.sft)
+        loss, acc, lm = task.evaluate_sft(model, device, n_eval)
+        model.train(was_training)
+        return Evaluation(eval_loss=loss, accuracy=acc, lm_loss=lm)
     labels = torch.from_numpy(task.label_token_ids).to(device)
     focus = torch.from_numpy(task.focus_token_ids).to(device) if len(task.focus_token_ids) else None
     total_loss, correct, n_targets, focus_hits, focus_count = 0.0, 0, 0, 0, 0
@@ -188,13 +216,68 @@ def failed_rows(base: BaseModel, task: TaskData, config: QRConfig, seed: int, s:
     return TrialResult(rows)
 
 
+def _set_threads(threads: Optional[int]) -> int:
+    """Apply the trial's thread count: ``threads`` as given, else torch's count capped at the free cores."""
+    if threads:
+        torch.set_num_threads(threads)
+    else:
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), choose_threads().threads)))
+    return torch.get_num_threads()
+
+
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, trainable: Sequence[torch.nn.Parameter],
+               task: TaskData, ids: torch.Tensor, answers: torch.Tensor, grad_clip: float) -> float:
+    """One LoRA optimisation step of the trial recipe on one batch; returns its loss (nats)."""
+    if task.kind == "lm":
+        loss = _lm_loss(model, ids)[0]
+    elif task.kind == "sft":  # instruction data: targets per position (qra_bench.tasks.sft)
+        loss = task.batch_loss(model, ids, answers)
+    else:
+        logits = model(input_ids=ids[:, :-1], logits_to_keep=1).logits[:, -1].float()
+        loss = torch.nn.functional.cross_entropy(logits, answers)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
+    opt.step()
+    return loss.item()
+
+
+# Static proxies already measured by this process, by everything they depend on (never the seed or the ranks:
+# they are measured before LoRA is attached, in eval mode, where nothing is random).
+_PROXIES: "OrderedDict[tuple, Evaluation]" = OrderedDict()
+_PROXIES_MAX = 256
+
+
+def _proxy_key(base: BaseModel, task: TaskData, config: QRConfig, s: TrialSettings, device: torch.device,
+               dtype: torch.dtype) -> tuple:
+    return (base.name, base.sha256, task.name, task.sha256, tuple(config.bits), json.dumps(asdict(s.quant), sort_keys=True),
+            s.eval_batch_size, str(device), str(dtype), torch.get_num_threads())
+
+
+class _Phases:
+    """Wall time of consecutive phases (s)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, float]] = []
+        self._t = time.perf_counter()
+
+    def mark(self, name: str) -> float:
+        now = time.perf_counter()
+        seconds, self._t = now - self._t, now
+        self.items.append((name, seconds))
+        return seconds
+
+
 def run_trial(base: BaseModel, task: TaskData, config: QRConfig, seed: int = 0,
-              settings: TrialSettings = TrialSettings()) -> TrialResult:
-    """Run one trial and return its rows (one per fidelity checkpoint)."""
+              settings: TrialSettings = TrialSettings(), extras: Optional[TrialExtras] = None) -> TrialResult:
+    """Run one trial and return its rows (one per fidelity checkpoint); ``extras``: options beside the recipe
+    (an lm-eval scorer, gradient checkpointing), recorded in ``extra_metrics``."""
+    extras = extras or TrialExtras()
     s = settings
-    if s.threads:
-        torch.set_num_threads(s.threads)
+    fast = fast_path()
+    _set_threads(s.threads)
     t_start = time.perf_counter()
+    phases = _Phases()
     started_at = utc_now_iso()
     device, dtype = compute_device()
     if device.type == "cuda":
@@ -203,10 +286,23 @@ def run_trial(base: BaseModel, task: TaskData, config: QRConfig, seed: int = 0,
     rng = np.random.default_rng(seed)
 
     model = base.fresh_copy(device, dtype)
+    phases.mark("copy")
     qreport = quantize_blocks(model, config.bits, s.quant)
+    phases.mark("quantize")
+    if fast and device.type == "cpu":
+        install_dequant_cache(model, s.quant.backend)
+        phases.mark("dequant cache")
     t_proxy = time.perf_counter()
-    proxy = evaluate(model, task, s.eval_batch_size, device)
+    key = _proxy_key(base, task, config, s, device, dtype)
+    proxy = _PROXIES.get(key) if fast else None
+    if proxy is None:
+        proxy = evaluate(model, task, s.eval_batch_size, device, fast=fast)
+        if fast:
+            _PROXIES[key] = proxy
+            while len(_PROXIES) > _PROXIES_MAX:
+                _PROXIES.popitem(last=False)
     time_proxy = time.perf_counter() - t_proxy
+    phases.mark("proxy")
 
     model = attach_lora(model, config.ranks, s.lora)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -214,12 +310,14 @@ def run_trial(base: BaseModel, task: TaskData, config: QRConfig, seed: int = 0,
     measured_bytes = storage_bytes(model)
     arch = ArchSpec.from_hf_config(base.model.config)
     seq_len = task.seq_len
-    breakdown = MemoryModel(arch, memory_settings(s, dtype, seq_len)).breakdown(config)
+    breakdown = MemoryModel(arch, extras.memory_settings(memory_settings(s, dtype, seq_len))).breakdown(config)
+    model = extras.prepare(model)
 
     n_train = len(task.train_prompts)
     order = np.concatenate([rng.permutation(n_train) for _ in range(math.ceil(s.max_steps * s.batch_size / n_train) + 1)])
     checkpoints = s.checkpoints()
     ident = _identity(base, task, config, seed, s, uuid.uuid4().hex)
+    phases.mark("lora")
     rows, time_train, time_eval, train_losses, tokens = [], 0.0, 0.0, [], 0
     model.train()
     for step in range(s.max_steps):
@@ -229,32 +327,26 @@ def run_trial(base: BaseModel, task: TaskData, config: QRConfig, seed: int = 0,
         if opt is not None:
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step, s)
-            if task.kind == "lm":
-                loss = _lm_loss(model, ids)[0]
-            else:
-                logits = model(input_ids=ids[:, :-1], logits_to_keep=1).logits[:, -1].float()
-                loss = torch.nn.functional.cross_entropy(logits, answers)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, s.grad_clip)
-            opt.step()
-            train_losses.append(loss.item())
+            train_losses.append(train_step(model, opt, trainable, task, ids, answers, s.grad_clip))
         tokens += ids[:, :-1].numel()
         time_train += time.perf_counter() - t0
         if step + 1 in checkpoints:
+            phases.mark(f"train@{step + 1}")
             t0 = time.perf_counter()
             final = step + 1 == checkpoints[-1]
-            ev = evaluate(model, task, s.eval_batch_size, device, None if final else s.partial_eval)
+            ev = evaluate(model, task, s.eval_batch_size, device, None if final else s.partial_eval, fast=fast)
+            accuracy, extra = extras.score(model, device, ev.accuracy)
             time_eval += time.perf_counter() - t0
             recent = train_losses[-max(1, s.max_steps // 10):]
             rows.append(TrialRow(
                 **ident, fidelity=step + 1, fidelity_frac=(step + 1) / s.max_steps, status="ok",
-                eval_loss=ev.eval_loss, accuracy=ev.accuracy, lm_loss=ev.lm_loss,
+                eval_loss=ev.eval_loss, accuracy=accuracy, lm_loss=ev.lm_loss,
                 train_loss=float(np.mean(recent)) if recent else None,
                 extra_metrics=json.dumps({"block_recon_error": list(qreport.block_recon_error), "base_note": base.note,
                                           "n_eval": len(task.eval_prompts) if final else min(s.partial_eval, len(task.eval_prompts)),
                                           **({} if ev.focus_accuracy is None else {"focus_accuracy": ev.focus_accuracy,
-                                                                                   "proxy_focus_accuracy": proxy.focus_accuracy})}),
+                                                                                   "proxy_focus_accuracy": proxy.focus_accuracy}),
+                                          **extra}),
                 proxy_eval_loss=proxy.eval_loss, proxy_accuracy=proxy.accuracy, proxy_lm_loss=proxy.lm_loss,
                 proxy_recon_error=qreport.recon_error,
                 mem_predicted_bytes=breakdown.total, mem_predicted_weights_bytes=breakdown.weights_and_adapters,
@@ -265,4 +357,5 @@ def run_trial(base: BaseModel, task: TaskData, config: QRConfig, seed: int = 0,
                 time_total_s=time.perf_counter() - t_start, tokens_per_s=tokens / time_train if time_train else None,
                 started_at=started_at, finished_at=utc_now_iso(),
             ))
-    return TrialResult(tuple(rows))
+            phases.mark(f"eval@{step + 1}")
+    return TrialResult(tuple(rows), tuple(phases.items))

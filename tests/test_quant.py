@@ -175,3 +175,28 @@ def test_torchao_mapping_clipping_differs_from_no_clipping():
 def test_unknown_torchao_mapping_is_a_user_error():
     with pytest.raises(QRBenchError, match="unknown torchao mapping"):
         get_backend(QuantSettings(backend="torchao", mapping="sym")).quantize_linear(nn.Linear(128, 8), 4)
+
+
+# -- (f) the dequantization cache: every quantized linear, the same forward and input gradient -----------------
+@pytest.mark.parametrize("backend, bits", [("torchao", 3), ("hqq", 2), ("bnb", 4), ("bnb", 8)])
+def test_dequant_cache_covers_every_quantized_linear_and_matches_bit_for_bit(backend, bits):
+    from qra_bench.quant.dequant_cache import install_dequant_cache
+
+    plain = tiny_llama(2)
+    quantize_blocks(plain, [bits, 16], QuantSettings(backend=backend))
+    cached = copy.deepcopy(plain)
+    assert install_dequant_cache(cached, backend) == 7  # block 1 is unquantized
+    for model in (plain, cached):
+        model.train()
+        for p in model.parameters():
+            p.requires_grad_(False)
+    ids = torch.randint(0, 512, (3, 10), generator=torch.Generator().manual_seed(0))
+    outputs, grads = [], []
+    for model in (plain, cached):
+        embeds = model.get_input_embeddings()(ids).detach().requires_grad_(True)
+        out = model(inputs_embeds=embeds).logits
+        out.square().mean().backward()
+        outputs.append(out.detach())
+        grads.append(embeds.grad)
+    assert torch.equal(outputs[0], outputs[1])
+    assert torch.equal(grads[0], grads[1]) and grads[0].abs().sum() > 0

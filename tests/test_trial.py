@@ -69,3 +69,53 @@ def test_a_cipher_trial_records_accuracy_on_the_permuted_targets_before_and_afte
     extra = json.loads(row.extra_metrics)
     assert 0.0 <= extra["proxy_focus_accuracy"] < row.proxy_accuracy  # the base writes the plain tokens
     assert 0.0 <= extra["focus_accuracy"] <= 1.0
+
+
+# -- the fast path (dequantization cache, proxy reuse, inference-mode evaluation) changes no number ------------
+METRICS = ("eval_loss", "accuracy", "lm_loss", "train_loss", "proxy_eval_loss", "proxy_accuracy", "proxy_lm_loss",
+           "proxy_recon_error")
+CACHE_CASES = {
+    "torchao": ((2, 3, 4, 8, 16, 4, 5, 6), (4, 8, 0, 4, 8, 16, 4, 8)),
+    "hqq": ((2, 3, 4, 8, 16, 4, 1, 2), (4, 0, 16, 4, 8, 16, 4, 8)),
+    "bnb": ((4, 8, 4, 8, 16, 4, 8, 4), (4, 8, 16, 0, 8, 16, 4, 8)),
+}
+
+
+@pytest.fixture(scope="module")
+def small_news(base_and_task):
+    """The news task with a short held-out set (a small but real LM trial)."""
+    base, _ = base_and_task
+    task = load_task("news", base.tokenizer)
+    return replace(task, eval_prompts=task.eval_prompts[:24], eval_labels=task.eval_labels[:24], lm_ids=task.lm_ids[:4])
+
+
+def _run(monkeypatch, fast: bool, base, task, config, seed, settings):
+    import qra_bench.trial as trial_module
+
+    monkeypatch.setenv("QRA_BENCH_FAST", "1" if fast else "0")
+    trial_module._PROXIES.clear()
+    return run_trial(base, task, config, seed=seed, settings=settings)
+
+
+@pytest.mark.parametrize("backend", sorted(CACHE_CASES))
+def test_cached_dequantization_gives_the_same_metrics_and_memory_as_the_plain_path(backend, base_and_task, small_news,
+                                                                                 monkeypatch):
+    base, _ = base_and_task
+    bits, ranks = CACHE_CASES[backend]
+    space = SearchSpace(8, bits=(1, 2, 3, 4, 5, 6, 8, 16), ranks=(0, 4, 8, 16))
+    config = space.config(bits, ranks)
+    settings = replace(TrialSettings(), max_steps=6, warmup_steps=2, fidelities=(0.5, 1.0), partial_eval=12, eval_batch_size=48,
+                       threads=1, quant=replace(TrialSettings().quant, backend=backend))
+    plain = _run(monkeypatch, False, base, small_news, config, 1, settings)
+    fast = _run(monkeypatch, True, base, small_news, config, 1, settings)
+    assert ("dequant cache", ) == tuple(name for name, _ in fast.phases if name == "dequant cache")
+    assert "dequant cache" not in dict(plain.phases)
+    for a, b in zip(plain.rows, fast.rows):
+        for name in METRICS:
+            assert abs(getattr(a, name) - getattr(b, name)) <= 1e-6, (backend, name, getattr(a, name), getattr(b, name))
+        assert a.mem_measured_param_bytes == b.mem_measured_param_bytes
+        assert a.mem_predicted_bytes == b.mem_predicted_bytes
+    # The proxies of the same bits are reused by the next trial (another seed and ranks): the same numbers.
+    other = run_trial(base, small_news, space.config(bits, (8,) * 8), seed=2, settings=settings).final
+    assert (other.proxy_eval_loss, other.proxy_lm_loss) == (fast.final.proxy_eval_loss, fast.final.proxy_lm_loss)
+    assert other.time_proxy_s < fast.final.time_proxy_s
