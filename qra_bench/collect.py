@@ -410,6 +410,8 @@ def file_design(space: SearchSpace, path: str | os.PathLike, *, anchors: bool = 
         text = p.read_text()
     except OSError as exc:
         raise QRBenchError(f"cannot read design file {str(p)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise QRBenchError(f"design file {str(p)!r} is not UTF-8 text (byte {exc.start})") from None
     L = space.n_blocks
     entries: list[tuple[int, Any, Any]] = []  # (line number, bits, ranks)
     stripped = text.lstrip()

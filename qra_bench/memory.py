@@ -433,9 +433,13 @@ def parse_budget(text: str, model: "MemoryModel") -> Budget:
         fraction = _positive_finite(raw, m_frac.group(1)) if m_frac else 1.0
         ref = model.reference_config(bits)
         total = model.breakdown(ref).total
+        if not math.isfinite(total * fraction):
+            raise QRBenchError(f"budget {raw!r} is too large; allowed: {BUDGET_FORMS}")
         return Budget(name=raw, bytes=max(1, int(total * fraction)), reference=ref, fraction=fraction)
     if m_size and m_size.group(2) in _UNITS:
         value = _positive_finite(raw, m_size.group(1)) * _UNITS[m_size.group(2)]
+        if not math.isfinite(value):
+            raise QRBenchError(f"budget {raw!r} is too large; allowed: {BUDGET_FORMS}")
         if value < 1:
             raise QRBenchError(f"budget {raw!r} is less than one byte; allowed: {BUDGET_FORMS}")
         return Budget(name=raw, bytes=int(value))

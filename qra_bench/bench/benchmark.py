@@ -41,6 +41,7 @@ import copy
 import dataclasses
 import json
 import math
+import numbers
 import os
 import warnings
 from dataclasses import dataclass
@@ -503,7 +504,14 @@ class Benchmark:
         NotInTableError
             Table backend: the table has no row of ``config`` at ``fidelity``.
         """
+        if not isinstance(config, QRConfig):
+            raise QRBenchError(f"config must be a QRConfig (e.g. benchmark.space.config(bits, ranks)), got "
+                               f"{type(config).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise QRBenchError(f"seed must be an integer, got {seed!r}")
         self.space.validate(config)
+        if isinstance(fidelity, bool) or not isinstance(fidelity, numbers.Real):
+            raise QRBenchError(f"fidelity must be a fraction of the run in (0, 1], got {fidelity!r}")
         fidelity = float(fidelity)
         if not 0.0 < fidelity <= 1.0:
             raise QRBenchError(f"fidelity must be a fraction of the run in (0, 1], got {fidelity:g}")
