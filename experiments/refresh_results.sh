@@ -36,8 +36,8 @@ if has landscape; then
   $PY experiments/landscape.py --damage --table $T \
     --sample uniform=experiments/designs/landscape-180.jsonl --sample stratified=stratified:1200 \
     --tasks-tables $T datasets_cache/tables/tiny-bbc \
-    --tasks-tables datasets_cache/tables/tiny-cipher \
-    --tasks-tables $T,$U --tasks-tables $T,$U datasets_cache/tables/tiny-cipher \
+    --tasks-tables experiments/tables/tiny-cipher-landscape \
+    --tasks-tables $T,$U --tasks-tables $T,$U experiments/tables/tiny-cipher-landscape \
     --tasks-tables $C7 --tasks-tables $T,$U $C7
   $PY experiments/smollm2_check.py --report
 fi

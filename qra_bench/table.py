@@ -7,7 +7,7 @@ workers can append to the same table at once without locks. Readers validate eve
 schema, then deduplicate by ``(config_hash, seed, fidelity)``.
 
 The column list lives in :data:`COLUMNS` (name, Arrow type, nullable, meaning with units); the schema,
-the :class:`TrialRow` record and ``docs/table_schema.md`` all agree with it (a test checks the document).
+the :class:`TrialRow` record and ``docs/schema.md`` all agree with it (a test checks the document).
 """
 
 from __future__ import annotations
@@ -660,7 +660,7 @@ def _fsync_directory(path: Path) -> None:
 
 
 def schema_markdown() -> str:
-    """The column table of ``docs/table_schema.md``: name, Arrow type, nullable, meaning with units."""
+    """The column table of ``docs/schema.md``: name, Arrow type, nullable, meaning with units."""
     lines = ["| column | type | nullable | meaning (units) |", "|---|---|---|---|"]
     for name, typ, nullable, meaning in COLUMNS:
         shown = f"list<{typ.value_type}>" if pa.types.is_list(typ) else {"double": "float64"}.get(str(typ), str(typ))

@@ -313,6 +313,6 @@ def test_empty_table_directory_reads_as_empty(tmp_path):
 
 
 def test_schema_document_lists_every_column():
-    document = (REPO / "docs" / "table_schema.md").read_text()
+    document = (REPO / "docs" / "schema.md").read_text()
     assert schema_markdown() in document
     assert len(COLUMNS) == len(SCHEMA) == 48
