@@ -245,7 +245,7 @@ def fit(
     table: str = typer.Option(..., help="Results table directory to fit on (its ok rows)."),
     target: str = typer.Option("eval_loss", help="Column to predict: accuracy, eval_loss, lm_loss."),
     model: str = typer.Option("xgb", help="Surrogate: xgb (bagged XGBoost ensemble) or gp (Matern-5/2 Gaussian process)."),
-    out: Optional[str] = typer.Option(None, help="Artifact directory; default surrogates/<table name>/<model>/."),
+    out: Optional[str] = typer.Option(None, help="Artifact directory; default <data root>/surrogates/<table name>/<model>/ (see qra_bench.data)."),
     seed: int = typer.Option(0, help="Seed of the model and of every split (same table and seed: same metrics)."),
     fidelity: str = typer.Option("all", help="all (fidelity_frac as a feature), full (full-fidelity rows only), "
                                               "multi (predict full fidelity from the low-fidelity observation)."),

@@ -85,8 +85,12 @@ def make_estimator(model: str, seed: int = 0, params: Optional[dict] = None):
 
 
 def default_out(table_path: PathLike, model: str) -> Path:
-    """``surrogates/<table directory name>/<model>/``."""
-    return Path("surrogates") / Path(table_path).resolve().name / model
+    """``<data root>/surrogates/<table name>/<model>/`` (:mod:`qra_bench.data`), where a benchmark of that table
+    looks for it; the table name is its directory's name, or a compacted file's stem."""
+    from qra_bench.data import surrogates_dir
+
+    path = Path(table_path).resolve()
+    return surrogates_dir() / (path.stem if path.suffix == ".parquet" else path.name) / model
 
 
 # ---------------------------------------------------------------------------------------------------------
