@@ -36,8 +36,10 @@ def test_fit_with_the_default_xgboost_ensemble(tmp_path, cli):
 
 
 def test_fit_defaults_to_surrogates_table_name_model(tmp_path, cli, monkeypatch):
+    """The default artifact directory is under the data root (here ``$QRA_BENCH_DATA``), not the cwd."""
     table = write_standin_table(tmp_path / "small-table", n_configs=12, seeds=(0,), fractions=(1.0,))
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("QRA_BENCH_DATA", str(tmp_path))
+    monkeypatch.chdir(tmp_path / "small-table")
     code, _, err = cli(["fit", "--table", str(table), "--model", "gp"])
     assert code == 0, err
     assert (tmp_path / "surrogates" / "small-table" / "gp" / "manifest.json").is_file()
