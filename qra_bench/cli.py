@@ -125,7 +125,7 @@ def _trial_settings(steps: Optional[int], backend: str, group_size: int, threads
 @app.command()
 def trial(
     model: str = typer.Option("tiny", help="Base model: tiny, smollm2-135m, or a local transformers directory."),
-    task: str = typer.Option(DEFAULT_TASK, help="Fine-tuning task: news (held-out news LM), cipher (news in a permuted vocabulary) or bbc (topic classification)."),
+    task: str = typer.Option(DEFAULT_TASK, help="Fine-tuning task: news (held-out news LM), cipher (news in a permuted vocabulary), bbc (topic classification) or sft:SOURCE (Alpaca-format data: a file, folder, dataset name or news-alpaca)."),
     bits: str = typer.Option("4", help="Bits per block (comma-separated) or one value for all blocks."),
     ranks: str = typer.Option("8", help="LoRA ranks per block (comma-separated) or one value for all blocks."),
     seed: int = typer.Option(0, help="Seed of LoRA init, data order and dropout."),
@@ -135,6 +135,12 @@ def trial(
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate of the LoRA fine-tune (default: the recipe's, 1e-3)."),
     out: Optional[str] = typer.Option(None, help="Append the rows to this results table."),
+    eval_tasks: Optional[str] = typer.Option(None, "--eval", help="lm-eval tasks scored at every checkpoint (comma-separated: "
+                                             "shipped qra_news_topic/headline/cloze, 'shipped', task YAML files or lm-eval "
+                                             "names); accuracy becomes their mean."),
+    eval_limit: Optional[int] = typer.Option(None, help="lm-eval examples per task (default: all)."),
+    eval_metric: str = typer.Option("acc", help="lm-eval metric per task: acc or acc_norm."),
+    grad_checkpointing: bool = typer.Option(False, help="Gradient checkpointing during fine-tuning."),
 ) -> None:
     """Run one real trial (quantize, LoRA, fine-tune, evaluate) and print its record."""
     import json
@@ -153,7 +159,10 @@ def trial(
         SearchSpace.parse_ladder_values(bits, n_blocks, "bits"), SearchSpace.parse_ladder_values(ranks, n_blocks, "ranks")
     )
     data = load_task(task, base.tokenizer)
-    result = run_trial(base, data, config, seed, settings)
+    from qra_bench.trial_extras import build_extras
+
+    extras = build_extras(eval_tasks, base.tokenizer, eval_limit, eval_metric, grad_checkpointing)
+    result = run_trial(base, data, config, seed, settings, extras)
     for row in result.rows:
         typer.echo(
             f"step {row.fidelity:>4}  accuracy {row.accuracy:.4f}  eval_loss {row.eval_loss:.4f}  lm_loss {row.lm_loss:.4f}  "
@@ -162,6 +171,8 @@ def trial(
     final = result.final
     record = {k: v for k, v in final.to_dict().items() if k not in ("lib_versions", "trial_settings", "quant_settings", "extra_metrics")}
     typer.echo(json.dumps(record, indent=1, default=str))
+    if extras.scorer is not None:
+        typer.echo("lm-eval: " + json.dumps(json.loads(final.extra_metrics)["lm_eval"]))
     if out:
         path = ResultsTable(out).append(list(result.rows))
         typer.echo(f"appended {len(result.rows)} rows to {path}")
@@ -461,6 +472,42 @@ def _click_errors() -> tuple[type, ...]:
 
 
 _CLICK_ERRORS = _click_errors()
+
+
+reproduce_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproduce the paper's tables on real LLMs.")
+app.add_typer(reproduce_app, name="reproduce")
+
+
+@reproduce_app.command("table1")
+def reproduce_table1(
+    out: str = typer.Option(..., help="New output folder: table1.md, table1.csv, reproduce.json, trials/, surrogate/."),
+    model: str = typer.Option("tiny", help="Base model: tiny, smollm2-135m, or a local transformers directory."),
+    sft: str = typer.Option("sft:news-alpaca", help="Instruction data: sft:SOURCE[?max_len=..&n=..&eval_n=..&loss=..]."),
+    eval_tasks: str = typer.Option("shipped", "--eval", help="lm-eval tasks (comma-separated names, YAML files, 'shipped')."),
+    eval_limit: Optional[int] = typer.Option(100, help="lm-eval examples per task (0: all)."),
+    eval_metric: str = typer.Option("acc", help="lm-eval metric per task: acc or acc_norm."),
+    budget: str = typer.Option("uniform-4bit", help="Memory budget: uniform-4bit, 0.6xfp16-lora, 3.5GiB."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    steps: int = typer.Option(50, help="Training steps of every trial."),
+    batch_size: int = typer.Option(8, help="Training batch size (sequences)."),
+    backend: str = typer.Option("torchao", help="Quantization backend: torchao, hqq, bnb."),
+    uniform_bits: str = typer.Option("2,3,4,8,16", help="Bits of the uniform grid (best fitting uniform baseline)."),
+    uniform_ranks: str = typer.Option("4,8,16", help="Ranks of the uniform grid."),
+    promote: int = typer.Option(3, help="Real trials spent on AutoQRA's top candidates."),
+    surrogate: str = typer.Option("gp", help="Surrogate fitted on the trials: gp or xgb."),
+    seed: int = typer.Option(0, help="Seed of the trials and the search."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    grad_checkpointing: bool = typer.Option(False, help="Gradient checkpointing during fine-tuning."),
+) -> None:
+    """Table 1: 16-bit LoRA, 4-bit QLoRA, the best fitting uniform configuration and AutoQRA, scored by lm-eval."""
+    from qra_bench.reproduce import ReproduceSpec, run_reproduce
+
+    spec = ReproduceSpec(out=out, model=model, sft=sft, eval_tasks=eval_tasks, eval_limit=eval_limit or None,
+                         eval_metric=eval_metric, budget=budget, device=device, steps=steps, batch_size=batch_size,
+                         backend=backend, uniform_bits=int_list(uniform_bits, "bits"),
+                         uniform_ranks=int_list(uniform_ranks, "ranks"), promote=promote, surrogate=surrogate, seed=seed,
+                         threads=threads, grad_checkpointing=grad_checkpointing)
+    run_reproduce(spec, echo=typer.echo)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

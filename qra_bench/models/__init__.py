@@ -66,11 +66,8 @@ def load_base(name: str) -> BaseModel:
 
         return load_smollm2()
     path = Path(name)
-    if path.is_dir() and (path / "config.json").exists():
-        weights = next((f.name for f in sorted(path.glob("*.safetensors"))), None) or next(
-            (f.name for f in sorted(path.glob("*.bin"))), None
-        )
-        if weights is None:
-            raise QRBenchError(f"no *.safetensors or *.bin weights in {path}")
-        return _from_dir(str(path), path, weights)
+    if path.is_dir():  # any causal LM from a local directory (qra_bench.models.local)
+        from qra_bench.models.local import load_local
+
+        return load_local(path, str(path))
     raise QRBenchError(f"unknown model {name!r}; use one of {list(MODELS)} or a local transformers model directory")

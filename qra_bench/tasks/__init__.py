@@ -44,4 +44,8 @@ def load_task(name: str, tokenizer) -> "TaskData":
         from qra_bench.tasks.cipher import build_cipher
 
         return build_cipher(tokenizer)
-    raise QRBenchError(f"unknown task {name!r}; choose one of {list(TASKS)}")
+    if name.startswith("sft:"):  # instruction data through ``datasets`` (qra_bench.tasks.sft)
+        from qra_bench.tasks.sft import build_sft
+
+        return build_sft(name, tokenizer)
+    raise QRBenchError(f"unknown task {name!r}; choose one of {list(TASKS)} or sft:SOURCE (Alpaca-format data)")

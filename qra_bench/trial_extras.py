@@ -1,0 +1,74 @@
+"""Trial options outside the recipe: an evaluation hook (lm-eval scoring) and gradient checkpointing.
+
+They are kept out of :class:`~qra_bench.trial.TrialSettings` so that ``trial_settings`` -- the recipe a
+results table is resumed against -- is unchanged for every existing table; what they did is recorded in each
+row's ``extra_metrics`` instead (``lm_eval`` per-task accuracies, ``grad_checkpointing``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Optional
+
+import torch
+
+from qra_bench.memory import MemorySettings
+
+#: ``scorer(model, device) -> {task: accuracy}``; an object may also offer ``describe() -> dict``.
+Scorer = Callable[[torch.nn.Module, torch.device], dict]
+
+
+@dataclass(frozen=True)
+class TrialExtras:
+    """Options of one trial beside its recipe.
+
+    scorer : scores the live model at every checkpoint (e.g. :class:`~qra_bench.tasks.lmeval.LmEvalScorer`);
+        the row's ``accuracy`` becomes the mean over its tasks (the paper's Avg) and the task's own accuracy
+        moves to ``extra_metrics["task_accuracy"]``.
+    grad_checkpointing : recompute block activations in the backward pass (less memory, more time); the
+        memory model's activation term follows it.
+    """
+
+    scorer: Optional[Scorer] = None
+    grad_checkpointing: bool = False
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Turn on gradient checkpointing when asked (on the transformers model under peft's wrapper)."""
+        if self.grad_checkpointing:
+            inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+            inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            inner.config.use_cache = False
+        return model
+
+    def memory_settings(self, settings: MemorySettings) -> MemorySettings:
+        """The memory model's settings with this trial's activation checkpointing."""
+        return replace(settings, grad_checkpointing=self.grad_checkpointing) if self.grad_checkpointing else settings
+
+    def score(self, model: torch.nn.Module, device: torch.device, task_accuracy: float) -> tuple[float, dict[str, Any]]:
+        """(the row's accuracy, entries for ``extra_metrics``) at one checkpoint."""
+        extra: dict[str, Any] = {"grad_checkpointing": True} if self.grad_checkpointing else {}
+        if self.scorer is None:
+            return task_accuracy, extra
+        if device.type == "cuda":
+            extra["mem_cuda_peak_train_bytes"] = int(torch.cuda.max_memory_allocated())
+        scores = self.scorer(model, device)
+        mean = float(sum(scores.values()) / len(scores))
+        describe = getattr(self.scorer, "describe", None)
+        extra.update(lm_eval=scores, lm_eval_mean=mean, task_accuracy=task_accuracy,
+                     **({"lm_eval_setup": describe()} if describe else {}))
+        return mean, extra
+
+
+def build_extras(eval_tasks: Optional[str], tokenizer, limit: Optional[int] = None, metric: str = "acc",
+                 grad_checkpointing: bool = False) -> TrialExtras:
+    """The extras of the ``--eval``, ``--eval-limit``, ``--eval-metric`` and ``--grad-checkpointing`` options.
+
+    The lm-eval tasks are resolved and their data loaded here, before any training, so an unknown task is a
+    :class:`~qra_bench.errors.QRBenchError` that costs nothing.
+    """
+    scorer = None
+    if eval_tasks:
+        from qra_bench.tasks.lmeval import LmEvalScorer, LmEvalSettings, parse_eval_tasks
+
+        scorer = LmEvalScorer(LmEvalSettings(tasks=parse_eval_tasks(eval_tasks), limit=limit, metric=metric), tokenizer)
+    return TrialExtras(scorer=scorer, grad_checkpointing=grad_checkpointing)
