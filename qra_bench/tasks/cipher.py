@@ -8,7 +8,7 @@ Why: on ``news`` the base already knows the domain, so LoRA only repairs quantiz
 barely matters. Here the adapters must also learn a new mapping over what the base knows -- like adapting an
 LLM to a new format or script -- so the adapter's capacity (rank) matters, while the news knowledge the
 mapping relies on still lives in the quantized weights (bits matter). Measured on the tiny model in
-``experiments/probes/cipher_probe.py`` (README, "What was tried"). The held-out LM text (``lm_ids``) stays
+``experiments/probes/cipher_probe.py`` (docs/landscape.md, "What was tried"). The held-out LM text (``lm_ids``) stays
 plain, so ``lm_loss`` still measures retained capability.
 """
 
