@@ -358,9 +358,30 @@ def fault_two_collectors(root: Path, quick: bool) -> Outcome:
     return out
 
 
-def _collect_cmd(out_dir: Path, n: int, workers: int = 1, *extra: str) -> list[str]:
-    """A small real collection: the tiny model, ``n`` random configurations, seed 0, 2 steps."""
-    return [*QRA, "collect", "--model", "tiny", "--design", "random", "--n", str(n), "--no-anchors", "--seeds", "0",
+_MODEL: list[str] = []
+
+
+def real_model() -> str:
+    """The model of the real-trial cases: a 2-block LLaMA with the tiny model's tokenizer, built once per run
+    (``benchmarks/kill_resume.py``'s), so a real fine-tune takes seconds; ``tiny`` where that cannot be built."""
+    if not _MODEL:
+        import atexit
+
+        folder = Path(tempfile.mkdtemp(prefix="qra-faults-model-"))
+        atexit.register(shutil.rmtree, folder, True)
+        try:
+            sys.path.insert(0, str(Path(__file__).parent))
+            from kill_resume import small_model
+
+            _MODEL.append(small_model(folder / "small"))
+        except Exception:  # no tokenizer of the tiny checkpoint: the embedded model itself
+            _MODEL.append("tiny")
+    return _MODEL[0]
+
+
+def _collect_cmd(out_dir: Path, n: int, workers: int = 1, *extra: str, model: Optional[str] = None) -> list[str]:
+    """A small real collection: ``n`` random configurations of ``model`` (:func:`real_model`), seed 0, 2 steps."""
+    return [*QRA, "collect", "--model", model or real_model(), "--design", "random", "--n", str(n), "--no-anchors", "--seeds", "0",
             "--steps", "2", "--fidelities", "0.5,1.0", "--workers", str(workers), "--threads", "1",
             "--max-retries", "1", "--out", str(out_dir), "--no-progress", *extra]
 
@@ -498,7 +519,8 @@ def _collector_on_full_disk(mount: Path, scratch: Scratch, out: Outcome, quick: 
     if quick:  # no room even for a lease: the collector stops before its first trial
         _fill(mount / "filler-2")
     before = part_bytes(table)
-    code, stderr = run_cli(_collect_cmd(table, 1)[len(QRA):], in_process=quick)
+    cmd = _collect_cmd(table, 1, model="tiny" if quick else None)  # quick: fails before any model is loaded
+    code, stderr = run_cli(cmd[len(QRA):], in_process=quick)
     lines = [line for line in stderr.splitlines() if line.strip()]
     out.check(code == 2 and len(lines) == 1 and "qra-bench: error:" in lines[0] and "ENOSPC" in lines[0]
               and "Traceback" not in stderr, f"collector on a full disk: rc {code}, {stderr[-300:]!r}")

@@ -11,9 +11,12 @@ trial. Afterwards:
   no trial was written twice, e.g. by a worker orphaned by the kill;
 - every key present at any kill is still present: a finished trial is never lost;
 - the final table holds the full design (every configuration x seed x checkpoint) as ok rows;
-- no worker of a killed driver survived it.
+- no worker of a killed driver survived it;
+- no lease is left in the table's ``.leases`` folder: a killed driver's leases were taken over by the
+  restart (their holder is dead) and every lease was released at the end.
 
-Usage: ``python benchmarks/kill_resume.py [--kills 10] [--n 10] [--workers 2] [--steps 2] [--model tiny]``.
+Usage: ``python benchmarks/kill_resume.py [--kills 10] [--n 10] [--workers 2] [--steps 2] [--model tiny]``;
+``--quick``: one kill of a 2-configuration design on a 2-block model built on the spot (about a minute).
 """
 
 from __future__ import annotations
@@ -55,6 +58,23 @@ def group_alive(pgid: int) -> list[str]:
             if line.split()[1] == str(pgid) and not line.split()[2].startswith("Z")]
 
 
+def small_model(path: Path) -> str:
+    """A 2-block LLaMA (hidden 128) with the tiny model's tokenizer, saved to ``path``: trials of seconds."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from qra_bench.models.tiny import TINY_DIR
+
+    tokenizer = AutoTokenizer.from_pretrained(TINY_DIR)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=64, tie_word_embeddings=True,
+                         max_position_embeddings=256)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=10)
@@ -66,10 +86,16 @@ def main() -> int:
     ap.add_argument("--max-delay", type=float, default=40.0, help="longest random delay before a kill (seconds)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the kill schedule")
     ap.add_argument("--out", default=None, help="table directory (default: a fresh temporary one)")
+    ap.add_argument("--quick", action="store_true", help="one kill, 2 configurations, delays up to 8 s")
     args = ap.parse_args()
+    if args.quick:
+        args.kills, args.n, args.max_delay = 1, 2, 8.0
 
     rng = random.Random(args.seed)
     out = Path(args.out or tempfile.mkdtemp(prefix="qra-kill-")) / "table"
+    if args.quick:
+        sys.path.insert(0, str(REPO))
+        args.model = small_model(out.parent / "small-model")
     cmd = [sys.executable, "-m", "qra_bench.cli", "collect", "--model", args.model, "--design", "random",
            "--n", str(args.n), "--no-anchors", "--seeds", args.seeds, "--steps", str(args.steps),
            "--fidelities", "0.5,1.0", "--workers", str(args.workers), "--threads", "1", "--max-retries", "2",
@@ -151,6 +177,7 @@ def main() -> int:
         "final table holds the full design": complete and len(counts) == len(expected),
         "no worker outlived its killed driver": not orphans,
         "table validates": validation.startswith("OK"),
+        "no lease left behind": not list((out / ".leases").glob("*.lease")),
     }
     print()
     print(f"kills                      {args.kills} (SIGKILL of the driver; {args.workers} workers, max_steps {args.steps})")
