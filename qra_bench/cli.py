@@ -281,11 +281,28 @@ MEMORY_HELP = ("Budget convention: table (the memory the table's trials recorded
                "or bf16 (16-bit weights, adapters and optimizer states: a GPU run's view).")
 
 
+def scenario_paths(scenario: Optional[str], table: Optional[str], surrogate: Optional[str],
+                   budget: Optional[str]) -> tuple[str, str, str]:
+    """``(table, surrogate, budget)``: a scenario's, each replaced by the one given; without a scenario the table
+    and surrogate must be given (budget default ``uniform-4bit``)."""
+    if scenario is not None:
+        from qra_bench.scenarios import get_scenario
+
+        s = get_scenario(scenario, complete=False)
+        return (table or str(s.table_path()), surrogate or str(s.surrogate_path("xgb")), budget or s.budget)
+    if table is None or surrogate is None:
+        raise QRBenchError("give --scenario NAME (see `qra-bench scenarios`), or both --table and --surrogate")
+    return table, surrogate, budget or "uniform-4bit"
+
+
 @app.command()
 def search(
-    table: str = typer.Option(..., help="Results table the surrogate was fitted on (real trials are appended to it)."),
-    surrogate: str = typer.Option(..., help="Surrogate artifact directory (from `qra-bench fit`)."),
-    budget: str = typer.Option("uniform-4bit", help="Named or absolute budget: uniform-4bit, 0.5xfp16-lora, 60MiB."),
+    scenario: Optional[str] = typer.Option(None, help="Scenario (see `qra-bench scenarios`): its table, xgb surrogate "
+                                           "and budget, each overridable below."),
+    table: Optional[str] = typer.Option(None, help="Results table the surrogate was fitted on (real trials are appended to it)."),
+    surrogate: Optional[str] = typer.Option(None, help="Surrogate artifact directory (from `qra-bench fit`)."),
+    budget: Optional[str] = typer.Option(None, help="Named or absolute budget: uniform-4bit, 0.5xfp16-lora, 60MiB "
+                                         "(default: the scenario's, else uniform-4bit)."),
     method: str = typer.Option("autoqra", help="autoqra, or any registered optimizer (random, evolution, bo, ...)."),
     real_evals: int = typer.Option(0, help="Real trials to spend on the table's model and task (0: surrogate only)."),
     seed: int = typer.Option(0, help="Seed of the search (and of the real trials)."),
@@ -309,6 +326,7 @@ def search(
     from qra_bench.search.surrogate_search import format_outcome, load_problem, run_search, search_record
 
     t0 = time.perf_counter()
+    table, surrogate, budget = scenario_paths(scenario, table, surrogate, budget)
     problem = load_problem(table, surrogate, arch=arch, backend=backend, allow_hash_mismatch=allow_hash_mismatch,
                            memory=memory)
     outcome, trials = run_search(problem, budget, method, seed, real_evals, generations=generations, evals=evals,
@@ -326,8 +344,10 @@ def search(
 
 @app.command()
 def sweep(
-    surrogate: str = typer.Option(..., help="Surrogate artifact directory (from `qra-bench fit`)."),
-    table: str = typer.Option(..., help="Results table the surrogate was fitted on (its support and measured points)."),
+    scenario: Optional[str] = typer.Option(None, help="Scenario (see `qra-bench scenarios`): its table and xgb "
+                                           "surrogate, each overridable below."),
+    surrogate: Optional[str] = typer.Option(None, help="Surrogate artifact directory (from `qra-bench fit`)."),
+    table: Optional[str] = typer.Option(None, help="Results table the surrogate was fitted on (its support and measured points)."),
     budgets: str = typer.Option("0.3xfp16-lora:1.0xfp16-lora:30", help="LO:HI:N (N evenly spaced budgets) or a comma "
                                 "list: 0.3xfp16-lora,uniform-4bit,60MiB."),
     method: str = typer.Option("autoqra", help="autoqra, or any registered optimizer."),
@@ -347,6 +367,7 @@ def sweep(
     from qra_bench.sweep import format_sweep, parse_budgets, run_sweep, write_sweep
 
     t0 = time.perf_counter()
+    table, surrogate, _ = scenario_paths(scenario, table, surrogate, None)
     problem = load_problem(table, surrogate, arch=arch, backend=backend, allow_hash_mismatch=allow_hash_mismatch,
                            memory=memory)
     result = run_sweep(problem, parse_budgets(budgets, problem.memory_model), method, seed, evals=evals)
@@ -365,7 +386,7 @@ def bench(
                                               "table+live (real trials for configurations the table lacks), live."),
     optimizers: str = typer.Option("autoqra,random,smac,evolution,optuna-tpe", help="Comma-separated registered optimizers."),
     seeds: str = typer.Option("0-9", help="Seeds: 0 or 0,1,2 or 0-9; each optimizer runs once per seed and budget."),
-    budgets: str = typer.Option("uniform-4bit", help="Comma-separated memory budgets (uniform-4bit, 0.8xfp16-lora, 60MiB)."),
+    budgets: Optional[str] = typer.Option(None, help="Comma-separated memory budgets (uniform-4bit, 0.8xfp16-lora, 60MiB); default: the scenario's."),
     max_cost: str = typer.Option("2h", help="Simulated cost per run: 2h, 90m, 7200 (seconds) or inf."),
     max_evals: Optional[int] = typer.Option(None, help="Evaluations per run (default: until the cost runs out)."),
     fidelity: float = typer.Option(1.0, help="Fraction of the full run every evaluation is at."),
@@ -377,12 +398,14 @@ def bench(
     from pathlib import Path
 
     from qra_bench.bench.runner import BenchSpec, load_plugin, parse_duration, run_benchmark
+    from qra_bench.scenarios import default_budget
 
     for p in plugin or []:
         load_plugin(p)
     spec = BenchSpec(
         benchmark=benchmark, backend=backend, optimizers=tuple(o.strip() for o in optimizers.split(",") if o.strip()),
-        seeds=int_list(seeds, "seeds"), budgets=tuple(b.strip() for b in budgets.split(",") if b.strip()),
+        seeds=int_list(seeds, "seeds"), budgets=tuple(b.strip() for b in (budgets or default_budget(benchmark)).split(",")
+                                                      if b.strip()),
         max_cost_s=parse_duration(max_cost), max_evals=max_evals, fidelity=fidelity, metric=metric, surrogate=surrogate,
     )
     report = run_benchmark(spec, out, progress=lambda line: typer.echo(f"  {line}", err=True))

@@ -37,12 +37,11 @@ from typing import Callable, Optional, TextIO, Union
 import numpy as np
 import pandas as pd
 
-from qra_bench.defaults import DEFAULT_SURROGATE, DEFAULT_TABLE, DEFAULT_TASK
 from qra_bench.errors import QRBenchError
 from qra_bench.memory import human_bytes as _human
+from qra_bench.table1 import Table1Row, baseline_configs, format_table1, measure, pick_beats_uniform, table1_records
 
-__all__ = ["DEFAULT_SURROGATE", "DEFAULT_TABLE", "MIN_FULL_TRIALS", "MainJobSpec", "Progress", "Table1Row",
-           "format_table1", "run_main_job", "verify_table"]
+__all__ = ["MIN_FULL_TRIALS", "MainJobSpec", "Progress", "run_main_job", "verify_table"]
 
 PathLike = Union[str, os.PathLike]
 #: Full-fidelity (configuration, seed) trials below which the table cannot support a surrogate worth
@@ -61,15 +60,22 @@ _CARD_HASH = re.compile(r"content hash:\s*`([0-9a-f]{64})`")
 class MainJobSpec:
     """What ``qra-bench run`` does (paths, budget, trials; ``threads`` is torch CPU threads, None = all cores).
 
+    ``scenario`` names the table, surrogate and budget (default: the headline scenario); ``table``,
+    ``surrogate`` and ``budget`` override them one by one (a table given alone is searched at
+    ``uniform-4bit``). ``pick_seeds``: seeds the pick is measured at (real trials for the missing ones when
+    ``real_evals`` > 0).
+
     ``out`` is the run's folder (default ``runs/<UTC timestamp>``); ``n_budgets`` the sweep's budgets;
     ``generations`` and ``evals`` override AutoQRA's Stage-1 generations and Stage-2 evaluations, in the
     search and in every budget of the sweep.
     """
 
-    table: str = DEFAULT_TABLE
-    surrogate: str = DEFAULT_SURROGATE
-    budget: str = "uniform-4bit"
+    scenario: Optional[str] = None
+    table: Optional[str] = None
+    surrogate: Optional[str] = None
+    budget: Optional[str] = None
     real_evals: int = 3
+    pick_seeds: int = 3
     seed: int = 0
     out: Optional[str] = None
     append_to_table: bool = False
@@ -221,87 +227,19 @@ def memory_lines(budget: str, settings) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Stage 5-6: Table 1
-# ---------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Table1Row:
-    """One row of the Table-1 analogue; measured values are NaN where nothing was measured.
-
-    ``predicted`` / ``predicted_std`` are the shipped surrogate's (target units), ``memory_bytes`` under the
-    budget convention; ``source`` says where the measurement came from.
-    """
-
-    label: str
-    bits: tuple[int, ...]
-    ranks: tuple[int, ...]
-    eval_loss: float
-    accuracy: float
-    n_seeds: int
-    predicted: float
-    predicted_std: float
-    memory_bytes: int
-    fits: bool
-    source: str
-    extra: dict = field(default_factory=dict, compare=False)
-
-    @property
-    def avg_bits(self) -> float:
-        return float(np.mean(self.bits))
-
-    @property
-    def avg_rank(self) -> float:
-        return float(np.mean(self.ranks))
-
-
-def table_measurement(frame: pd.DataFrame, config_hash: str) -> tuple[float, float, int]:
-    """``(eval_loss, accuracy, seeds)`` of a configuration's full-fidelity ok rows, mean over seeds (NaN, 0
-    when the table has none)."""
-    rows = frame[(frame["config_hash"] == config_hash) & np.isclose(frame["fidelity_frac"].astype(float), 1.0)]
-    if rows.empty:
-        return math.nan, math.nan, 0
-    return (float(rows["eval_loss"].astype(float).mean()), float(rows["accuracy"].astype(float).mean()),
-            int(rows["seed"].nunique()))
-
-
-def _fmt(x: float, digits: int = 4) -> str:
-    return "-" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
-
-
-#: What the metrics mean per task: (eval_loss unit, accuracy).
-_METRICS = {"news": ("held-out news LM loss, nats/token", "greedy next-token accuracy"),
-            "cipher": ("held-out enciphered news LM loss, nats/token", "greedy next-token accuracy"),
-            "bbc": ("held-out topic cross-entropy, nats/example", "topic accuracy")}
-
-
-def format_table1(rows: list[Table1Row], target: str, budget_name: str, budget_bytes: int, title: str,
-                  task: str = DEFAULT_TASK) -> str:
-    """The Table-1 analogue as fixed-width text (also valid inside a Markdown code block)."""
-    loss, accuracy = _METRICS.get(task, ("held-out task loss, nats", "task accuracy"))
-    head = (f"{'':<26}{'eval_loss':>10}{'predicted ' + target + ' ± std':>28}{'accuracy':>10}{'avg bits':>10}"
-            f"{'avg rank':>10}{'memory bytes':>16}{'fits':>6}  source")
-    lines = [title,
-             f"budget {budget_name} = {budget_bytes:,} bytes ({_human(budget_bytes)}); eval_loss: {loss}, lower is "
-             f"better (the main metric); accuracy: {accuracy}",
-             head, "-" * len(head)]
-    for r in rows:
-        pred = f"{_fmt(r.predicted)} ± {_fmt(r.predicted_std)}"
-        lines.append(f"{r.label:<26}{_fmt(r.eval_loss):>10}{pred:>28}{_fmt(r.accuracy):>10}{r.avg_bits:>10.2f}"
-                     f"{r.avg_rank:>10.2f}{r.memory_bytes:>16,}{'yes' if r.fits else 'NO':>6}  {r.source}")
-    return "\n".join(lines)
-
-
-def _row(problem, label: str, cfg, budget, eval_loss: float, accuracy: float, n_seeds: int, source: str) -> Table1Row:
-    bi, ri = problem.space.bit_index(cfg), problem.space.rank_index(cfg)
-    mean, std = problem.predict(bi[None], ri[None])  # the surrogate as loaded: before any real trial of this run
-    mm = problem.memory_model
-    return Table1Row(label=label, bits=tuple(cfg.bits), ranks=tuple(cfg.ranks), eval_loss=eval_loss,
-                     accuracy=accuracy, n_seeds=n_seeds, predicted=float(mean[0]), predicted_std=float(std[0]),
-                     memory_bytes=int(mm.total_bytes(cfg)), fits=bool(mm.is_feasible(cfg, budget)), source=source)
-
-
-# ---------------------------------------------------------------------------------------------------------
 # The job
 # ---------------------------------------------------------------------------------------------------------
+def _noise(frame: pd.DataFrame, metric: str) -> float:
+    """Pooled seed-noise std of ``metric`` at full fidelity (NaN without repeats)."""
+    from qra_bench.surrogate.evaluate import noise_floor
+
+    full = frame[np.isclose(frame["fidelity_frac"].astype(float), 1.0) & frame[metric].notna()]
+    if full.empty:
+        return math.nan
+    return float(noise_floor(full[metric].to_numpy(float), full["config_hash"].to_numpy(str),
+                             np.ones(len(full)))["full"]["std"])
+
+
 def _default_out() -> Path:
     return Path("runs") / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
 
@@ -319,6 +257,22 @@ def _sweep_budgets(problem, n: int):
     return [Budget(name=f"{v / 2**20:.2f}MiB", bytes=int(round(v))) for v in values]
 
 
+def resolve_spec(spec: MainJobSpec) -> MainJobSpec:
+    """``spec`` with table, surrogate and budget filled in from its scenario (default: the headline)."""
+    from dataclasses import replace
+
+    from qra_bench.scenarios import SCENARIOS, get_scenario
+
+    if spec.table is not None and spec.scenario is None:
+        return replace(spec, surrogate=spec.surrogate or str(Path(spec.table).parent.parent / "surrogates"
+                                                             / Path(spec.table).name / "xgb"),
+                       budget=spec.budget or "uniform-4bit")
+    name = spec.scenario or next(s.name for s in SCENARIOS if s.headline)
+    sc = get_scenario(name, complete=False)
+    return replace(spec, scenario=sc.name, table=spec.table or str(sc.table_path()),
+                   surrogate=spec.surrogate or str(sc.surrogate_path("xgb")), budget=spec.budget or sc.budget)
+
+
 def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print,
                  progress: Optional[Progress] = None) -> Path:
     """Run the six stages of the module docstring; ``echo`` takes the report, ``progress`` the progress lines.
@@ -329,6 +283,7 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print,
     from qra_bench.sweep import SWEEP_SETTINGS, format_sweep, run_sweep, write_sweep
 
     say = progress or Progress()
+    spec = resolve_spec(spec)
     if spec.real_evals < 0:
         raise QRBenchError(f"--real-evals must be >= 0, got {spec.real_evals}")
     if spec.n_budgets < 1:
@@ -388,68 +343,76 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print,
                                  progress=say)
     say.done(f"{outcome.n_predictor_rows} surrogate predictions, {outcome.n_real_evals} real trials")
 
-    # 5. baselines ----------------------------------------------------------------------------------------
-    say.stage(5, "baselines: uniform 4-bit and 16-bit LoRA at rank 16")
-    frame = problem.frame  # the table as loaded: this run's rows are reported as this run's
-    space = problem.space
-    rows: list[Table1Row] = []
+    # 5. baselines and the pick at several seeds ----------------------------------------------------------
+    say.stage(5, "the pick at several seeds; baselines: 16-bit LoRA, uniform 4-bit and the best fitting uniform")
+    space, metric = problem.space, problem.target
     cfg = outcome.config
-    finals = {r.config_hash: r for r in (trials.finals if trials else [])}
-    if cfg.hash in finals:
-        f = finals[cfg.hash]
-        rows.append(_row(problem, "AutoQRA (found)", cfg, budget, float(f.eval_loss), float(f.accuracy), 1,
-                         f"real trial, seed {spec.seed} (this run)"))
-    else:
-        el, acc, n = table_measurement(frame, cfg.hash)
-        rows.append(_row(problem, "AutoQRA (found)", cfg, budget, el, acc, n,
-                         f"table, mean of {n} seed(s)" if n else "not measured (--real-evals 0)"))
-    live: list[tuple[str, object]] = []
-    for label, bits in (("uniform 4-bit, rank 16", 4), ("16-bit LoRA, rank 16", 16)):
-        base_cfg = space.uniform(bits, 16) if bits in space.bits and 16 in space.ranks else None
-        if base_cfg is None:
-            echo(f"  {label}: not on the surrogate's ladders ({space.bits}, {space.ranks}); skipped")
-            continue
-        el, acc, n = table_measurement(frame, base_cfg.hash)
-        if n:
-            rows.append(_row(problem, label, base_cfg, budget, el, acc, n, f"table, mean of {n} seed(s)"))
-        elif spec.live_baselines:
-            live.append((label, base_cfg))
-        else:
-            rows.append(_row(problem, label, base_cfg, budget, math.nan, math.nan, 0,
-                             "not in table (--live-baselines runs it)"))
-    if live:
+    frame = problem.frame  # the table as loaded, before this run's trials
+    noise = _noise(frame, metric)
+    runners: dict[int, object] = {spec.seed: trials} if trials else {}
+    finals = [r for r in (trials.finals if trials else [])]
+
+    def run_live(c, seed: int) -> None:
         from qra_bench.search.surrogate_search import TableTrials
 
-        runner = trials or TableTrials(problem, seed=spec.seed, steps=spec.steps, threads=threads, progress=say)
+        runner = runners.get(seed) or TableTrials(problem, seed=seed, steps=spec.steps, threads=threads, progress=say)
+        runners[seed] = runner
         runner.planned = None
-        runner([c for _, c in live])
-        for label, c in live:
-            f = next(r for r in reversed(runner.finals) if r.config_hash == c.hash)
-            rows.append(_row(problem, label, c, budget, float(f.eval_loss), float(f.accuracy), 1,
-                             f"live trial, seed {spec.seed} (this run)"))
-        trials = runner
+        runner([c])
+        finals.append(runner.finals[-1])
+
+    def measured(label: str, c, fresh_ok: bool) -> Table1Row:
+        mine = [f for f in finals if f.config_hash == c.hash]
+        table_rows = frame if not mine else pd.concat([frame, pd.DataFrame([m.to_dict() for m in mine])])
+        value, se, acc, n = measure(table_rows, c.hash, metric, noise)
+        source = (f"mean of {n} seed(s): table" + (f" + {len(mine)} real trial(s) of this run" if mine else "")) if n \
+            else ("not in table (--live-baselines runs it)" if not fresh_ok else "not measured (--real-evals 0)")
+        bi, ri = space.bit_index(c), space.rank_index(c)
+        mean, std = problem.predict(bi[None], ri[None])
+        mm = problem.memory_model
+        return Table1Row(label=label, bits=tuple(c.bits), ranks=tuple(c.ranks), value=value, se=se, accuracy=acc,
+                         n_seeds=n, memory_bytes=int(mm.total_bytes(c)), fits=bool(mm.is_feasible(c, budget)),
+                         source=source, predicted=float(mean[0]), predicted_std=float(std[0]))
+
+    if spec.real_evals > 0:
+        have = {int(x) for x in frame.loc[(frame["config_hash"] == cfg.hash)
+                                          & np.isclose(frame["fidelity_frac"].astype(float), 1.0), "seed"]}
+        have |= {int(f.seed) for f in finals if f.config_hash == cfg.hash}
+        for seed in [s for s in range(spec.seed, spec.seed + 100) if s not in have][:max(0, spec.pick_seeds - len(have))]:
+            run_live(cfg, seed)
+    baselines = baseline_configs(space, frame, metric, budget.bytes)
+    if spec.live_baselines:
+        for _, c in baselines:
+            if measure(frame, c.hash, metric)[3] == 0:
+                run_live(c, spec.seed)
+    rows = [measured(label, c, False) for label, c in baselines]
+    rows.append(measured("AutoQRA (pick)", cfg, True))
     say.done()
 
     # 6. report and outputs -------------------------------------------------------------------------------
     say.stage(6, "report")
-    title = (f"Table 1 analogue: {model_name} / {task_name}, AutoQRA ({spec.real_evals} real trials) vs uniform "
-             "baselines; predicted = the surrogate as loaded, before this run's trials")
-    table1 = format_table1(rows, problem.target, budget.name, budget.bytes, title, task_name)
+    where = f"scenario {spec.scenario}, " if spec.scenario else ""
+    title = (f"Table 1 analogue ({where}{model_name} / {task_name}, table {problem.table_hash[:12]}, surrogate "
+             f"{Path(surrogate_path).name}): AutoQRA ({spec.real_evals} real trials) vs uniform baselines; predicted = "
+             "the surrogate as loaded, before this run's trials")
+    table1 = format_table1(rows, metric, budget.name, budget.bytes, title, task_name)
+    uniform_best = next((r for r in rows if r.label.startswith("best fitting uniform")), None)
+    beats, why = pick_beats_uniform(rows[-1], uniform_best, problem.sign > 0)
+    verdict = f"AutoQRA's pick {'beats' if beats else 'does not beat'} the best fitting uniform configuration: {why}"
     echo("")
     echo(table1)
+    echo(verdict)
     refitted = "after refitting on this run's trials " if outcome.n_real_evals else ""
     echo(f"AutoQRA's configuration: bits {list(cfg.bits)}, ranks {list(cfg.ranks)} (hash {cfg.hash[:12]}); "
          f"{refitted}the surrogate predicts {problem.target} {outcome.predicted_mean:.4f} ± "
          f"{outcome.predicted_std:.4f}")
-    (out / "table1.md").write_text(f"```\n{table1}\n```\n")
+    (out / "table1.md").write_text(f"```\n{table1}\n```\n\n{verdict}\n")
+    trials = next(iter(runners.values()), None) if runners else trials
     record = search_record(problem, outcome)
-    record["table1"] = [{"label": r.label, "bits": list(r.bits), "ranks": list(r.ranks),
-                         "eval_loss": r.eval_loss if math.isfinite(r.eval_loss) else None,
-                         "accuracy": r.accuracy if math.isfinite(r.accuracy) else None, "n_seeds": r.n_seeds,
-                         "predicted": r.predicted, "predicted_std": r.predicted_std, "memory_bytes": r.memory_bytes,
-                         "fits": r.fits, "source": r.source} for r in rows]
+    record["table1"] = table1_records(rows)
+    record["table1_verdict"] = {"beats_best_fitting_uniform": beats, "why": why}
     (out / "search.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
-    n_new = trials.rows_appended if trials else 0
+    n_new = sum(r.rows_appended for r in runners.values())
     echo("")
     echo(f"outputs in {out}/:")
     echo(f"  table1.md, search.json (the configuration, candidates, memory), "

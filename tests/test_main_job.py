@@ -97,12 +97,16 @@ def test_main_job_prints_table1_and_writes_the_sweep_plot_without_touching_the_t
     assert code == 0, err
     assert "bound to the table hash (verified)" in stdout
     assert "\n  tiny " in stdout and "\n  llama-3.1-8b " in stdout  # the budget's memory, one line each
-    lines = {line.split("  ")[0]: line for line in stdout.splitlines()}
-    found, uniform4, fp16 = (lines[k] for k in ("AutoQRA (found)", "uniform 4-bit, rank 16", "16-bit LoRA, rank 16"))
-    assert "not measured (--real-evals 0)" in found or "table, mean of" in found
-    assert "table, mean of 2 seed(s)" in uniform4 and "yes" in uniform4  # the budget's own configuration fits
+    lines = {line.split("  ")[0].strip(): line for line in stdout.splitlines()}
+    found = lines["AutoQRA (pick)"]
+    uniform4 = lines["uniform 4-bit, rank 16 (QLoRA-style)"]
+    fp16 = lines["16-bit LoRA, rank 16"]
+    best_uniform = lines["best fitting uniform: 4-bit, rank 16"]  # the only uniform pair the table measured
+    assert "not measured (--real-evals 0)" in found or "mean of" in found
+    assert "mean of 2 seed(s): table" in uniform4 and "yes" in uniform4  # the budget's own configuration fits
+    assert "mean of 2 seed(s): table" in best_uniform
     assert "not in table (--live-baselines runs it)" in fp16 and " NO " in fp16
-    assert "predicted eval_loss ± std" in stdout
+    assert "eval_loss ± SE" in stdout and "the best fitting uniform configuration" in stdout
     assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "table1.md").is_file() and (out / "search.json").is_file()
     assert ResultsTable(table).content_hash() == before

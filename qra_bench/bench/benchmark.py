@@ -337,7 +337,7 @@ class Benchmark:
 
     # -- construction ----------------------------------------------------------------------------------------
     @classmethod
-    def load(cls, name_or_path: PathLike, backend: str = "surrogate", budget: "Budget | int | str" = "uniform-4bit",
+    def load(cls, name_or_path: PathLike, backend: str = "surrogate", budget: "Budget | int | str | None" = None,
              *, metric: Optional[str] = None, surrogate: PathLike = "xgb", live_table: Optional[PathLike] = None,
              root: Optional[PathLike] = None) -> "Benchmark":
         """Open a benchmark.
@@ -345,12 +345,13 @@ class Benchmark:
         Parameters
         ----------
         name_or_path
-            A shipped table's name (``tiny-news``: ``datasets_cache/tables/tiny-news``) or a table directory.
+            A scenario's name (``tiny-cipher``; see :mod:`qra_bench.scenarios`: its table, budget and metric are
+            the defaults), a shipped table's name or a table directory.
         backend
             ``table``, ``surrogate``, ``live`` or ``table+live`` (see the module docstring).
         budget
             A budget string (``uniform-4bit``, ``0.8xfp16-lora``, ``60MiB``), bytes or a Budget, evaluated
-            with the table's memory model.
+            with the table's memory model; default: the scenario's budget, else ``uniform-4bit``.
         metric
             ``accuracy`` (higher is better) or ``eval_loss`` (lower is better): what the quality is made of.
         surrogate
@@ -368,6 +369,13 @@ class Benchmark:
             raise QRBenchError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
         if metric is not None and metric not in METRICS:
             raise QRBenchError(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
+        from qra_bench.scenarios import default_budget, scenario_for
+
+        scenario = scenario_for(name_or_path)
+        if scenario is not None:
+            metric = metric or scenario.metric
+            name_or_path = scenario.table
+        budget = default_budget(scenario.name if scenario else name_or_path) if budget is None else budget
         name, table_path = resolve_table(name_or_path, root)
         table = ResultsTable(table_path)
         frame = table.read()

@@ -1,0 +1,56 @@
+"""The scenario registry: one headline, unknown names are one-line errors naming the available ones, and only
+complete scenarios (table, surrogates bound to it, card) are listed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qra_bench.errors import QRBenchError
+from qra_bench.scenarios import SCENARIOS, get_scenario, list_scenarios
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "tiny-news-small"
+KEYS = {"name", "model", "task", "metric", "budget", "budget_bytes", "table", "table_hash", "surrogates", "card",
+        "headline"}
+
+
+def test_exactly_one_shipped_scenario_is_the_headline_and_names_are_unique():
+    assert sum(s.headline for s in SCENARIOS) == 1
+    assert len({s.name for s in SCENARIOS}) == len(SCENARIOS)
+
+
+def test_an_unknown_scenario_is_a_user_error_listing_the_available_ones():
+    with pytest.raises(QRBenchError, match="unknown scenario 'nope'; available:"):
+        get_scenario("nope")
+
+
+def test_a_scenario_without_surrogates_or_card_is_incomplete_and_not_listed(tmp_path):
+    tables = tmp_path / "datasets_cache" / "tables"
+    tables.mkdir(parents=True)
+    shutil.copytree(FIXTURE, tables / "tiny-news")
+    news = next(s for s in SCENARIOS if s.name == "tiny-news")
+    problems = news.problems(tmp_path)
+    assert any("no xgb surrogate" in p for p in problems) and any("no card" in p for p in problems)
+    assert "tiny-news" not in [s.name for s in list_scenarios(root=tmp_path)]
+    with pytest.raises(QRBenchError, match="not complete"):
+        get_scenario("tiny-news", root=tmp_path)
+
+
+def test_scenarios_json_lists_complete_scenarios_with_their_provenance(cli):
+    code, out, err = cli(["scenarios", "--json", "--all"])
+    assert code == 0, err
+    records = json.loads(out)
+    assert {r["name"] for r in records} == {s.name for s in SCENARIOS}
+    for r in records:
+        assert KEYS <= set(r)
+        assert r["budget_bytes"] > 0 and len(r["table_hash"]) == 64
+    code, out, _ = cli(["scenarios", "--json"])
+    assert code == 0 and all(r["complete"] for r in json.loads(out))
+
+
+def test_a_card_of_an_unknown_scenario_exits_2(cli):
+    code, _, err = cli(["scenarios", "--card", "nope"])
+    assert code == 2 and "unknown scenario" in err
