@@ -316,3 +316,42 @@ def test_schema_document_lists_every_column():
     document = (REPO / "docs" / "schema.md").read_text()
     assert schema_markdown() in document
     assert len(COLUMNS) == len(SCHEMA) == 48
+
+
+@pytest.mark.parametrize("code, name", [(28, "ENOSPC"), (30, "EROFS"), (13, "EACCES")])
+def test_a_failed_write_is_one_line_naming_the_cause_and_adds_nothing(tmp_path, monkeypatch, code, name):
+    import os
+
+    from qra_bench.table import TableWriteError
+
+    table = ResultsTable(tmp_path / "t")
+    table.append([make_row("cfg-a")])
+    before = file_bytes(table.path)
+    real_open = open
+
+    def failing_open(file, mode="r", *args, **kwargs):
+        if "x" in mode:
+            raise OSError(code, os.strerror(code), str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", failing_open)
+    with pytest.raises(TableWriteError, match=rf"\({name}\); no part was added") as info:
+        table.append([make_row("cfg-b")])
+    monkeypatch.undo()
+    assert "\n" not in str(info.value) and str(table.path) in str(info.value)
+    assert file_bytes(table.path) == before and len(table.read()) == 1
+
+
+def test_a_table_directory_that_cannot_be_created_is_a_write_error(tmp_path, monkeypatch):
+    from pathlib import Path as _Path
+
+    from qra_bench.table import TableWriteError
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(_Path, "mkdir", refuse)
+    with pytest.raises(TableWriteError, match=r"Permission denied \(EACCES\)"):
+        ResultsTable(tmp_path / "new").append([make_row()])
+    monkeypatch.undo()
+    assert not (tmp_path / "new").exists()
