@@ -514,6 +514,8 @@ def reproduce_table1(
     steps: int = typer.Option(50, help="Training steps of every trial."),
     batch_size: int = typer.Option(8, help="Training batch size (sequences)."),
     backend: str = typer.Option("torchao", help="Quantization backend: torchao, hqq, bnb."),
+    group_size: Optional[int] = typer.Option(None, help="Quantization group size (default: 128, or 64/32 where 128 "
+                                             "does not divide the model's widths)."),
     uniform_bits: str = typer.Option("2,3,4,8,16", help="Bits of the uniform grid (best fitting uniform baseline)."),
     uniform_ranks: str = typer.Option("4,8,16", help="Ranks of the uniform grid."),
     promote: int = typer.Option(3, help="Real trials spent on AutoQRA's top candidates."),
@@ -527,7 +529,7 @@ def reproduce_table1(
 
     spec = ReproduceSpec(out=out, model=model, sft=sft, eval_tasks=eval_tasks, eval_limit=eval_limit or None,
                          eval_metric=eval_metric, budget=budget, device=device, steps=steps, batch_size=batch_size,
-                         backend=backend, uniform_bits=int_list(uniform_bits, "bits"),
+                         backend=backend, group_size=group_size, uniform_bits=int_list(uniform_bits, "bits"),
                          uniform_ranks=int_list(uniform_ranks, "ranks"), promote=promote, surrogate=surrogate, seed=seed,
                          threads=threads, grad_checkpointing=grad_checkpointing)
     run_reproduce(spec, echo=typer.echo)

@@ -38,6 +38,7 @@ class ReproduceSpec:
     eval_limit : lm-eval examples per task (None: all).
     budget : memory budget, named (``uniform-4bit``, ``0.6xfp16-lora``) or absolute (``3.5GiB``).
     device : ``auto``, ``cpu`` or ``cuda``.
+    group_size : quantization group size (None: the largest of 128, 64, 32 that divides every block linear's input).
     uniform_bits, uniform_ranks : the uniform grid searched for the best fitting uniform baseline.
     promote : real trials spent on AutoQRA's top candidates.
     """
@@ -54,6 +55,7 @@ class ReproduceSpec:
     batch_size: int = 8
     lr: Optional[float] = None
     backend: str = "torchao"
+    group_size: Optional[int] = None
     uniform_bits: tuple[int, ...] = (2, 3, 4, 8, 16)
     uniform_ranks: tuple[int, ...] = (4, 8, 16)
     promote: int = 3
@@ -87,7 +89,15 @@ def _select_device(device: str) -> None:
         raise QRBenchError("--device cuda, but no CUDA device is available")
 
 
-def trial_settings(spec: ReproduceSpec):
+def auto_group_size(config) -> int:
+    """The largest of 128, 64, 32 dividing the hidden and intermediate sizes (SmolLM2-135M's 576 needs 64)."""
+    sizes = (int(config.hidden_size), int(config.intermediate_size),
+             int(getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads)
+             * int(config.num_attention_heads))
+    return next((g for g in (128, 64, 32) if all(n % g == 0 for n in sizes)), 16)
+
+
+def trial_settings(spec: ReproduceSpec, group_size: int = 128):
     """The trial recipe of every row: ``spec.steps`` steps, one evaluation at the end."""
     from qra_bench.quant import QuantSettings
     from qra_bench.trial import TrialSettings
@@ -95,7 +105,7 @@ def trial_settings(spec: ReproduceSpec):
     base = TrialSettings()
     return replace(base, max_steps=spec.steps, fidelities=(1.0,), batch_size=spec.batch_size,
                    warmup_steps=min(base.warmup_steps, max(1, spec.steps // 10)), lr=spec.lr or base.lr,
-                   threads=spec.threads, quant=replace(QuantSettings(), backend=spec.backend))
+                   threads=spec.threads, quant=replace(QuantSettings(), backend=spec.backend, group_size=group_size))
 
 
 def _metric_names(row) -> dict[str, float]:
@@ -123,8 +133,8 @@ def run_reproduce(spec: ReproduceSpec, echo: Callable[[str], None] = print) -> d
         raise QRBenchError(f"output folder {out} is not empty; give a new --out")
     if spec.promote < 1:
         raise QRBenchError(f"--promote {spec.promote}: AutoQRA needs at least one real trial")
-    settings = trial_settings(spec)
     base = load_base(spec.model)
+    settings = trial_settings(spec, spec.group_size or auto_group_size(base.model.config))
     task = load_task(spec.sft if spec.sft.startswith("sft:") else f"sft:{spec.sft}", base.tokenizer)
     extras = build_extras(spec.eval_tasks, base.tokenizer, spec.eval_limit, spec.eval_metric, spec.grad_checkpointing)
     device, dtype = compute_device()

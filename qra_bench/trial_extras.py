@@ -7,7 +7,7 @@ row's ``extra_metrics`` instead (``lm_eval`` per-task accuracies, ``grad_checkpo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional
 
 import torch
@@ -31,9 +31,17 @@ class TrialExtras:
 
     scorer: Optional[Scorer] = None
     grad_checkpointing: bool = False
+    _cuda: dict = field(default_factory=dict, repr=False, compare=False)  # peaks of the running trial (bytes)
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
-        """Turn on gradient checkpointing when asked (on the transformers model under peft's wrapper)."""
+        """Turn on gradient checkpointing when asked (on the transformers model under peft's wrapper).
+
+        On CUDA it also splits the peak memory: what setting up took (the bf16 copy, quantization, the static
+        proxies) and, from here on, what fine-tuning and evaluation take -- the memory model's quantity."""
+        if torch.cuda.is_available() and any(p.is_cuda for p in model.parameters()):
+            torch.cuda.synchronize()
+            self._cuda["setup"] = int(torch.cuda.max_memory_allocated())
+            torch.cuda.reset_peak_memory_stats()
         if self.grad_checkpointing:
             inner = model.get_base_model() if hasattr(model, "get_base_model") else model
             inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -44,13 +52,20 @@ class TrialExtras:
         """The memory model's settings with this trial's activation checkpointing."""
         return replace(settings, grad_checkpointing=self.grad_checkpointing) if self.grad_checkpointing else settings
 
+    def cuda_peak(self, device: torch.device) -> Optional[int]:
+        """Peak CUDA memory of the whole trial so far (bytes; None on a CPU), across the split in :meth:`prepare`."""
+        if device.type != "cuda":
+            return None
+        return max(self._cuda.get("setup", 0), int(torch.cuda.max_memory_allocated()))
+
     def score(self, model: torch.nn.Module, device: torch.device, task_accuracy: float) -> tuple[float, dict[str, Any]]:
         """(the row's accuracy, entries for ``extra_metrics``) at one checkpoint."""
         extra: dict[str, Any] = {"grad_checkpointing": True} if self.grad_checkpointing else {}
+        if device.type == "cuda":  # before lm-eval's own forward passes
+            extra["mem_cuda_peak_train_bytes"] = int(torch.cuda.max_memory_allocated())
+            extra["mem_cuda_peak_setup_bytes"] = self._cuda.get("setup")
         if self.scorer is None:
             return task_accuracy, extra
-        if device.type == "cuda":
-            extra["mem_cuda_peak_train_bytes"] = int(torch.cuda.max_memory_allocated())
         scores = self.scorer(model, device)
         mean = float(sum(scores.values()) / len(scores))
         describe = getattr(self.scorer, "describe", None)
