@@ -521,8 +521,11 @@ def _collector_on_full_disk(mount: Path, scratch: Scratch, out: Outcome, quick: 
     before = part_bytes(table)
     cmd = _collect_cmd(table, 1, model="tiny" if quick else None)  # quick: fails before any model is loaded
     code, stderr = run_cli(cmd[len(QRA):], in_process=quick)
+    # Library warnings and progress bars of a worker that loaded a model may precede it: the error is the
+    # last line, the only one of its kind, and there is no traceback.
     lines = [line for line in stderr.splitlines() if line.strip()]
-    out.check(code == 2 and len(lines) == 1 and "qra-bench: error:" in lines[0] and "ENOSPC" in lines[0]
+    errors = [line for line in lines if line.startswith("qra-bench: error:")]
+    out.check(code == 2 and len(errors) == 1 and lines[-1] == errors[0] and "ENOSPC" in errors[0]
               and "Traceback" not in stderr, f"collector on a full disk: rc {code}, {stderr[-300:]!r}")
     out.check(part_bytes(table) == before and not list(table.glob("part-*")), "collector on a full disk wrote a part")
     out.check(not list((table / ".leases").glob("*.lease")) if (table / ".leases").exists() else True,
@@ -744,7 +747,8 @@ def fault_ranges(root: Path, quick: bool) -> Outcome:
     ]
     if not quick:
         cases.append((["sweep", "--budgets", "5:1:3", "--surrogate", str(REPO / "surrogates/tiny-news/xgb"),
-                       "--table", str(REPO / "tests/fixtures/tiny-news-small"), "--out", str(target)],
+                       "--table", str(REPO / "tests/fixtures/tiny-news-small"), "--allow-hash-mismatch",
+                       "--out", str(target)],
                       "must be below HI"))
     for args, message in cases:
         code, stderr = run_cli(args, in_process=quick)

@@ -961,6 +961,23 @@ def _run_local(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker, claims
             w.stop()
 
 
+def run_job_once(job: Job) -> JobOutcome:
+    """:func:`run_job`, unless the job's ok rows are already in the table (read from new parts only).
+
+    Dask runs a task again when its worker dies, even after the trial's part was written: the task's result
+    lived on the dead worker. Under a lease no other collector runs the job, so ok rows mean this very
+    task finished before; it is reported as done instead of being run twice.
+    """
+    from qra_bench.leases import TableWatch
+
+    watch = TableWatch(Path(job.out))
+    watch.refresh()
+    if all((job.config.hash, job.seed, step) in watch.ok for step in job.settings.checkpoints()):
+        return JobOutcome(job.config.hash, job.seed, job.attempt, "ok", 0.0, os.getpid(),
+                          error="already in the table: a rerun of a task whose worker died after writing it")
+    return run_job(job)
+
+
 def _run_dask(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker, claims: "JobClaims") -> None:
     """Run ``jobs`` on a Dask cluster; on any exit (Ctrl-C included) cancel what is left and close the client.
 
@@ -996,7 +1013,7 @@ def _run_dask(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker, claims:
                 job = claims.next(pending)
                 if job is None:
                     return
-                new = client.submit(run_job, job, pure=False)
+                new = client.submit(run_job_once, job, pure=False)
                 futures[new] = job
                 stream.add(new)
 

@@ -33,7 +33,7 @@ from typing import Any, Optional, Sequence, Union
 
 from qra_bench.errors import TableError
 
-__all__ = ["LEASE_DIR", "JobClaims", "LeaseInfo", "LeaseManager", "job_key"]
+__all__ = ["LEASE_DIR", "JobClaims", "LeaseInfo", "LeaseManager", "TableWatch", "job_key"]
 
 #: The hidden subfolder of a table directory that holds the lease files.
 LEASE_DIR = ".leases"
@@ -295,7 +295,7 @@ def job_key(config_hash: str, seed: int) -> str:
     return f"{config_hash}-seed{int(seed)}"
 
 
-class _TableWatch:
+class TableWatch:
     """Ok keys and failed attempts of a table, kept current by reading only the parts added since last time."""
 
     COLUMNS = ["config_hash", "seed", "fidelity", "max_steps", "status", "run_id"]
@@ -352,7 +352,7 @@ class JobClaims:
         self.max_steps, self.max_retries = int(max_steps), int(max_retries)
         self.poll_s = float(poll_s)
         self.leases = LeaseManager(self.table_dir / LEASE_DIR, ttl_s=ttl_s).start()
-        self.watch = _TableWatch(self.table_dir)
+        self.watch = TableWatch(self.table_dir)
         self.deferred: deque = deque()
         self.done_elsewhere: list[str] = []
         self.exhausted: list[str] = []
