@@ -20,9 +20,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 from qra_bench.errors import QRBenchError
 
@@ -47,15 +47,15 @@ class ReproduceSpec:
     model: str = "tiny"
     sft: str = "sft:news-alpaca"
     eval_tasks: str = "shipped"
-    eval_limit: Optional[int] = 100
+    eval_limit: int | None = 100
     eval_metric: str = "acc"
     budget: str = "uniform-4bit"
     device: str = "auto"
     steps: int = 50
     batch_size: int = 8
-    lr: Optional[float] = None
+    lr: float | None = None
     backend: str = "torchao"
-    group_size: Optional[int] = None
+    group_size: int | None = None
     uniform_bits: tuple[int, ...] = (2, 3, 4, 8, 16)
     uniform_ranks: tuple[int, ...] = (4, 8, 16)
     promote: int = 3
@@ -63,7 +63,7 @@ class ReproduceSpec:
     generations: int = 6
     stage2_evals: int = 10
     seed: int = 0
-    threads: Optional[int] = None
+    threads: int | None = None
     grad_checkpointing: bool = False
 
 
@@ -119,8 +119,8 @@ def run_reproduce(spec: ReproduceSpec, echo: Callable[[str], None] = print) -> d
     """
     t_start = time.perf_counter()
     _select_device(spec.device)
-    from qra_bench.memory import MemoryModel
     from qra_bench.arch import ArchSpec
+    from qra_bench.memory import MemoryModel
     from qra_bench.models import load_base
     from qra_bench.space import SearchSpace
     from qra_bench.table import ResultsTable
@@ -195,7 +195,11 @@ def run_reproduce(spec: ReproduceSpec, echo: Callable[[str], None] = print) -> d
 def _autoqra(spec: ReproduceSpec, out: Path, table, budget_bytes: int, real_eval: Callable[[list], Sequence[float]],
              echo: Callable[[str], None]):
     """Fit ``spec.surrogate`` on the table, then AutoQRA (Stage 1 + 2 on the surrogate, ``spec.promote`` real trials)."""
-    from qra_bench.search.surrogate_search import load_problem, search_budget, search_settings
+    from qra_bench.search.surrogate_search import (
+        load_problem,
+        search_budget,
+        search_settings,
+    )
     from qra_bench.surrogate.fit import fit_surrogate
 
     t0 = time.perf_counter()

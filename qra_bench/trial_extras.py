@@ -7,8 +7,9 @@ row's ``extra_metrics`` instead (``lm_eval`` per-task accuracies, ``grad_checkpo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 
@@ -29,7 +30,7 @@ class TrialExtras:
         memory model's activation term follows it.
     """
 
-    scorer: Optional[Scorer] = None
+    scorer: Scorer | None = None
     grad_checkpointing: bool = False
     _cuda: dict = field(default_factory=dict, repr=False, compare=False)  # peaks of the running trial (bytes)
 
@@ -52,7 +53,7 @@ class TrialExtras:
         """The memory model's settings with this trial's activation checkpointing."""
         return replace(settings, grad_checkpointing=self.grad_checkpointing) if self.grad_checkpointing else settings
 
-    def cuda_peak(self, device: torch.device) -> Optional[int]:
+    def cuda_peak(self, device: torch.device) -> int | None:
         """Peak CUDA memory of the whole trial so far (bytes; None on a CPU), across the split in :meth:`prepare`."""
         if device.type != "cuda":
             return None
@@ -74,7 +75,7 @@ class TrialExtras:
         return mean, extra
 
 
-def build_extras(eval_tasks: Optional[str], tokenizer, limit: Optional[int] = None, metric: str = "acc",
+def build_extras(eval_tasks: str | None, tokenizer, limit: int | None = None, metric: str = "acc",
                  grad_checkpointing: bool = False) -> TrialExtras:
     """The extras of the ``--eval``, ``--eval-limit``, ``--eval-metric`` and ``--grad-checkpointing`` options.
 
@@ -83,7 +84,11 @@ def build_extras(eval_tasks: Optional[str], tokenizer, limit: Optional[int] = No
     """
     scorer = None
     if eval_tasks:
-        from qra_bench.tasks.lmeval import LmEvalScorer, LmEvalSettings, parse_eval_tasks
+        from qra_bench.tasks.lmeval import (
+            LmEvalScorer,
+            LmEvalSettings,
+            parse_eval_tasks,
+        )
 
         scorer = LmEvalScorer(LmEvalSettings(tasks=parse_eval_tasks(eval_tasks), limit=limit, metric=metric), tokenizer)
     return TrialExtras(scorer=scorer, grad_checkpointing=grad_checkpointing)

@@ -7,12 +7,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_sft import one_error_line
 
 from qra_bench.cli import main
 from qra_bench.errors import QRBenchError
-from qra_bench.tasks.lmeval import SHIPPED_DIR, SHIPPED_TASKS, LmEvalScorer, LmEvalSettings, make_lm, parse_eval_tasks
-
-from test_sft import one_error_line
+from qra_bench.tasks.lmeval import (
+    SHIPPED_DIR,
+    SHIPPED_TASKS,
+    LmEvalScorer,
+    LmEvalSettings,
+    make_lm,
+    parse_eval_tasks,
+)
 
 
 class _Req:

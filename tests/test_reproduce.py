@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_sft import one_error_line
 
 from qra_bench.cli import main
-
-from test_sft import one_error_line
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_ARGS = ["--model", "tiny", "--sft", "sft:news-alpaca?n=16&eval_n=4&max_len=128",

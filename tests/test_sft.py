@@ -88,7 +88,7 @@ def test_subsample_is_deterministic_and_order_free(tmp_path, tokenizer):
     a = load_task(f"sft:{_write_jsonl(tmp_path / 'a.jsonl', recs)}?n=8&eval_n=5", tokenizer)
     b = load_task(f"sft:{_write_jsonl(tmp_path / 'b.jsonl', recs[::-1])}?n=8&eval_n=5", tokenizer)
     assert len(a.train_prompts) == 8
-    rows = lambda t: sorted(map(tuple, t.train_prompts.tolist()))  # noqa: E731
+    rows = lambda t: sorted(map(tuple, t.train_prompts.tolist()))
     assert rows(a) == rows(b) and sorted(map(tuple, a.eval_prompts.tolist())) == sorted(map(tuple, b.eval_prompts.tolist()))
     again = load_task(f"sft:{tmp_path / 'a.jsonl'}?n=8&eval_n=5", tokenizer)
     assert again.sha256 == a.sha256

@@ -18,7 +18,7 @@ import hashlib
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from lm_eval.api.model import LM
@@ -43,10 +43,10 @@ class LmEvalSettings:
     """
 
     tasks: tuple[str, ...]
-    limit: Optional[int] = None
+    limit: int | None = None
     metric: str = "acc"
     batch_size: int = 16
-    max_length: Optional[int] = None
+    max_length: int | None = None
     num_fewshot: int = 0
 
 
@@ -131,7 +131,7 @@ class QRBenchLM(LM):
     """An lm-eval ``LM`` over a live causal LM (any ``nn.Module`` returning ``.logits``) and its tokenizer."""
 
     def __init__(self, model: torch.nn.Module, tokenizer, device: torch.device, batch_size: int = 16,
-                 max_length: Optional[int] = None) -> None:
+                 max_length: int | None = None) -> None:
         super().__init__()
         self.model, self.tokenizer, self._device = model, tokenizer, device
         config = getattr(model, "config", None)
@@ -161,7 +161,7 @@ class QRBenchLM(LM):
         was_training = self.model.training
         self.model.eval()
         order = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
-        out: list[Optional[tuple[float, bool]]] = [None] * len(pairs)
+        out: list[tuple[float, bool] | None] = [None] * len(pairs)
         pos = 0
         while pos < len(order):
             longest = min(len(pairs[order[pos]][0]) + len(pairs[order[pos]][1]), self.max_length + 1)
@@ -245,7 +245,7 @@ class QRBenchLM(LM):
 
 
 def make_lm(model: torch.nn.Module, tokenizer, device: torch.device, batch_size: int = 16,
-            max_length: Optional[int] = None):
+            max_length: int | None = None):
     """An lm-eval ``LM`` over ``model`` (no copy, no merge: the trial's live quantized + LoRA model)."""
     return QRBenchLM(model, tokenizer, device, batch_size, max_length)
 

@@ -22,7 +22,6 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 from urllib.parse import parse_qsl
 
 import numpy as np
@@ -54,12 +53,12 @@ class SFTSpec:
     source: str
     max_len: int = 256
     loss: str = "response"
-    n: Optional[int] = None
+    n: int | None = None
     eval_n: int = 64
     split: str = "train"
 
     @classmethod
-    def parse(cls, name: str) -> "SFTSpec":
+    def parse(cls, name: str) -> SFTSpec:
         if not name.startswith("sft:") or len(name) <= 4:
             raise QRBenchError(f"an instruction task is named sft:SOURCE (a data file, folder or dataset name), got {name!r}")
         source, _, query = name[4:].partition("?")
@@ -168,7 +167,7 @@ class SFTTaskData(TaskData):
                                                  ignore_index=IGNORE)
 
     @torch.no_grad()
-    def evaluate_sft(self, model: torch.nn.Module, device: torch.device, n_eval: Optional[int] = None,
+    def evaluate_sft(self, model: torch.nn.Module, device: torch.device, n_eval: int | None = None,
                      batch_size: int = 16) -> tuple[float, float, float]:
         """(response-token loss in nats/token, greedy response-token accuracy, held-out LM loss in nats/token)
         on the first ``n_eval`` held-out records (all by default)."""
