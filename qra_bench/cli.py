@@ -208,7 +208,7 @@ def _fractions(text: str) -> tuple[float, ...]:
 def collect(
     out: str = typer.Option(..., help="Results table directory to append to (created if missing; a rerun resumes)."),
     model: str = typer.Option("tiny", help="Base model: tiny, smollm2-135m, or a local transformers directory."),
-    task: str = typer.Option(DEFAULT_TASK, help="Fine-tuning task: news (held-out news LM), cipher (news in a permuted vocabulary) or bbc (topic classification)."),
+    task: str = typer.Option(DEFAULT_TASK, help="Fine-tuning task: news (held-out news LM), cipher (news in a permuted vocabulary), bbc (topic classification) or sft:SOURCE (Alpaca-format data)."),
     design: str = typer.Option("stratified", help="stratified, random, space-filling, importance, file, anchors."),
     n: int = typer.Option(200, help="Configurations in the design, anchors included (file, anchors: all listed)."),
     seeds: str = typer.Option("0", help="Trial seeds: 0 or 0,1,2 or 0-4; every configuration runs once per seed."),
@@ -243,6 +243,10 @@ def collect(
         workers=workers, threads=threads, executor=executor, address=address, max_retries=max_retries,
         design_seed=design_seed, design_file=design_file, importance_file=importance, anchors=anchors,
     )
+    if task.startswith("sft:"):  # bad instruction data: a one-line error before any worker or table file
+        from qra_bench.tasks.sft import check_source
+
+        check_source(task)
     report = run_collection(spec, progress=progress)
     typer.echo(report.summary())
     for line in report.failures:

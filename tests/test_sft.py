@@ -138,3 +138,21 @@ def test_missing_file_is_one_line_error(tmp_path, capsys):
         main(["trial", "--model", "tiny", "--task", f"sft:{tmp_path / 'nope.jsonl'}", "--steps", "1"])
     assert exc.value.code == 2
     assert "does not exist" in one_error_line(capsys.readouterr().err)
+
+
+def test_collect_runs_sft_and_refuses_bad_data_before_writing(tmp_path, capsys):
+    from qra_bench.table import ResultsTable
+
+    bad = _write_jsonl(tmp_path / "bad.jsonl", [{"instruction": "x"}] * 5)
+    out = tmp_path / "bad-table"
+    with pytest.raises(SystemExit) as exc:
+        main(["collect", "--model", "tiny", "--task", f"sft:{bad}", "--design", "random", "--n", "1", "--out", str(out)])
+    assert exc.value.code == 2 and "Alpaca format needs instruction" in one_error_line(capsys.readouterr().err)
+    assert not out.exists()
+    good = tmp_path / "table"
+    task = "sft:news-alpaca?n=16&eval_n=4&max_len=128"
+    main(["collect", "--model", "tiny", "--task", task, "--design", "random", "--n", "1", "--no-anchors",
+          "--steps", "2", "--fidelities", "1.0", "--workers", "1", "--threads", "1", "--no-progress", "--out", str(good)])
+    frame = ResultsTable(good).read()
+    assert len(frame) == 1 and frame["status"].iloc[0] == "ok" and frame["task_name"].iloc[0] == task
+    assert frame["eval_loss"].iloc[0] > 0 and len(frame["task_data_sha256"].iloc[0]) == 64

@@ -255,3 +255,14 @@ def build_sft(name: str, tokenizer) -> SFTTaskData:
         description=f"Alpaca-format instruction data {spec.source}: {len(train)} train / {len(evaluation)} held-out records "
                     f"of {len(records)}, max_len {max_len}, loss on {'response tokens' if spec.loss == 'response' else 'every token'}",
     )
+
+
+def check_source(name: str) -> int:
+    """Parse ``sft:SOURCE?...`` and read its records (no tokenizer, no model): the number of records, or a
+    one-line :class:`QRBenchError` -- for commands that must refuse bad data before starting workers."""
+    spec = SFTSpec.parse(name)
+    n = len(load_records(spec))
+    if n < spec.eval_n + 1:
+        raise QRBenchError(f"sft data {spec.source!r} holds {n} records; it needs more than eval_n={spec.eval_n} "
+                           "(lower it with ?eval_n=...)")
+    return n
