@@ -36,6 +36,7 @@ from qra_bench.models import BaseModel
 from qra_bench.provenance import code_version, host_info, library_versions, utc_now_iso
 from qra_bench.quant import QuantSettings, quantize_blocks, storage_bytes
 from qra_bench.quant.dequant_cache import install_dequant_cache
+from qra_bench.quant.quiet import quiet_stack
 from qra_bench.space import QRConfig
 from qra_bench.table import TrialRow
 from qra_bench.tasks.base import TaskData
@@ -304,7 +305,8 @@ def run_trial(base: BaseModel, task: TaskData, config: QRConfig, seed: int = 0,
     time_proxy = time.perf_counter() - t_proxy
     phases.mark("proxy")
 
-    model = attach_lora(model, config.ranks, s.lora)
+    with quiet_stack():  # peft's merge notice for torchao layers, transformers' deprecation that peft triggers
+        model = attach_lora(model, config.ranks, s.lora)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay) if trainable else None
     measured_bytes = storage_bytes(model)

@@ -50,7 +50,26 @@ def _from_dir(name: str, path: Path, weights_file: str) -> BaseModel:
 
 
 def load_base(name: str) -> BaseModel:
-    """Load a base model by name (``tiny``, ``smollm2-135m``) or by local directory path."""
+    """Load a base model by name (``tiny``, ``smollm2-135m``) or by local directory path.
+
+    Loading imports transformers' quantizers, which import torchao: its known-harmless notices and the
+    per-tensor loading bar are silenced here (:func:`qra_bench.quant.quiet.quiet_stack`).
+    """
+    from transformers.utils import logging as hf_logging
+
+    from qra_bench.quant.quiet import quiet_stack
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with quiet_stack():
+            return _load_base(name)
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
+def _load_base(name: str) -> BaseModel:
     if name == "tiny":
         from qra_bench.models.tiny import TINY_DIR
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from qra_bench.errors import QRBenchError
+from qra_bench.quant.quiet import quiet_stack
 from qra_bench.quant.base import BLOCK_LINEARS, UNQUANTIZED, QuantBackend, QuantSettings, block_linear_modules, decoder_blocks
 from qra_bench.quant.storage import storage_bytes
 
@@ -55,7 +56,8 @@ def quantize_blocks(model: nn.Module, bits: Sequence[int], settings: QuantSettin
     blocks = decoder_blocks(model)
     if len(bits) != len(blocks):
         raise QRBenchError(f"config has {len(bits)} blocks but the model has {len(blocks)}")
-    backend = get_backend(settings)
+    with quiet_stack():  # importing a backend prints known-harmless notices
+        backend = get_backend(settings)
     backend.check_bits(bits)
     t0 = time.perf_counter()
     err_total, norm_total, per_block = 0.0, 0.0, []
@@ -71,7 +73,8 @@ def quantize_blocks(model: nn.Module, bits: Sequence[int], settings: QuantSettin
                     f"group size {settings.group_size} does not divide {name}'s input size {linear.in_features}"
                 )
             reference = w.clone()
-            quantized = backend.quantize_linear(linear, b)
+            with quiet_stack():
+                quantized = backend.quantize_linear(linear, b)
             setattr(parent, attr, quantized)
             err_b += float((backend.dequantized_weight(quantized).float() - reference).pow(2).sum())
         per_block.append((err_b / norm_b) ** 0.5 if norm_b else 0.0)
