@@ -137,3 +137,23 @@ def test_fine_tune_on_local_alpaca_file_scored_by_lm_eval(tmp_path, capsys):
         assert 0.0 <= extra["task_accuracy"] <= 1.0 and extra["lm_eval_setup"]["settings"]["limit"] == 5
         assert row["task_name"].startswith("sft:") and len(row["task_data_sha256"]) == 64
         assert row["eval_loss"] > 0 and row["train_loss"] > 0
+
+
+def test_gradient_checkpointing_trains_the_same_model(tiny):
+    """Recomputing activations changes memory, not the numbers; the memory model charges less for it."""
+    from dataclasses import replace
+
+    from qra_bench.space import SearchSpace
+    from qra_bench.tasks import load_task
+    from qra_bench.trial import TrialSettings, run_trial
+    from qra_bench.trial_extras import TrialExtras
+
+    task = load_task("sft:news-alpaca?n=8&eval_n=2&max_len=96", tiny.tokenizer)
+    settings = replace(TrialSettings(), max_steps=2, fidelities=(1.0,), batch_size=2, lora=replace(TrialSettings().lora, dropout=0.0))
+    cfg = SearchSpace(8).uniform(16, 8)
+    plain = run_trial(tiny, task, cfg, 0, settings).final
+    ckpt = run_trial(tiny, task, cfg, 0, settings, TrialExtras(grad_checkpointing=True)).final
+    assert ckpt.train_loss == pytest.approx(plain.train_loss, rel=1e-4)
+    assert ckpt.eval_loss == pytest.approx(plain.eval_loss, rel=1e-4)
+    assert json.loads(ckpt.extra_metrics)["grad_checkpointing"] is True
+    assert ckpt.mem_predicted_bytes < plain.mem_predicted_bytes
