@@ -9,7 +9,7 @@ starts) is shown separately: it is paid once per worker, whatever the number of 
 transformers and loading the model and task), so the ratio for larger collections is projected from the two
 parts.
 
-Usage: ``python benchmarks/collector_overhead.py [--n 6] [--steps STEPS] [--model tiny]``.
+Usage: ``python benchmarks/collector_overhead.py [--n 6] [--steps STEPS] [--model tiny] [--quick]``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,10 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=None, help="max_steps of a trial (default: the recipe's)")
     ap.add_argument("--model", default="tiny")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--quick", action="store_true", help="one configuration of 2 steps (a smoke run)")
     args = ap.parse_args()
+    if args.quick:
+        args.n, args.steps = 1, args.steps or 2
 
     from qra_bench.collect import CollectSpec, collect
     from qra_bench.table import ResultsTable

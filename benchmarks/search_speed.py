@@ -11,7 +11,7 @@ testing; its "quality" numbers are not results. With ``--surrogate DIR`` a fitte
 (:class:`qra_bench.surrogate.SurrogateArtifact`) predicts instead, on its own search space.
 
 Usage: ``python benchmarks/search_speed.py [--arch llama-3.1-8b] [--budget uniform-4bit] [--seeds 3]
-[--surrogate DIR]``.
+[--surrogate DIR] [--quick]``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ def main() -> int:
     ap.add_argument("--budget", default="uniform-4bit")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--surrogate", default=None, help="directory of a fitted surrogate artifact")
+    ap.add_argument("--quick", action="store_true", help="one seed (a smoke run)")
     args = ap.parse_args()
+    if args.quick:
+        args.seeds = 1
 
     t0 = time.perf_counter()
     from qra_bench.arch import load_arch

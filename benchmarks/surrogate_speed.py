@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=1000, help="single-query calls (median reported)")
     parser.add_argument("--repeats", type=int, default=3, help="batched runs (best reported)")
     parser.add_argument("--threads", type=int, default=1, help="XGBoost threads for prediction")
+    parser.add_argument("--quick", action="store_true", help="2,000 configurations, 50 single calls, one run (a smoke run)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.gp_n, args.calls, args.repeats = 2_000, 500, 50, 1
 
     from qra_bench.errors import QRBenchError
     from qra_bench.surrogate import SurrogateArtifact, make_estimator
