@@ -110,3 +110,27 @@ def test_a_collector_whose_part_write_fails_mid_run_stops_with_status_2(tmp_path
         os.truncate(mount / "filler", (mount / "filler").stat().st_size - 4096)
         faults._collector_on_full_disk(mount, scratch, out, quick=False)
     passed(out)
+
+
+def test_a_dask_rerun_of_a_trial_whose_rows_are_written_does_not_run_it_again(tmp_path):
+    """Dask reruns a task whose worker died even after it wrote its part; the rerun must not add rows."""
+    from qra_bench.collect import Job, run_job_once
+    from qra_bench.space import QRConfig
+    from qra_bench.trial import TrialSettings
+
+    table = tmp_path / "t"
+    shutil.copytree(FIXTURE, table)
+    frame = ResultsTable(table).read()
+    first = frame.iloc[0]
+    trial = frame[(frame["config_hash"] == first["config_hash"]) & (frame["seed"] == first["seed"])]
+    max_steps = int(first["max_steps"])
+    settings = TrialSettings(max_steps=max_steps, fidelities=tuple(sorted(int(f) / max_steps for f in trial["fidelity"])))
+    config = QRConfig(bits=tuple(first["bits"]), ranks=tuple(first["ranks"]))
+    assert config.hash == first["config_hash"] and settings.checkpoints() == sorted(int(f) for f in trial["fidelity"])
+    before = sorted(p.name for p in table.iterdir())
+    outcome = run_job_once(Job(config, int(first["seed"]), 1, "no-such-model", "no-such-task", settings, str(table)))
+    assert outcome.status == "ok" and outcome.part is None and "already in the table" in outcome.error
+    assert sorted(p.name for p in table.iterdir()) == before
+    # a job whose rows are not there is run (here it cannot even load its model: a setup outcome, no rows)
+    other = run_job_once(Job(config, 999, 1, "no-such-model", "no-such-task", settings, str(table)))
+    assert other.status == "setup" and sorted(p.name for p in table.iterdir()) == before
