@@ -85,3 +85,12 @@ def test_gpu_check_without_cuda_says_so_and_runs_nothing(tmp_path):
     assert proc.returncode == 2
     assert "no CUDA device visible to torch" in proc.stderr and "nothing run" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_gpu_check_program_compiles_and_its_imports_resolve():
+    """The CUDA-only Python part of gpu_check.sh cannot run here; it must at least compile and import."""
+    text = (ROOT / "benchmarks" / "gpu_check.sh").read_text()
+    program = text.split("<<'PY'", 1)[1].split("\nPY\n", 1)[0]
+    compile(program, "gpu_check.py", "exec")
+    imports = "\n".join(line for line in program.splitlines() if line.startswith(("import ", "from ")))
+    exec(compile(imports, "gpu_check_imports.py", "exec"), {})
