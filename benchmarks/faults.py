@@ -575,7 +575,7 @@ def fault_dask_worker_killed(root: Path, quick: bool) -> Outcome:
     counts, _ = raw_counts(scratch.path)
     out.check(all(counts[k] == 1 for h, s in keys for k in job_keys(h, s)), "a killed trial was lost or stored twice")
     out.audit += scratch.audit()
-    out.notes.append(f"{n_trials} trials, each worker killed once, stand-in trials")
+    out.notes.append(f"{n_trials} trial{'s' if n_trials > 1 else ''}, each one's worker killed, stand-in trials")
     if not quick:
         _real_dask_collect(root, out)
     return out
