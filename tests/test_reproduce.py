@@ -90,7 +90,7 @@ def test_gpu_check_without_cuda_says_so_and_runs_nothing(tmp_path):
 def test_gpu_check_program_compiles_and_its_imports_resolve():
     """The CUDA-only Python part of gpu_check.sh cannot run here; it must at least compile and import."""
     text = (ROOT / "benchmarks" / "gpu_check.sh").read_text()
-    program = text.split("<<'PY'", 1)[1].split("\nPY\n", 1)[0]
+    program = text.split("<<'PY'", 1)[1].split("\n", 1)[1].split("\nPY\n", 1)[0]
     compile(program, "gpu_check.py", "exec")
     imports = "\n".join(line for line in program.splitlines() if line.startswith(("import ", "from ")))
     exec(compile(imports, "gpu_check_imports.py", "exec"), {})
