@@ -269,14 +269,21 @@ class SimJob:
         return f"config {self.config.hash[:12]} seed {self.seed}"
 
 
-def sim_collector(table: str, keys: list[tuple[str, int]], hold_s: float, log: str, ttl_s: float = 30.0) -> None:
+def sim_collector(table: str, keys: list[tuple[str, int]], hold_s: float, log: str, ttl_s: float = 30.0,
+                  barrier: str = "") -> None:
     """A collector whose trials are stand-ins: claim each job as ``collect`` does, hold it ``hold_s``
-    seconds (the trial), append its rows, release. Each start is logged as ``pid hash seed``."""
+    seconds (the trial), append its rows, release. Each start is logged as ``pid hash seed``. With a
+    ``barrier`` path it first writes ``<barrier>.<pid>`` and waits for ``barrier`` to exist (a common start)."""
     from collections import deque
 
     from qra_bench.leases import JobClaims
 
     steps = [r.fidelity for r in template_rows()]
+    if barrier:
+        Path(f"{barrier}.{os.getpid()}").touch()
+        deadline = time.time() + 120
+        while not Path(barrier).exists() and time.time() < deadline:
+            time.sleep(0.02)
     claims = JobClaims(table, steps, template_rows()[0].max_steps, max_retries=0, ttl_s=ttl_s, poll_s=0.1)
     pending = deque(SimJob(_Cfg(h), s) for h, s in keys)
     try:
@@ -294,13 +301,14 @@ def sim_collector(table: str, keys: list[tuple[str, int]], hold_s: float, log: s
         claims.close()
 
 
-def _spawn_sim(table: Path, keys: list[tuple[str, int]], hold_s: float, log: Path) -> subprocess.Popen:
+def _spawn_sim(table: Path, keys: list[tuple[str, int]], hold_s: float, log: Path, barrier: str = "") -> subprocess.Popen:
     code = ("import sys, json; sys.path.insert(0, sys.argv[1]); import faults; "
-            "faults.sim_collector(sys.argv[2], [tuple(k) for k in json.loads(sys.argv[3])], float(sys.argv[4]), sys.argv[5])")
+            "faults.sim_collector(sys.argv[2], [tuple(k) for k in json.loads(sys.argv[3])], float(sys.argv[4]), "
+            "sys.argv[5], barrier=sys.argv[6])")
     import json
 
     return subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parent), str(table), json.dumps(keys),
-                             str(hold_s), str(log)], start_new_session=True)
+                             str(hold_s), str(log), barrier], start_new_session=True)
 
 
 def _starts(log: Path) -> list[tuple[int, str, int]]:
@@ -318,7 +326,12 @@ def fault_two_collectors(root: Path, quick: bool) -> Outcome:
     for h, s in keys:
         scratch.added |= job_keys(h, s)
     log = root / "two.log"
-    procs = [_spawn_sim(scratch.path, keys, 0.15, log) for _ in range(2)]
+    barrier = root / "go"
+    procs = [_spawn_sim(scratch.path, keys, 0.15, log, str(barrier)) for _ in range(2)]
+    deadline = time.time() + 120
+    while len(list(root.glob("go.*"))) < 2 and time.time() < deadline and all(p.poll() is None for p in procs):
+        time.sleep(0.02)
+    barrier.touch()  # both are ready: they start claiming together
     codes = [p.wait(timeout=300) for p in procs]
     starts = _starts(log)
     started = collections.Counter((h, s) for _, h, s in starts)
