@@ -157,3 +157,12 @@ def test_gradient_checkpointing_trains_the_same_model(tiny):
     assert ckpt.eval_loss == pytest.approx(plain.eval_loss, rel=1e-4)
     assert json.loads(ckpt.extra_metrics)["grad_checkpointing"] is True
     assert ckpt.mem_predicted_bytes < plain.mem_predicted_bytes
+
+
+def test_empty_context_is_scored_after_the_prefix_token(tiny):
+    lm = make_lm(tiny.model, tiny.tokenizer, torch.device("cpu"))
+    ((got, _),) = lm.loglikelihood([_Req("", "The market fell.")])
+    ids = [lm.prefix_id] + tiny.tokenizer("The market fell.", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logp = torch.log_softmax(tiny.model(input_ids=torch.tensor([ids])).logits[0, :-1], dim=-1)
+    assert got == pytest.approx(float(logp.gather(-1, torch.tensor(ids[1:])[:, None]).sum()), abs=1e-3)

@@ -196,10 +196,8 @@ class QRBenchLM(LM):
         pairs = []
         for req in requests:
             context, continuation = req.args
-            if context == "":
-                pairs.append(([self.prefix_id], self._encode(continuation)))
-            else:
-                pairs.append(self._encode_pair(context, continuation))
+            ctx, cont = ([], self._encode(continuation)) if context == "" else self._encode_pair(context, continuation)
+            pairs.append((ctx or [self.prefix_id], cont))  # an empty context is scored after the BOS/EOS token
         return self._score(pairs)
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
