@@ -26,9 +26,10 @@ if has fit; then
   done
 fi
 if has claims; then
-  # The table-1 pick is reused from $R/autoqra_pick_uniform-4bit.jsonl (decided once; --repick for a new one).
-  OMP_NUM_THREADS=1 $PY experiments/claims.py --table $T --surrogate $S/xgb --claim evals_to_target &
-  OMP_NUM_THREADS=1 $PY experiments/claims.py --table $T --surrogate $S/xgb \
+  # On the tiny-news scenario (its table $T, budget and surrogate $S/xgb); the table-1 pick is reused from
+  # $R/autoqra_pick_tiny-news.jsonl (decided once; --repick for a new one).
+  OMP_NUM_THREADS=1 $PY experiments/claims.py --scenario tiny-news --claim evals_to_target &
+  OMP_NUM_THREADS=1 $PY experiments/claims.py --scenario tiny-news \
     --claim table1,spread,proxy,compensation,screening,ablations
   wait
 fi

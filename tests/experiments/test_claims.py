@@ -1,5 +1,6 @@
-"""experiments/claims.py: every claim writes its Markdown with a verdict, the table's hash and (where it uses one)
-the surrogate's manifest hash; a table too small for a claim gets "not testable yet", never a crash.
+"""experiments/claims (the package behind experiments/claims.py): every claim writes its Markdown with a verdict,
+the scenario, the table's hash and (where it uses one) the surrogate's manifest hash; a table too small for a claim
+gets "not testable yet", never a crash.
 
 The tables here are fixtures of the code, not results: the surrogate tests' stand-in function of bits, ranks and
 seeded noise (``tests/surrogate/conftest.py``), on uniform anchors plus random configurations, with made-up
@@ -12,6 +13,7 @@ import hashlib
 import importlib.util
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import pytest
 
 from qra_bench.arch import load_arch
 from qra_bench.memory import MemoryModel, MemorySettings
+from qra_bench.scenarios import SCENARIOS
 from qra_bench.space import QRConfig
 from qra_bench.table import ResultsTable, TrialRow
 
@@ -34,11 +37,16 @@ def _load(name: str, path: Path):
     return module
 
 
-CLAIMS = _load("experiments_claims", _ROOT / "experiments" / "claims.py")
+sys.path.insert(0, str(_ROOT / "experiments"))
+import claims as CLAIMS  # noqa: E402  (the package experiments/claims/)
+
 STANDIN = _load("_claims_standin", _ROOT / "tests" / "surrogate" / "conftest.py")  # two `conftest` modules would clash
 FAST_XGB = {"n_estimators": 10, "calibration_folds": 2, "n_members": 2}
 TABLE_CLAIMS = ("table1", "spread", "proxy", "compensation")
 SURROGATE_CLAIMS = ("table1", "screening", "evals_to_target", "ablations")
+#: The fixtures are judged at tiny-news's budget (uniform-4bit); the default scenario is the headline.
+NEWS = ["--scenario", "tiny-news"]
+PICK = "autoqra_pick_tiny-news.jsonl"
 VERDICT = re.compile(r"^\*\*Verdict:\*\* ((?:supported|not supported|not testable yet: ).*)$", re.M)
 
 
@@ -48,34 +56,38 @@ def _proxies(cfg: QRConfig) -> dict:
     return {"proxy_eval_loss": 1.0 + 3.0 * damage, "proxy_lm_loss": 3.0 + 3.0 * damage, "proxy_recon_error": damage}
 
 
+def standin_memory() -> MemoryModel:
+    """The memory model the stand-in table's rows record (``mem_predicted_bytes``)."""
+    return MemoryModel(load_arch(STANDIN.ARCH), MemorySettings(
+        backend=STANDIN.BACKEND, weight_dtype_bytes=4, meta_dtype_bytes=4, lora_dtype_bytes=4, grad_dtype_bytes=4,
+        optimizer_state_bytes=4, batch_size=16, seq_len=97, activation_dtype_bytes=4))
+
+
+def trial_row(memory: MemoryModel, cfg: QRConfig, seed: int, frac: float, eval_loss: float) -> TrialRow:
+    """One ok row of ``cfg`` in the stand-in's recipe (accuracy follows the loss as in the stand-in)."""
+    settings = STANDIN.TRIAL_SETTINGS
+    return TrialRow(
+        config_hash=cfg.hash, bits=cfg.bits, ranks=cfg.ranks, n_blocks=cfg.n_blocks, avg_bits=cfg.avg_bits,
+        avg_rank=cfg.avg_rank, seed=seed, fidelity=int(frac * settings["max_steps"]), fidelity_frac=frac,
+        max_steps=settings["max_steps"], status="ok", eval_loss=eval_loss, accuracy=(2.0 - eval_loss) / 2.0,
+        mem_predicted_bytes=memory.total_bytes(cfg), time_total_s=60.0 * frac, model_name=STANDIN.ARCH,
+        task_name="standin", model_sha256=STANDIN.MODEL_SHA, task_data_sha256=STANDIN.TASK_SHA,
+        backend=STANDIN.BACKEND, quant_settings=json.dumps(settings["quant"]), trial_settings=json.dumps(settings),
+        lib_versions="{}", code_version="standin", host="standin", device="cpu",
+        started_at="2026-01-01T00:00:00+00:00", finished_at="2026-01-01T00:00:01+00:00", run_id="standin",
+        **_proxies(cfg))
+
+
 def realistic_rows(n_random: int = 30, repeats: int = 5) -> list[TrialRow]:
     """Uniform anchors (bits 2/3/4/8/16 x ranks 4/8/16, seeds 0 and 1) and ``n_random`` random configurations
     (seed 0; the first ``repeats`` also seed 1), at fidelities 0.5 and 1, in the stand-in's recipe."""
-    memory = MemoryModel(load_arch(STANDIN.ARCH), MemorySettings(
-        backend=STANDIN.BACKEND, weight_dtype_bytes=4, meta_dtype_bytes=4, lora_dtype_bytes=4, grad_dtype_bytes=4,
-        optimizer_state_bytes=4, batch_size=16, seq_len=97, activation_dtype_bytes=4))
+    memory = standin_memory()
     space = memory.space
     anchors = [space.config((b,) * space.n_blocks, (r,) * space.n_blocks) for b in (2, 3, 4, 8, 16) for r in (4, 8, 16)]
     randoms = space.sample_batch(np.random.default_rng(1), n_random)
     design = [(c, (0, 1)) for c in anchors] + [(c, (0, 1) if i < repeats else (0,)) for i, c in enumerate(randoms)]
-    settings = STANDIN.TRIAL_SETTINGS
-    rows = []
-    for cfg, seeds in design:
-        total = memory.total_bytes(cfg)
-        for seed in seeds:
-            for frac in (0.5, 1.0):
-                acc = STANDIN.standin_accuracy(cfg, seed, frac)
-                rows.append(TrialRow(
-                    config_hash=cfg.hash, bits=cfg.bits, ranks=cfg.ranks, n_blocks=cfg.n_blocks, avg_bits=cfg.avg_bits,
-                    avg_rank=cfg.avg_rank, seed=seed, fidelity=int(frac * settings["max_steps"]), fidelity_frac=frac,
-                    max_steps=settings["max_steps"], status="ok", eval_loss=2.0 - 2.0 * acc, accuracy=acc,
-                    mem_predicted_bytes=total, time_total_s=60.0 * frac, model_name=STANDIN.ARCH, task_name="standin",
-                    model_sha256=STANDIN.MODEL_SHA, task_data_sha256=STANDIN.TASK_SHA, backend=STANDIN.BACKEND,
-                    quant_settings=json.dumps(settings["quant"]), trial_settings=json.dumps(settings),
-                    lib_versions="{}", code_version="standin", host="standin", device="cpu",
-                    started_at="2026-01-01T00:00:00+00:00", finished_at="2026-01-01T00:00:01+00:00", run_id="standin",
-                    **_proxies(cfg)))
-    return rows
+    return [trial_row(memory, cfg, seed, frac, 2.0 - 2.0 * STANDIN.standin_accuracy(cfg, seed, frac))
+            for cfg, seeds in design for seed in seeds for frac in (0.5, 1.0)]
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +114,7 @@ def _verdict(md: str) -> str:
 
 def test_table_claims_write_markdown_with_verdict_table_hash_and_plot(table, tmp_path, capsys):
     out = tmp_path / "results"
-    assert CLAIMS.main(["--claim", ",".join(TABLE_CLAIMS), "--table", str(table), "--out", str(out)]) == 0
+    assert CLAIMS.main([*NEWS, "--claim", ",".join(TABLE_CLAIMS), "--table", str(table), "--out", str(out)]) == 0
     digest = ResultsTable(table).content_hash()
     for name in TABLE_CLAIMS:
         md = (out / f"claim_{name}.md").read_text()
@@ -114,12 +126,22 @@ def test_table_claims_write_markdown_with_verdict_table_hash_and_plot(table, tmp
         assert (out / f"claim_{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
     assert "| claim | verdict | file |" in printed
+    # The budget is the scenario's (tiny-news: uniform-4bit) evaluated with the table's memory model.
+    memory = standin_memory()
+    four = memory.total_bytes(memory.space.uniform(4, max(memory.space.ranks)))
+    record = json.loads((out / "claim_table1.json").read_text())
+    assert record["scenario"] == "tiny-news" and record["numbers"]["budget_bytes"] == four
+    labels = [r["label"] for r in record["numbers"]["rows"]]
+    assert labels[0].startswith("16-bit LoRA") and labels[1].startswith("uniform 4-bit")
+    assert labels[2].startswith("best fitting uniform") and len(labels) == 3  # no surrogate, so no pick
+    md = (out / "claim_spread.md").read_text()
+    assert "scenario: `tiny-news`" in md and f"--scenario tiny-news --table {table}" in md
 
 
 def test_claims_read_what_the_stand_in_was_built_with(table, tmp_path):
     """The stand-in has a bits x rank interaction (rank helps more at low bits) and proxies that track the bits."""
     out = tmp_path / "results"
-    CLAIMS.main(["--claim", "compensation,proxy,spread", "--table", str(table), "--out", str(out)])
+    CLAIMS.main([*NEWS, "--claim", "compensation,proxy,spread", "--table", str(table), "--out", str(out)])
     assert _verdict((out / "claim_compensation.md").read_text()).startswith("supported")
     proxy = json.loads((out / "claim_proxy.json").read_text())["numbers"]["all"]["proxy_recon_error"]
     assert proxy["n"] == 45 and proxy["spearman"] > 0.5  # more damage before fine-tuning, higher loss after
@@ -133,16 +155,17 @@ def test_a_table_too_small_for_any_claim_gets_not_testable_yet_for_each(tmp_path
     out = tmp_path / "results"
     assert CLAIMS.main(["--claim", "all", "--table", str(small), "--out", str(out)]) == 0
     digest = ResultsTable(small).content_hash()
+    headline = next(s for s in SCENARIOS if s.headline)
     for name in CLAIMS.CLAIMS:
         md = (out / f"claim_{name}.md").read_text()
         assert _verdict(md).startswith("not testable yet: "), (name, _verdict(md))
-        assert digest in md
+        assert digest in md and f"scenario: `{headline.name}`" in md and f"`{headline.budget}`" in md
     assert "not testable yet" in capsys.readouterr().out
 
 
 def test_surrogate_claims_run_and_record_the_surrogate_manifest_hash(table, surrogate, tmp_path):
     out = tmp_path / "results"
-    args = ["--claim", ",".join(SURROGATE_CLAIMS), "--table", str(table), "--surrogate", str(surrogate),
+    args = [*NEWS, "--claim", ",".join(SURROGATE_CLAIMS), "--table", str(table), "--surrogate", str(surrogate),
             "--out", str(out), "--seeds", "0-1", "--max-evals", "6", "--ablation-seeds", "0", "--generations", "2",
             "--stage2-evals", "3"]
     assert CLAIMS.main(args) == 0
@@ -157,17 +180,17 @@ def test_surrogate_claims_run_and_record_the_surrogate_manifest_hash(table, surr
     reach = json.loads((out / "claim_evals_to_target.json").read_text())["numbers"]["evals_to_target"]
     assert set(reach) == {"autoqra", "random", "smac-hpo", "autoqra+screen"} and all(len(v) == 2 for v in reach.values())
     assert (out / "claim_evals_to_target_evaluations.csv").stat().st_size > 0
-    assert json.loads((out / "autoqra_pick_uniform-4bit.jsonl").read_text())["bits"]
+    assert json.loads((out / PICK).read_text())["bits"]
 
 
 def test_a_surrogate_of_another_table_is_refused_unless_allowed(table, surrogate, tmp_path):
     other = tmp_path / "other"
     ResultsTable(other).append(realistic_rows(n_random=2, repeats=0))
     out = tmp_path / "results"
-    CLAIMS.main(["--claim", "screening", "--table", str(other), "--surrogate", str(surrogate), "--out", str(out)])
+    CLAIMS.main([*NEWS, "--claim", "screening", "--table", str(other), "--surrogate", str(surrogate), "--out", str(out)])
     verdict = _verdict((out / "claim_screening.md").read_text())
     assert verdict.startswith("not testable yet:") and "--allow-hash-mismatch" in verdict
-    CLAIMS.main(["--claim", "screening", "--table", str(other), "--surrogate", str(surrogate), "--out", str(out),
+    CLAIMS.main([*NEWS, "--claim", "screening", "--table", str(other), "--surrogate", str(surrogate), "--out", str(out),
                  "--allow-hash-mismatch"])
     md = (out / "claim_screening.md").read_text()
     assert "MISMATCH" in md and "--allow-hash-mismatch" not in _verdict(md)
@@ -179,15 +202,30 @@ def test_user_errors_exit_2_without_a_traceback(tmp_path, capsys):
     assert "unknown claim" in err and "table1" in err and "Traceback" not in err
     assert CLAIMS.main(["--claim", "spread", "--table", str(tmp_path / "missing")]) == 2
     assert "no table at" in capsys.readouterr().err
+    assert CLAIMS.main(["--claim", "spread", "--scenario", "nowhere", "--table", str(tmp_path)]) == 2
+    assert "unknown scenario" in capsys.readouterr().err
+
+
+def test_the_command_line_entry_point_runs_the_package(tmp_path):
+    small = tmp_path / "small"
+    ResultsTable(small).append(realistic_rows(n_random=0)[:2])
+    out = tmp_path / "results"
+    done = subprocess.run([sys.executable, str(_ROOT / "experiments" / "claims.py"), *NEWS, "--claim", "spread",
+                           "--table", str(small), "--out", str(out)], capture_output=True, text=True, cwd=_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("spread: not testable yet") and (out / "claim_spread.md").is_file()
 
 
 def test_screening_refits_out_of_fold_when_the_artifact_has_no_predictions(table, surrogate, tmp_path):
     import shutil
 
     bare = tmp_path / "bare"
-    shutil.copytree(surrogate, bare, ignore=shutil.ignore_patterns("predictions.csv"))
+    from qra_bench.surrogate.artifact import seal
+
+    shutil.copytree(surrogate, bare, ignore=shutil.ignore_patterns("predictions.csv", "SHA256SUMS"))
+    seal(bare)  # an artifact saved without out-of-fold predictions
     out = tmp_path / "results"
-    CLAIMS.main(["--claim", "screening", "--table", str(table), "--surrogate", str(bare), "--out", str(out)])
+    CLAIMS.main([*NEWS, "--claim", "screening", "--table", str(table), "--surrogate", str(bare), "--out", str(out)])
     numbers = json.loads((out / "claim_screening.json").read_text())["numbers"]
     assert "refit" in numbers["source"] and numbers["n_configs"] == 45
     assert not _verdict((out / "claim_screening.md").read_text()).startswith("not testable")
@@ -197,18 +235,59 @@ def test_table1_reuses_the_recorded_pick_and_repick_searches_again(table, surrog
     """A pick is decided once, with the surrogate and table hash that chose it; later runs measure that pick
     rather than moving to whatever a refit would now prefer (which is never in the table yet)."""
     out = tmp_path / "results"
-    fast = ["--table", str(table), "--surrogate", str(surrogate), "--out", str(out), "--generations", "2",
+    fast = [*NEWS, "--table", str(table), "--surrogate", str(surrogate), "--out", str(out), "--generations", "2",
             "--stage2-evals", "3", "--claim", "table1"]
     assert CLAIMS.main(fast) == 0
-    first = json.loads((out / "autoqra_pick_uniform-4bit.jsonl").read_text())
+    first = json.loads((out / PICK).read_text())
     assert first["picked_by"]["table_hash"] == ResultsTable(table).content_hash()
     assert first["picked_by"]["surrogate_manifest_sha256"] == hashlib.sha256((surrogate / "manifest.json").read_bytes()).hexdigest()
     planted = {"bits": [16] * len(first["bits"]), "ranks": [16] * len(first["ranks"])}  # the 16-bit LoRA anchor
-    (out / "autoqra_pick_uniform-4bit.jsonl").write_text(json.dumps(planted) + "\n")
+    (out / PICK).write_text(json.dumps(planted) + "\n")
     assert CLAIMS.main(fast) == 0
     numbers = json.loads((out / "claim_table1.json").read_text())["numbers"]
     assert numbers["autoqra_pick"]["bits"] == planted["bits"]
     assert "reused" in (out / "claim_table1.md").read_text()
     assert CLAIMS.main(fast + ["--repick"]) == 0
-    again = json.loads((out / "autoqra_pick_uniform-4bit.jsonl").read_text())
+    again = json.loads((out / PICK).read_text())
     assert again["bits"] == first["bits"] and again["ranks"] == first["ranks"]
+
+
+def _table1_with_planted_pick(tmp_path: Path, advantage: float) -> dict:
+    """Run the table1 claim on the uniform anchors plus a mixed pick measured at 3 seeds whose mean is
+    ``advantage`` nats better than the best fitting uniform configuration."""
+    memory = standin_memory()
+    space = memory.space
+    rows = realistic_rows(n_random=0)
+    budget = memory.total_bytes(space.uniform(4, max(space.ranks)))
+    full = [r for r in rows if r.fidelity_frac == 1.0]
+    means: dict = {}
+    for r in full:
+        means.setdefault((r.bits, r.ranks), []).append(r.eval_loss)
+    fitting = [np.mean(v) for (b, k), v in means.items() if memory.total_bytes(QRConfig(b, k)) <= budget]
+    half = space.n_blocks // 2
+    pick = space.config((4,) * half + (3,) * (space.n_blocks - half), (16,) * half + (8,) * (space.n_blocks - half))
+    assert memory.total_bytes(pick) <= budget
+    centre = min(fitting) - advantage
+    rows += [trial_row(memory, pick, seed, frac, centre + 0.002 * (seed - 1)) for seed in (0, 1, 2) for frac in (0.5, 1.0)]
+    path = tmp_path / f"table-{advantage:g}"
+    ResultsTable(path).append(rows)
+    out = tmp_path / f"results-{advantage:g}"
+    out.mkdir()
+    (out / PICK).write_text(json.dumps({"bits": list(pick.bits), "ranks": list(pick.ranks)}) + "\n")
+    assert CLAIMS.main([*NEWS, "--claim", "table1", "--table", str(path), "--out", str(out)]) == 0
+    record = json.loads((out / "claim_table1.json").read_text())
+    assert record["numbers"]["rows"][-1]["n_seeds"] == 3 and record["numbers"]["rows"][-1]["bits"] == list(pick.bits)
+    assert record["verdict"] == _verdict((out / "claim_table1.md").read_text())
+    return record
+
+
+def test_table1_is_not_supported_unless_the_pick_beats_the_best_fitting_uniform_by_2_se(tmp_path):
+    """A recorded pick needs no surrogate to be measured; its verdict compares it with the best fitting uniform
+    configuration (2 SE of the difference), not with uniform 4-bit."""
+    close = _table1_with_planted_pick(tmp_path, advantage=0.0005)  # better, but well within 2 SE
+    assert close["verdict"].startswith("not supported — ") and "2 SE" in close["verdict"]
+    assert close["numbers"]["verdict"]["beats_best_fitting_uniform"] is False
+    far = _table1_with_planted_pick(tmp_path, advantage=0.2)  # also better than 16-bit LoRA here
+    assert far["verdict"].startswith("supported — ")
+    assert far["numbers"]["verdict"]["beats_best_fitting_uniform"] is True
+    assert far["numbers"]["verdict"]["within_2se_of_16bit_lora"] is True
