@@ -11,8 +11,8 @@ per claim (the paper's numbers are quoted as the paper reports them, from second
 ``docs/method.md`` describes the method):
 
 - ``table1``: AutoQRA's pick against 16-bit LoRA, uniform 4-bit (QLoRA-style) and the best fitting uniform
-  configuration (:mod:`qra_bench.table1`); supported only where the pick beats the best fitting uniform
-  configuration by more than 2 SE and is not worse than 16-bit LoRA by more than 2 SE.
+  configuration (:mod:`qra_bench.table1`); supported only where the pick fits the budget, beats the best
+  fitting uniform configuration by more than 2 SE and is not worse than 16-bit LoRA by more than 2 SE.
 - ``spread``: spread of the configurations within one budget against the seed noise.
 - ``proxy``: correlation of static proxies (before fine-tuning) with the fine-tuned eval_loss.
 - ``compensation``: does a higher rank recover quality at low bits (bits x rank grid, interaction fit).

@@ -111,8 +111,7 @@ class Context:
     def budget(self) -> tuple[int, str]:
         """(bytes, how they were obtained): the scenario's budget evaluated with the table's memory model."""
         if "budget" not in self._cache:
-            self._cache["budget"] = (int(self.bench().budget.bytes),
-                                     f"`{self.budget_name}` evaluated with the table's memory model (Benchmark.load)")
+            self._cache["budget"] = (int(self.bench().budget.bytes), "evaluated with the table's memory model")
         return self._cache["budget"]
 
     def uniform_row(self, bits: int, rank: int) -> Optional[pd.Series]:

@@ -6,8 +6,8 @@ measured mean, and AutoQRA's pick, each a mean +- standard error over the seeds 
 decided once and recorded (``autoqra_pick_<scenario>.jsonl``, a design file the collector accepts), so later
 runs measure that pick rather than whatever a refit would now prefer.
 
-Verdict: supported only where the measured pick beats the best fitting uniform configuration by more than
-2 SE of the difference and is not worse than 16-bit LoRA by more than 2 SE (when 16-bit LoRA is measured).
+Verdict: supported only where the measured pick fits the budget, beats the best fitting uniform configuration
+by more than 2 SE of the difference and is not worse than 16-bit LoRA by more than 2 SE (when it is measured).
 """
 
 from __future__ import annotations
@@ -92,10 +92,10 @@ def choose_pick(ctx: Context, design: Path) -> tuple[Optional[QRConfig], str, st
     means = ctx.configs.set_index("config_hash")[metric]
     in_table = [c for c in cands if c.config.hash in means.index and math.isfinite(means[c.config.hash])]
     chosen = max(in_table, key=lambda c: sign * float(means[c.config.hash])) if in_table else cands[0]
+    manifest = Path(str(ctx.surrogate_path)) / "manifest.json"  # there is one: the search used the surrogate
     write_pick(design, chosen.config, {
         "method": "autoqra", "seed": 0, "scenario": ctx.scenario.name, "budget": ctx.budget_name,
-        "surrogate": ctx.surrogate_shown, "surrogate_manifest_sha256": sha256_file(Path(ctx.surrogate_path) /
-                                                                                    "manifest.json"),
+        "surrogate": ctx.surrogate_shown, "surrogate_manifest_sha256": sha256_file(manifest),
         "table_hash": ctx.table_hash, "date": time.strftime("%Y-%m-%d", time.gmtime())})
     how = (f"seed 0, search against the surrogate at the budget, then its top {len(cands)} candidates looked up in "
            f"the table, {len(in_table)} of them measured; the pick is the best measured one, else the top "
@@ -212,7 +212,9 @@ def run(ctx: Context, out: Path) -> Claim:
         fp_text = (f"pick {'worse' if worse > 0 else 'not worse'} than 16-bit LoRA by {worse:+.4f} (2 SE = "
                    f"{2 * se:.4f}){'' if close else ', more than 2 SE'}")
     same = [r.label for r in rows[:-1] if (r.bits, r.ranks) == (p.bits, p.ranks)]
-    numbers["verdict"] = {"beats_best_fitting_uniform": beats, "within_2se_of_16bit_lora": close, "why": why}
+    numbers["verdict"] = {"beats_best_fitting_uniform": beats, "within_2se_of_16bit_lora": close, "fits": p.fits,
+                          "why": why}
     reason = (f"AutoQRA's pick is the {same[0].split(' (')[0]} configuration itself; " if same else "") + \
-        f"{why}; {fp_text}"
-    return Claim(NAME, ("supported — " if beats and close else "not supported — ") + reason, body, numbers)
+        ("" if p.fits else f"the pick needs {p.memory_bytes:,} bytes, over the budget; ") + f"{why}; {fp_text}"
+    supported = beats and close and p.fits
+    return Claim(NAME, ("supported — " if supported else "not supported — ") + reason, body, numbers)

@@ -246,6 +246,8 @@ def test_table1_reuses_the_recorded_pick_and_repick_searches_again(table, surrog
     assert CLAIMS.main(fast) == 0
     numbers = json.loads((out / "claim_table1.json").read_text())["numbers"]
     assert numbers["autoqra_pick"]["bits"] == planted["bits"]
+    assert numbers["verdict"]["fits"] is False  # 16-bit LoRA is over the uniform-4bit budget: never supported
+    assert json.loads((out / "claim_table1.json").read_text())["verdict"].startswith("not supported — ")
     assert "reused" in (out / "claim_table1.md").read_text()
     assert CLAIMS.main(fast + ["--repick"]) == 0
     again = json.loads((out / PICK).read_text())
