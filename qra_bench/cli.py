@@ -132,7 +132,7 @@ def trial(
     steps: Optional[int] = typer.Option(None, help="Training steps at full fidelity (default: the recipe's)."),
     backend: str = typer.Option("torchao", help="Quantization backend: torchao, hqq, bnb."),
     group_size: int = typer.Option(128, help="Quantization group size."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: the free cores, affinity minus load)."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate of the LoRA fine-tune (default: the recipe's, 1e-3)."),
     out: Optional[str] = typer.Option(None, help="Append the rows to this results table."),
     eval_tasks: Optional[str] = typer.Option(None, "--eval", help="lm-eval tasks scored at every checkpoint (comma-separated: "
@@ -152,6 +152,14 @@ def trial(
     from qra_bench.trial import run_trial
 
     settings = _trial_settings(steps, backend, group_size, threads, lr)
+    if threads is None:  # the free cores (affinity minus load): never more threads than cores to run them
+        from dataclasses import replace
+
+        from qra_bench.execution import choose_threads
+
+        choice = choose_threads()
+        settings = replace(settings, threads=choice.threads)
+        typer.echo(f"threads: {choice.describe()}", err=True)
     base = load_base(model)
     n_blocks = base.model.config.num_hidden_layers
     space = SearchSpace(n_blocks, bits=(1, 2, 3, 4, 5, 6, 7, 8, 16), ranks=(0, 1, 2, 4, 8, 16, 32, 64))
@@ -434,7 +442,7 @@ def run(
                                          "the run's folder, so the shipped table's hash stays)."),
     live_baselines: bool = typer.Option(False, help="Run the uniform 4-bit / 16-bit rank-16 baselines live when the "
                                         "table lacks them."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads of the real trials (default: all cores)."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads of the real trials (default: the free cores, affinity minus load)."),
     steps: Optional[int] = typer.Option(None, help="Training steps of the real trials (default: the table's recipe)."),
     budgets: int = typer.Option(12, help="Budgets in the sweep over the table's memory range."),
     min_trials: int = typer.Option(10, help="Fewest full-fidelity trials the table must hold."),

@@ -288,7 +288,12 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print,
         raise QRBenchError(f"--real-evals must be >= 0, got {spec.real_evals}")
     if spec.n_budgets < 1:
         raise QRBenchError(f"--budgets must be >= 1, got {spec.n_budgets}")
-    threads = spec.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    # Without --threads: the free cores (affinity minus load), so trials never oversubscribe a shared machine.
+    from qra_bench.execution import choose_threads
+
+    choice = None if spec.threads else choose_threads()
+    threads = spec.threads or choice.threads
+    thread_note = f"{threads} threads" if choice is None else choice.describe()
 
     # 1. table and surrogate ------------------------------------------------------------------------------
     say.stage(1, f"verify the table {spec.table} and the surrogate {spec.surrogate}")
@@ -337,7 +342,7 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print,
 
     # 4. AutoQRA with real trials -------------------------------------------------------------------------
     say.stage(4, f"AutoQRA at {budget.name} against the surrogate with {spec.real_evals} real trials "
-                 f"({threads or 'default'} threads)")
+                 f"({thread_note})")
     outcome, trials = run_search(problem, spec.budget, "autoqra", spec.seed, spec.real_evals,
                                  generations=spec.generations, evals=spec.evals, steps=spec.steps, threads=threads,
                                  progress=say)
