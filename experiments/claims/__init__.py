@@ -30,9 +30,9 @@ configurations with >= 2 seeds. Each module's docstring states its verdict rule,
 
 from __future__ import annotations
 
-from .cli import CLAIMS, MODULES, main, parser, run_claim
+from .cli import CLAIMS, MODULES, context, main, parser, run_claim
 from .context import DEFAULT_SCENARIO, RESULTS, Context, Options
 from .report import VERDICTS, Claim, NotTestable
 
 __all__ = ["CLAIMS", "DEFAULT_SCENARIO", "MODULES", "RESULTS", "VERDICTS", "Claim", "Context", "NotTestable",
-           "Options", "main", "parser", "run_claim"]
+           "Options", "context", "main", "parser", "run_claim"]

@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import Optional
 
 from . import ablations, compensation, evals_to_target, proxy, screening, spread, table1
-from .context import DEFAULT_SCENARIO, RESULTS, Context, Options
+from .context import DEFAULT_SCENARIO, RESULTS, Context, Options, scenario_of_table
 from .report import Claim, NotTestable, json_safe, table
 
 #: Every claim, in the order ``--claim all`` runs them; each module has NAME, TITLE, PAPER, USES_SURROGATE, run.
@@ -63,9 +63,10 @@ def parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(description="Regenerate the paper's claims on a scenario's results table.")
     p.add_argument("--claim", default="all", help=f"all, or a comma list of: {', '.join(CLAIMS)}")
-    p.add_argument("--scenario", default=DEFAULT_SCENARIO,
+    p.add_argument("--scenario", default=None,
                    help=f"scenario whose table, budget, metric and surrogate are used: "
-                        f"{', '.join(s.name for s in SCENARIOS)} (default: the headline, {DEFAULT_SCENARIO})")
+                        f"{', '.join(s.name for s in SCENARIOS)} (default: the one whose table --table names, else "
+                        f"the headline, {DEFAULT_SCENARIO})")
     p.add_argument("--table", default=None, help="results table directory (overrides the scenario's)")
     p.add_argument("--surrogate", default=None,
                    help="surrogate artifact directory (overrides the scenario's xgb surrogate, which is used only "
@@ -85,10 +86,27 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def context(args: argparse.Namespace) -> Context:
+    """The context the parsed command line names: ``--scenario``, else the scenario whose table ``--table``
+    names, else the headline; raises :class:`~qra_bench.errors.QRBenchError` on a user error."""
+    from qra_bench.errors import QRBenchError
+    from qra_bench.scenarios import SCENARIOS
+
+    options = Options(tolerance=args.tolerance, max_evals=args.max_evals, seeds=_int_list(args.seeds),
+                      ablation_seeds=_int_list(args.ablation_seeds), generations=args.generations,
+                      stage2_evals=args.stage2_evals, allow_hash_mismatch=args.allow_hash_mismatch,
+                      repick=args.repick)
+    named = scenario_of_table(args.table) if args.scenario is None and args.table is not None else None
+    wanted = args.scenario or DEFAULT_SCENARIO
+    scenario = named or next((s for s in SCENARIOS if s.name == wanted), None)
+    if scenario is None:
+        raise QRBenchError(f"unknown scenario {wanted!r}; shipped: {', '.join(s.name for s in SCENARIOS)}")
+    return Context(scenario, options, table=args.table, surrogate=args.surrogate)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the claims named on the command line; 0 on success, 2 on a user error (one line, no traceback)."""
     from qra_bench.errors import QRBenchError
-    from qra_bench.scenarios import get_scenario
 
     args = parser().parse_args(argv)
     try:
@@ -98,12 +116,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise QRBenchError(f"unknown claim(s) {', '.join(bad)}; allowed: all, {', '.join(CLAIMS)}")
         if args.max_evals < 1 or not args.tolerance >= 0:
             raise QRBenchError(f"--max-evals must be >= 1 and --tolerance >= 0, got {args.max_evals}, {args.tolerance}")
-        options = Options(tolerance=args.tolerance, max_evals=args.max_evals, seeds=_int_list(args.seeds),
-                          ablation_seeds=_int_list(args.ablation_seeds), generations=args.generations,
-                          stage2_evals=args.stage2_evals, allow_hash_mismatch=args.allow_hash_mismatch,
-                          repick=args.repick)
-        scenario = get_scenario(args.scenario, complete=False)
-        ctx = Context(scenario, options, table=args.table, surrogate=args.surrogate)
+        ctx = context(args)
     except QRBenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -38,6 +38,12 @@ class Options:
     repick: bool = False  # table1: search for a new pick even if one is recorded
 
 
+def scenario_of_table(table: object) -> Optional[Scenario]:
+    """The shipped scenario whose table is at ``table``, or None."""
+    where = Path(str(table)).resolve()
+    return next((s for s in SCENARIOS if Path(s.table_path()).resolve() == where), None)
+
+
 def sha256_file(path: Path) -> str:
     """The sha256 of a file's bytes."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -72,6 +78,8 @@ class Context:
         from qra_bench.table import ResultsTable
 
         self.scenario, self.options = scenario, options
+        if table is not None and Path(table).resolve() == Path(scenario.table_path()).resolve():
+            table = None  # the scenario's own table, named by its path
         self.table_given, self.surrogate_given = table is not None, surrogate is not None
         # Paths as read (absolute for the scenario's own files) and as shown in reports and commands.
         self.table_path = str(table) if table is not None else str(scenario.table_path())

@@ -293,3 +293,18 @@ def test_table1_is_not_supported_unless_the_pick_beats_the_best_fitting_uniform_
     assert far["verdict"].startswith("supported — ")
     assert far["numbers"]["verdict"]["beats_best_fitting_uniform"] is True
     assert far["numbers"]["verdict"]["within_2se_of_16bit_lora"] is True
+
+
+def test_a_scenario_table_named_by_path_is_that_scenario_not_the_headline(tmp_path, monkeypatch):
+    """``--table <data root>/tables/tiny-news`` without ``--scenario`` is the tiny-news scenario (its budget and
+    surrogate), not the headline's budget applied to another table."""
+    monkeypatch.setenv("QRA_BENCH_DATA", str(tmp_path))  # a data root holding a small tiny-news table
+    table = tmp_path / "tables" / "tiny-news"
+    ResultsTable(table).append(realistic_rows(n_random=0)[:2])
+    ctx = CLAIMS.context(CLAIMS.parser().parse_args(["--table", str(table)]))
+    assert ctx.scenario.name == "tiny-news" and ctx.budget_name == "uniform-4bit" and not ctx.table_given
+    assert ctx.surrogate_path == str(tmp_path / "surrogates" / "tiny-news" / "xgb")
+    assert ctx.command("spread", False, CLAIMS.RESULTS) == ".venv/bin/python experiments/claims.py --claim spread " \
+                                                           "--scenario tiny-news"
+    other = CLAIMS.context(CLAIMS.parser().parse_args(["--table", str(table), "--scenario", "tiny-cipher"]))
+    assert other.scenario.name == "tiny-cipher" and other.table_given and other.surrogate_path is None
