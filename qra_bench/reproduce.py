@@ -233,6 +233,17 @@ def _cells(r: MethodRow, mm, tasks: list[str]) -> dict:
             **{t: scores.get(t, math.nan) for t in tasks}, "Avg": row.accuracy}
 
 
+def compact(values: Sequence[int]) -> str:
+    """Per-block values with runs collapsed: ``(4, 4, 4, 8, 2)`` -> ``"4x3 8 2"``."""
+    runs: list[list[int]] = []
+    for v in values:
+        if runs and runs[-1][0] == v:
+            runs[-1][1] += 1
+        else:
+            runs.append([v, 1])
+    return " ".join(f"{v}x{n}" if n > 1 else str(v) for v, n in runs)
+
+
 def write_table1(out: Path, rows: list[MethodRow], mm, spec: ReproduceSpec, record: dict) -> None:
     """``table1.md`` (the paper's layout plus provenance), ``table1.csv`` and ``reproduce.json`` in ``out``."""
     import pandas as pd
@@ -260,11 +271,11 @@ def write_table1(out: Path, rows: list[MethodRow], mm, spec: ReproduceSpec, reco
         lines.append("| " + " | ".join(vals) + " |")
     lines += ["", "Accuracies in %; Mem is the memory model's prediction of training memory. Provenance "
               "(trials in `trials/`, one results-table row each):", "",
-              "| Method | config_hash | run_id | bits | ranks | measured CUDA peak (GB) | note |", "|---|---|---|---|---|---|---|"]
+              "| Method | config_hash | run_id | bits per block | ranks per block | measured CUDA peak (GB) | note |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         peak = "n/a (CPU)" if r.row.mem_cuda_peak_bytes is None else f"{r.row.mem_cuda_peak_bytes / GB:.4f}"
-        lines.append(f"| {r.method} | {r.row.config_hash[:12]} | {r.row.run_id[:12]} | {' '.join(map(str, r.row.bits))} | "
-                     f"{' '.join(map(str, r.row.ranks))} | {peak} | {r.note} |")
+        lines.append(f"| {r.method} | {r.row.config_hash[:12]} | {r.row.run_id[:12]} | {compact(r.row.bits)} | "
+                     f"{compact(r.row.ranks)} | {peak} | {r.note} |")
     lines += ["", f"Model sha256 {record['model_sha256']}; data sha256 {record['task_data_sha256']}; "
               f"{record['n_trials']} trials, wall {record['wall_s']:.1f} s."]
     (out / "table1.md").write_text("\n".join(lines) + "\n")

@@ -28,6 +28,7 @@ def test_table1_on_tiny_writes_the_paper_layout(tmp_path, capsys):
     assert wall < 120, wall
     md = (out / "table1.md").read_text()
     assert "| Method | AvgBit | AvgRank | Mem (GB) | qra_news_cloze | qra_news_topic | Avg |" in md
+    assert "| 16x8 | 16x8 | n/a (CPU) |" in md  # the 16-bit row's per-block vectors, run-length
     frame = pd.read_csv(out / "table1.csv")
     methods = list(frame["Method"])
     assert methods[:2] == ["LoRA (16-bit, r16)", "QLoRA (4-bit, r16)"] and methods[3] == "AutoQRA"
