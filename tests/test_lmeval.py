@@ -51,7 +51,9 @@ def test_loglikelihood_matches_unbatched_forward(tiny):
              ("Shares in the company rose", " sharply."),
              ("A", " b c d e f g h i j k l m n o p"),
              ("Topic:", " sport"),
-             ("The film won", " an award at the festival in Berlin last week.")]
+             ("The film won", " an award at the festival in Berlin last week."),
+             # choices of one context: scored through the shared context's KV cache
+             ("The film won", " nothing."), ("The film won", " a prize"), ("Shares in the company rose", " 5%.")]
     got = lm.loglikelihood([_Req(c, x) for c, x in pairs])
     for (c, x), (ll, greedy) in zip(pairs, got):
         want_ll, want_greedy = _direct_loglikelihood(tiny.model, tiny.tokenizer, c, x)

@@ -160,8 +160,18 @@ class QRBenchLM(LM):
         """(sum log p(continuation | context) in nats, whether it is the greedy continuation) per pair."""
         was_training = self.model.training
         self.model.eval()
-        order = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
         out: list[tuple[float, bool] | None] = [None] * len(pairs)
+        # multiple choice: the choices of one document share its context, which then runs once
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (ctx, cont) in enumerate(pairs):
+            if cont and len(ctx) + len(cont) <= self.max_length:
+                groups.setdefault(tuple(ctx), []).append(i)
+        for ctx_key, idx in groups.items():
+            if len(idx) > 1:
+                for i, res in zip(idx, self._score_shared(list(ctx_key), [pairs[i][1] for i in idx])):
+                    out[i] = res
+        order = sorted((i for i in range(len(pairs)) if out[i] is None),
+                       key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
         pos = 0
         while pos < len(order):
             longest = min(len(pairs[order[pos]][0]) + len(pairs[order[pos]][1]), self.max_length + 1)
@@ -191,6 +201,39 @@ class QRBenchLM(LM):
                 out[i] = (ll, bool((logp.argmax(-1) == target).all()))
         self.model.train(was_training)
         return out  # type: ignore[return-value]
+
+    def _cache_kwarg(self) -> str:
+        """The forward argument that takes a KV cache: ``cache`` (newer transformers) or ``past_key_values``."""
+        import inspect
+
+        inner = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        params = inspect.signature(inner.forward).parameters
+        return "cache" if "cache" in params else "past_key_values"
+
+    @torch.no_grad()
+    def _score_shared(self, ctx: list[int], conts: list[list[int]]) -> list[tuple[float, bool] | None]:
+        """:meth:`_score` for several continuations of one context: the context's forward pass once, its KV
+        cache repeated for a batch of the continuations (padded at the end, after every scored token).
+        All ``None`` when the model returns no cache (the caller then scores them the plain way)."""
+        first = self.model(input_ids=torch.tensor([ctx], device=self._device), use_cache=True)
+        name = self._cache_kwarg()
+        cache = getattr(first, name, None) if name in ("cache", "past_key_values") and name in first else None
+        if cache is None or not hasattr(cache, "batch_repeat_interleave"):
+            return [None] * len(conts)
+        head = torch.log_softmax(first.logits[0, -1].float(), dim=-1)  # predicts every continuation's first token
+        width = max(len(c) for c in conts)
+        cache.batch_repeat_interleave(len(conts))
+        ids = torch.full((len(conts), width), self.pad_id, dtype=torch.long)
+        for row, cont in enumerate(conts):
+            ids[row, : len(cont)] = torch.tensor(cont)
+        mask = torch.ones((len(conts), len(ctx) + width), dtype=torch.long, device=self._device)
+        logits = self.model(input_ids=ids.to(self._device), attention_mask=mask, use_cache=True, **{name: cache}).logits
+        out: list[tuple[float, bool] | None] = []
+        for row, cont in enumerate(conts):
+            logp = torch.cat([head[None], torch.log_softmax(logits[row, : len(cont) - 1].float(), dim=-1)])
+            target = torch.tensor(cont, device=logp.device)
+            out.append((float(logp.gather(-1, target[:, None]).sum()), bool((logp.argmax(-1) == target).all())))
+        return out
 
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         pairs = []
