@@ -27,6 +27,7 @@ from qra_bench.defaults import DEFAULT_TASK
 from qra_bench.models import load_base
 from qra_bench.quant import QuantSettings, quantize_blocks
 from qra_bench.quant.dequant_cache import install_dequant_cache
+from qra_bench.quant.quiet import quiet_stack
 from qra_bench.tasks import load_task
 from qra_bench.trial import TrialSettings, train_step
 
@@ -55,7 +56,8 @@ def _runner(base, backend, bits: int, cached: bool, name: str, n_blocks: int) ->
         quantize_blocks(model, [bits] * n_blocks, QuantSettings(backend=backend))
         if cached and install_dequant_cache(model, backend) == 0:
             raise RuntimeError(f"{name}: no layer was cached")
-    model = attach_lora(model, [8] * n_blocks)
+    with quiet_stack():
+        model = attach_lora(model, [8] * n_blocks)
     trainable = [p for p in model.parameters() if p.requires_grad]
     model.train()
     return _Runner(name, model, torch.optim.AdamW(trainable, lr=1e-3), trainable)

@@ -12,7 +12,8 @@ Per backend (what the uncached CPU forward does, and what is replayed):
 * torchao ``IntxUnpackedToInt8Tensor``: ``F.linear(x, w.dequantize(), b)`` (no activation quantization).
 * HQQ ``HQQLinear`` (PYTORCH backend): ``matmul(x, dequantize().t()) (+= bias)``.
 * bitsandbytes ``Linear4bit``: ``F.linear(x, dequantize_4bit(...), b)``; its backward is
-  ``matmul(grad, W)``, replayed by a small autograd function.
+  ``matmul(grad, W)``: without a bias autograd's own ``linear`` computes exactly that, with one a small
+  autograd function replays it.
 * bitsandbytes ``Linear8bitLt``: only in training mode (``MatMul8bitFp``: ``CB * SCB / 127``, then
   ``F.linear``). In eval mode it quantizes the activations to int8 (``MatMul8bitLt``), which a dense weight
   cannot reproduce, so evaluation keeps the original path.
@@ -122,9 +123,9 @@ def _bnb_forward(module: nn.Module) -> Optional[Callable]:
             if self.compute_dtype is not None and self.compute_dtype != dense.dtype or x.dtype != dense.dtype:
                 return original(x)
             bias = self.bias
-            if bias is not None:
-                bias = bias.to(self.compute_dtype or x.dtype)
-            return _DenseMatmul4bit.apply(x, dense, bias)
+            if bias is None:  # autograd's own linear: the same forward, and the same mm for the input gradient
+                return torch.nn.functional.linear(x, dense)
+            return _DenseMatmul4bit.apply(x, dense, bias.to(self.compute_dtype or x.dtype))
 
         return forward4
     if isinstance(module, bnb.nn.Linear8bitLt):
@@ -143,7 +144,9 @@ def _bnb_forward(module: nn.Module) -> Optional[Callable]:
                     dense = cb.data.to(x.dtype).mul_(scb.unsqueeze(1).mul(1.0 / 127.0))
                 setattr(self, _ATTR, dense)
             bias = self.bias
-            if bias is not None and bias.dtype != x.dtype:
+            if bias is None:
+                return torch.nn.functional.linear(x, dense)
+            if bias.dtype != x.dtype:
                 bias.data = bias.data.to(x.dtype)
             return _DenseMatmul8bitFp.apply(x, dense, bias)
 
