@@ -34,7 +34,7 @@ def _start(out: Path, fast: bool, args: argparse.Namespace) -> subprocess.Popen:
            args.design, "--backend", args.backend, "--workers", "1", "--threads", "1", "--no-progress"]
     if args.steps:
         cmd += ["--steps", str(args.steps), "--fidelities", "1.0"]
-    if args.quick:
+    if not args.anchors:
         cmd += ["--no-anchors"]
     env = dict(os.environ, QRA_BENCH_FAST="1" if fast else "0")
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -45,12 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=20, help="configurations in the design (anchors included)")
     parser.add_argument("--design", default="stratified")
     parser.add_argument("--backend", default="torchao", choices=("torchao", "hqq", "bnb"))
+    parser.add_argument("--no-anchors", dest="anchors", action="store_false",
+                        help="leave out the 15 uniform anchor configurations (then --n may be below 15)")
     parser.add_argument("--steps", type=int, default=None, help="training steps, one checkpoint (default: the recipe)")
     parser.add_argument("--out", default=None, help="folder for the two tables (default: a temporary one)")
     parser.add_argument("--quick", action="store_true", help="1 random configuration, no anchors, 2 steps (a smoke run)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.n, args.steps, args.design = 1, args.steps or 2, "random"
+        args.n, args.steps, args.design, args.anchors = 1, args.steps or 2, "random", False
     root = Path(args.out or tempfile.mkdtemp(prefix="qra-throughput-"))
     outs = {"plain": root / "plain", "fast": root / "fast"}
     t0 = time.perf_counter()
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     joined = frames["plain"].merge(frames["fast"], on=keys, suffixes=("_plain", "_fast"))
     diff = max(float((joined[f"{m}_plain"] - joined[f"{m}_fast"]).abs().max()) for m in METRICS)
     steps = args.steps or "the recipe's"
-    print(f"{args.design} design of {args.n} configurations, {args.backend}, {steps} steps; each path: 1 worker x 1 thread, "
+    print(f"{args.design} design of {args.n} configurations{'' if args.anchors else ' (no anchors)'}, {args.backend}, {steps} steps; each path: 1 worker x 1 thread, "
           f"both running at the same time -> {root}")
     print(f"{'path':<8}{'trials':>8}{'CPU (s)':>10}{'wall (s)':>10}{'trials per core-hour':>22}{'per wall-hour':>15}")
     for name in outs:

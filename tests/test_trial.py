@@ -119,3 +119,17 @@ def test_cached_dequantization_gives_the_same_metrics_and_memory_as_the_plain_pa
     other = run_trial(base, small_news, space.config(bits, (8,) * 8), seed=2, settings=settings).final
     assert (other.proxy_eval_loss, other.proxy_lm_loss) == (fast.final.proxy_eval_loss, fast.final.proxy_lm_loss)
     assert other.time_proxy_s < fast.final.time_proxy_s
+
+
+def test_the_shipped_tables_still_resume_under_the_recipe():
+    # Execution choices (the dequantization cache, proxy reuse, threads) live outside TrialSettings, so the
+    # recorded recipe keeps its fields and the collector's resume guard accepts the shipped tables.
+    from pathlib import Path
+
+    from qra_bench.collect import CollectSpec, _check_table_matches
+    from qra_bench.table import ResultsTable
+
+    table = Path(__file__).resolve().parent.parent / "datasets_cache" / "tables" / "tiny-news"
+    frame = ResultsTable(table).read(dedupe=False, include_failed=True)
+    assert {k for text in frame["trial_settings"].unique() for k in json.loads(text)} == set(json.loads(TrialSettings().to_json()))
+    _check_table_matches(frame, CollectSpec(out=str(table), model="tiny", task="news"), replace(TrialSettings(), threads=1))
