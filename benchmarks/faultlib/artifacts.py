@@ -18,8 +18,6 @@ from faultlib.common import (
 # Fault 4: damaged artifacts
 # =========================================================================================================
 def fault_damaged_artifacts(root: Path, quick: bool) -> Outcome:
-    import json
-
     from qra_bench.surrogate.artifact import SurrogateArtifact
     from qra_bench.table_report import verify_card, write_card
 

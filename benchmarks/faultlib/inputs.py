@@ -61,5 +61,5 @@ def fault_ranges(root: Path, quick: bool) -> Outcome:
     arch = load_arch("tiny")
     model = MemoryModel(arch, MemorySettings(), SearchSpace(arch.n_blocks))
     for text in ("5:1:3", "0.9xfp16-lora:0.3xfp16-lora:4", "uniform-4bit:uniform-4bit:3", "1:2:0", ","):
-        expect_error(out, f"parse_budgets({text!r})", lambda: parse_budgets(text, model), repr(text))
+        expect_error(out, f"parse_budgets({text!r})", lambda text=text: parse_budgets(text, model), repr(text))
     return out
