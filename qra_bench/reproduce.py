@@ -172,7 +172,7 @@ def run_reproduce(spec: ReproduceSpec, echo: Callable[[str], None] = print) -> d
     if not fitting:
         raise QRBenchError(f"no uniform configuration of bits {spec.uniform_bits} x ranks {spec.uniform_ranks} fits "
                            f"the budget {spec.budget}; raise it")
-    best_uniform = max(fitting, key=lambda c: (real(c).accuracy, -mm.total_bytes(c)))
+    best_uniform = max(fitting, key=lambda c: (real(c).accuracy, -mm.total_bytes(c)))  # ties: the smaller memory
     rows.append(MethodRow(f"Best uniform ({best_uniform.bits[0]}-bit, r{best_uniform.ranks[0]})",
                           real(best_uniform), True, f"best of {len(fitting)} fitting uniform pairs"))
     # 4: AutoQRA on a surrogate fitted on the trials just run, top candidates promoted to real trials
@@ -273,7 +273,10 @@ def write_table1(out: Path, rows: list[MethodRow], mm, spec: ReproduceSpec, reco
               "(trials in `trials/`, one results-table row each):", "",
               "| Method | config_hash | run_id | bits per block | ranks per block | measured CUDA peak (GB) | note |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        peak = "n/a (CPU)" if r.row.mem_cuda_peak_bytes is None else f"{r.row.mem_cuda_peak_bytes / GB:.4f}"
+        train = json.loads(r.row.extra_metrics).get("mem_cuda_peak_train_bytes")
+        peak = ("n/a (CPU)" if r.row.mem_cuda_peak_bytes is None else
+                f"{r.row.mem_cuda_peak_bytes / GB:.4f}" + (f" (fine-tuning {train / GB:.4f}, "
+                                                           f"{train / r.row.mem_predicted_bytes:.2f}x predicted)" if train else ""))
         lines.append(f"| {r.method} | {r.row.config_hash[:12]} | {r.row.run_id[:12]} | {compact(r.row.bits)} | "
                      f"{compact(r.row.ranks)} | {peak} | {r.note} |")
     lines += ["", f"Model sha256 {record['model_sha256']}; data sha256 {record['task_data_sha256']}; "
