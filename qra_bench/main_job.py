@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 import sys
 import time
@@ -50,7 +49,6 @@ MIN_FULL_TRIALS = 10
 #: Hyper-parameters of a surrogate fitted on the fly (the estimator's defaults; tests shrink them).
 FIT_PARAMS: dict = {}
 N_STAGES = 6
-_CARD_HASH = re.compile(r"content hash:\s*`([0-9a-f]{64})`")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -132,7 +130,7 @@ def verify_table(path: PathLike, min_trials: int = MIN_FULL_TRIALS) -> TableChec
     stale card, or has fewer than ``min_trials`` full-fidelity ok trials.
     """
     from qra_bench.table import ResultsTable
-    from qra_bench.table_report import CARD_FILE
+    from qra_bench.table_report import verify_card
 
     table = ResultsTable(path)
     collect_hint = (f"collect one with `qra-bench collect --model tiny --task news --design stratified --out {path}`")
@@ -140,18 +138,7 @@ def verify_table(path: PathLike, min_trials: int = MIN_FULL_TRIALS) -> TableChec
         raise QRBenchError(f"no results table at {path}; {collect_hint}")
     validated = table.validate()  # TableError (a QRBenchError) names the first bad part
     content_hash = table.content_hash()
-    card_path = table.path / CARD_FILE
-    card = "no TABLE.md"
-    if card_path.is_file():
-        m = _CARD_HASH.search(card_path.read_text())
-        if m is None:
-            card = "TABLE.md names no content hash"
-        elif m.group(1) != content_hash:
-            raise QRBenchError(f"table {path} has content hash {content_hash[:16]}..., but its {CARD_FILE} says "
-                               f"{m.group(1)[:16]}...: the card is stale; regenerate it with `qra-bench table report "
-                               f"{path}`")
-        else:
-            card = f"{CARD_FILE} hash matches"
+    card = verify_card(path)  # a changed part, an edited parts list or a stale card is a one-line TableError
     frame = table.read()
     full = frame[np.isclose(frame["fidelity_frac"].astype(float), 1.0) & frame["eval_loss"].notna()]
     n_full = int(full.groupby(["config_hash", "seed"]).ngroups) if len(full) else 0
