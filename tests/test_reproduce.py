@@ -95,3 +95,15 @@ def test_gpu_check_program_compiles_and_its_imports_resolve():
     compile(program, "gpu_check.py", "exec")
     imports = "\n".join(line for line in program.splitlines() if line.startswith(("import ", "from ")))
     exec(compile(imports, "gpu_check_imports.py", "exec"), {})
+
+
+@pytest.mark.slow
+def test_gpu_check_program_runs_on_cpu_with_tiny(tmp_path):
+    """ALLOW_CPU=1 runs gpu_check.sh's whole program on the embedded model (about 80 s on 2 busy cores)."""
+    env = {**os.environ, "ALLOW_CPU": "1", "MODEL": "tiny", "STEPS": "1", "EVAL_LIMIT": "2", "OMP_NUM_THREADS": "1",
+           "PYTHON": str(ROOT / ".venv" / "bin" / "python")}
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path / "out")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "7 of 7 configurations ran" in proc.stdout
+    assert len(pd.read_parquet(tmp_path / "out" / "trials")) == 7
