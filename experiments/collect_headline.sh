@@ -2,7 +2,8 @@
 # Collect the headline scenario's table (tiny, task cipher, the recipe's defaults; budget 0.81xfp16-lora) in the
 # order that makes a partial table useful soonest: the uniform anchors at seeds 1 and 2 (the uniform baselines at
 # three seeds), the 20 best fitting configurations measured so far at three seeds, the top quarter of the budget's
-# memory range (experiments/designs/cipher-band.jsonl), the 20 best again, then a stratified design over the whole
+# memory range (experiments/designs/cipher-band.jsonl), AutoQRA, random search and SMAC3 for evaluations to
+# target on live trials (experiments/evals_to_target.py; they grow the table), the 20 best again, then a stratified design over the whole
 # space (for the sweep's other budgets and the surrogates). Every step resumes, so rerunning continues the table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,11 @@ BEST() { (cd experiments && ../.venv/bin/python headline_design.py best --table 
 $Q --design anchors --seeds 0,1,2
 $Q --design file --design-file experiments/designs/cipher-best-a.jsonl --no-anchors --seeds 0,1,2
 $Q --design file --design-file experiments/designs/cipher-band.jsonl --no-anchors --seeds 0
+# Evaluations to target on real trials (table+live: configurations the table lacks are fine-tuned and appended
+# here), two processes side by side, then the analysis.
+E2T="PYTHONUNBUFFERED=1 .venv/bin/python experiments/evals_to_target.py --backend table+live --seeds 0-9 --max-evals 20"
+env $E2T --methods random --no-analysis & env $E2T --methods autoqra,smac-hpo --no-analysis; wait
+env $E2T --methods autoqra,random,smac-hpo --no-run
 BEST cipher-best-b.jsonl
 $Q --design file --design-file experiments/designs/cipher-best-b.jsonl --no-anchors --seeds 0,1,2
 $Q --design stratified --n ${N_STRATIFIED:-300} --seeds 0

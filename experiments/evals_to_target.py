@@ -205,6 +205,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--max-evals", type=int, default=20)
     p.add_argument("--out", default=str(RESULTS / "e2t"))
     p.add_argument("--no-run", action="store_true", help="only analyze the runs already written")
+    p.add_argument("--no-analysis", action="store_true", help="only run (several processes may share the work)")
     a = p.parse_args(argv)
     try:
         if a.max_evals < 1:
@@ -215,6 +216,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not a.no_run:
             run_methods(a.scenario, a.backend, methods, seeds, a.max_evals, out,
                         say=lambda line: print(line, file=sys.stderr, flush=True))
+        if a.no_analysis:
+            return 0
         command = (f"python experiments/evals_to_target.py --scenario {a.scenario} --backend {a.backend} "
                    f"--methods {a.methods} --seeds {a.seeds} --max-evals {a.max_evals}"
                    + (f" --out {a.out}" if Path(a.out).resolve() != (RESULTS / 'e2t').resolve() else ""))
