@@ -3,8 +3,10 @@
 Each path runs in a fresh process (so start-up, imports and loading the model and task are measured too):
 ``plain`` with ``QRA_BENCH_FAST=0`` (no dequantization cache, no proxy reuse, ``no_grad`` evaluation),
 ``fast`` with the default execution. Phases: start-up and load, copy of the base, quantize, dequantization
-cache, static proxies, LoRA attach and bookkeeping, training, and each checkpoint's evaluation. The metrics
-of both paths are compared (they must agree to 1e-6). ``tiny`` runs the trial recipe (``TrialSettings()``);
+cache, static proxies, LoRA attach and bookkeeping, training, and each checkpoint's evaluation. Each phase
+has its wall time and its CPU time (core-seconds of the process, all threads): on a shared machine the two
+paths meet different loads, so shares and speed-ups are taken from CPU time. The metrics of both paths are
+compared (they must agree to 1e-6). ``tiny`` runs the trial recipe (``TrialSettings()``);
 ``smollm2-135m`` runs the low-fidelity recipe of the shipped ``smollm2-news`` table. Run from the root:
 
     .venv/bin/python benchmarks/trial_profile.py [--model tiny|smollm2-135m] [--threads 1] [--quick]
@@ -16,13 +18,13 @@ import time
 
 T_PROCESS = time.perf_counter()
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from dataclasses import replace  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOLLM2_TABLE = ROOT / "datasets_cache" / "tables" / "smollm2-news"
@@ -68,10 +70,11 @@ def measure(args: argparse.Namespace, startup: float | None = None) -> dict:
                        quant=replace(recipe(args.model, args.quick).quant, backend=args.backend))
     n_blocks = base.model.config.num_hidden_layers
     config = SearchSpace(n_blocks, bits=(2, 3, 4, 8, 16), ranks=(4, 8, 16)).config((args.bits,) * n_blocks, (args.rank,) * n_blocks)
-    startup = time.perf_counter() - T_PROCESS if startup is None else startup
+    startup = (time.perf_counter() - T_PROCESS, time.process_time()) if startup is None else startup
     result = run_trial(base, task, config, 0, settings)
-    phases = [("start-up and load", startup)] + list(result.phases)
-    return {"phases": phases, "rows": [[getattr(r, k) for k in METRICS] for r in result.rows]}
+    phases = [("start-up and load", startup[0])] + list(result.phases)
+    cpu = [("start-up and load", startup[1])] + list(result.cpu_phases)
+    return {"phases": phases, "cpu": cpu, "rows": [[getattr(r, k) for k in METRICS] for r in result.rows]}
 
 
 def _in_process(args: argparse.Namespace) -> tuple[dict, dict]:
@@ -79,7 +82,7 @@ def _in_process(args: argparse.Namespace) -> tuple[dict, dict]:
     os.environ["QRA_BENCH_FAST"] = "0"
     plain = measure(args)
     os.environ["QRA_BENCH_FAST"] = "1"
-    fast = measure(args, startup=plain["phases"][0][1])
+    fast = measure(args, startup=(plain["phases"][0][1], plain["cpu"][0][1]))
     return plain, fast
 
 
@@ -134,18 +137,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.model}, task {args.task}, {args.backend} {args.bits}-bit, LoRA rank {args.rank}, {settings.max_steps} steps, "
           f"checkpoints {settings.checkpoints()}, {args.threads} thread(s); {where}")
     a, b = dict(_grouped(plain["phases"])), dict(_grouped(fast["phases"]))
+    ca, cb = dict(_grouped(plain["cpu"])), dict(_grouped(fast["cpu"]))
     names = list(dict.fromkeys(list(a) + list(b)))
-    total_a, total_b = sum(a.values()), sum(b.values())
-    print(f"{'phase':<20}{'plain (s)':>10}{'share':>8}{'fast (s)':>10}{'share':>8}")
+    print(f"{'phase':<20}{'plain wall s':>13}{'CPU s':>8}{'share':>8}{'fast wall s':>13}{'CPU s':>8}{'share':>8}")
     for name in names:
-        sa, sb = a.get(name, 0.0), b.get(name, 0.0)
-        print(f"{name:<20}{sa:>10.2f}{sa / total_a:>8.1%}{sb:>10.2f}{sb / total_b:>8.1%}")
-    print(f"{'total':<20}{total_a:>10.2f}{1:>8.0%}{total_b:>10.2f}{1:>8.0%}")
-    in_trial = lambda d: sum(v for k, v in d.items() if k != "start-up and load")  # noqa: E731
-    for label, d, total in (("plain", a, total_a), ("fast", b, total_b)):
-        print(f"{label}: non-training {1 - d['training'] / total:.1%} of the process, "
-              f"{1 - d['training'] / in_trial(d):.1%} of the trial after start-up")
-    print(f"speed-up: {total_a / total_b:.2f}x per process, {in_trial(a) / in_trial(b):.2f}x per trial after start-up")
+        print(f"{name:<20}{a.get(name, 0.0):>13.2f}{ca.get(name, 0.0):>8.2f}{ca.get(name, 0.0) / sum(ca.values()):>8.1%}"
+              f"{b.get(name, 0.0):>13.2f}{cb.get(name, 0.0):>8.2f}{cb.get(name, 0.0) / sum(cb.values()):>8.1%}")
+    print(f"{'total':<20}{sum(a.values()):>13.2f}{sum(ca.values()):>8.2f}{1:>8.0%}{sum(b.values()):>13.2f}"
+          f"{sum(cb.values()):>8.2f}{1:>8.0%}")
+    in_trial = lambda d: sum(v for k, v in d.items() if k != "start-up and load")
+    for label, d in (("plain", ca), ("fast", cb)):
+        print(f"{label}: non-training {1 - d['training'] / sum(d.values()):.1%} of the process's CPU time, "
+              f"{1 - d['training'] / in_trial(d):.1%} of the trial's after start-up")
+    print(f"speed-up fast over plain (CPU time): {sum(ca.values()) / sum(cb.values()):.2f}x per process, "
+          f"{in_trial(ca) / in_trial(cb):.2f}x per trial after start-up, {ca['training'] / cb['training']:.2f}x in training; "
+          f"wall time: {in_trial(a) / in_trial(b):.2f}x per trial (load-dependent)")
     diff = max(abs(x - y) for ra, rb in zip(plain["rows"], fast["rows"]) for x, y in zip(ra, rb))
     print(f"largest metric difference plain vs fast over every checkpoint: {diff:.1e} (must be <= 1e-6)")
     return 0 if diff <= 1e-6 else 1

@@ -89,11 +89,13 @@ class TrialResult:
     """Everything a trial produced: one row per fidelity checkpoint (last = full fidelity).
 
     phases : wall time (s) of each phase in order (``copy``, ``quantize``, ``dequant cache``, ``proxy``,
-        ``lora``, ``train``, ``eval@<step>``, ...); not recorded in the table, read by the profile benchmark.
+        ``lora``, ``train@<step>``, ``eval@<step>``, ...); ``cpu_phases``: the process CPU time (s, all threads)
+        of the same phases. Not recorded in the table; read by the profile benchmark.
     """
 
     rows: tuple[TrialRow, ...]
     phases: tuple[tuple[str, float], ...] = ()
+    cpu_phases: tuple[tuple[str, float], ...] = ()
 
     @property
     def final(self) -> TrialRow:
@@ -256,17 +258,18 @@ def _proxy_key(base: BaseModel, task: TaskData, config: QRConfig, s: TrialSettin
 
 
 class _Phases:
-    """Wall time of consecutive phases (s)."""
+    """Wall time and process CPU time (s, all threads) of consecutive phases."""
 
     def __init__(self) -> None:
         self.items: list[tuple[str, float]] = []
-        self._t = time.perf_counter()
+        self.cpu: list[tuple[str, float]] = []
+        self._t, self._c = time.perf_counter(), time.process_time()
 
-    def mark(self, name: str) -> float:
-        now = time.perf_counter()
-        seconds, self._t = now - self._t, now
-        self.items.append((name, seconds))
-        return seconds
+    def mark(self, name: str) -> None:
+        now, cpu = time.perf_counter(), time.process_time()
+        self.items.append((name, now - self._t))
+        self.cpu.append((name, cpu - self._c))
+        self._t, self._c = now, cpu
 
 
 def run_trial(base: BaseModel, task: TaskData, config: QRConfig, seed: int = 0,
@@ -360,4 +363,4 @@ def run_trial(base: BaseModel, task: TaskData, config: QRConfig, seed: int = 0,
                 started_at=started_at, finished_at=utc_now_iso(),
             ))
             phases.mark(f"eval@{step + 1}")
-    return TrialResult(tuple(rows), tuple(phases.items))
+    return TrialResult(tuple(rows), tuple(phases.items), tuple(phases.cpu))
