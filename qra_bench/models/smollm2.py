@@ -8,6 +8,7 @@ dequantized state dict is rebuilt into a plain ``LlamaForCausalLM`` and cached u
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import torch
 
@@ -46,16 +47,52 @@ def _gguf_path():
     return target
 
 
+def _converted_dir(gguf: Path) -> Path:
+    """Where the dequantized model is kept as safetensors, next to the GGUF it came from."""
+    return gguf.parent / "converted"
+
+
 def load_smollm2():
-    """Load SmolLM2-135M-Instruct (dequantized Q4_1) as a plain float32 ``LlamaForCausalLM``."""
+    """Load SmolLM2-135M-Instruct (dequantized Q4_1) as a plain float32 ``LlamaForCausalLM``.
+
+    The first load dequantizes the GGUF (slow) and keeps the result as safetensors beside it, stamped with
+    the GGUF's sha256; later loads read that copy (the same float32 tensors). The row identity stays the
+    GGUF's sha256 either way.
+    """
+    import json
+    import os
+    import shutil
+    import tempfile
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from qra_bench.models import BaseModel
 
     gguf = _gguf_path()
+    sha = sha256_file(gguf)
+    converted = _converted_dir(gguf)
+    stamp = converted / "source.json"
+    if stamp.is_file() and json.loads(stamp.read_text()).get("gguf_sha256") == sha:
+        tokenizer = AutoTokenizer.from_pretrained(converted)
+        model = AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32)
+        model.eval()
+        return BaseModel(name="smollm2-135m", sha256=sha, model=model, tokenizer=tokenizer, note=NOTE)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     model = type(loaded)(loaded.config)
     model.load_state_dict(loaded.state_dict())
     model.eval()
-    return BaseModel(name="smollm2-135m", sha256=sha256_file(gguf), model=model, tokenizer=tokenizer, note=NOTE)
+    tmp = None
+    try:  # written to a temporary folder and renamed, so a concurrent loader never reads half a copy
+        tmp = Path(tempfile.mkdtemp(prefix=".converted-", dir=gguf.parent))
+        tmp.chmod(0o755)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "source.json").write_text(json.dumps({"gguf": gguf.name, "gguf_sha256": sha}) + "\n")
+        if converted.exists():
+            shutil.rmtree(converted, ignore_errors=True)
+        os.replace(tmp, converted)
+    except OSError:  # a read-only cache: the next load converts again
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return BaseModel(name="smollm2-135m", sha256=sha, model=model, tokenizer=tokenizer, note=NOTE)
