@@ -52,7 +52,11 @@ _PACKAGES: dict[str, str] = {
     "qra_bench.search.autoqra": "qra_bench.search",
 }
 
-__all__ = ["__version__", *sorted(_API)]
+__all__ = [
+    "BenchSpec", "Benchmark", "MemoryModel", "Optimizer", "QRConfig", "ResultsTable", "Scenario", "SearchSpace",
+    "SurrogateArtifact", "__version__", "autoqra_search", "data_root", "fit_surrogate", "get_scenario",
+    "list_scenarios", "observe_and_suggest", "register_optimizer", "run_benchmark",
+]
 
 if TYPE_CHECKING:
     from qra_bench.bench.benchmark import Benchmark

@@ -26,6 +26,7 @@ def test_every_public_name_resolves_to_its_defining_object():
     from qra_bench.space import QRConfig
 
     names = set(qra_bench.__all__) - {"__version__"}
+    assert names == set(qra_bench._API)  # the literal __all__ (what linters and IDEs read) matches the lazy table
     optional = {"Scenario", "get_scenario", "list_scenarios"}  # the scenario module may not be installed yet
     assert {"Benchmark", "run_benchmark", "register_optimizer", "observe_and_suggest", "Optimizer", "QRConfig",
             "SearchSpace", "MemoryModel", "ResultsTable", "fit_surrogate", "SurrogateArtifact"} <= names
