@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup run test test-slow prepare clean-venv
+.PHONY: setup run lint test test-slow prepare clean-venv
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,12 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/qra-bench run
 
-test: $(STAMP)
+# ruff (lint) and mypy on the package, configured in pyproject.toml; `make test` runs it first.
+lint: $(STAMP)
+	$(BIN)/ruff check qra_bench tests benchmarks examples
+	$(BIN)/mypy
+
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 # Long checks (pretraining rebuild, kill tests): never part of CI.

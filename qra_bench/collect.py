@@ -51,10 +51,8 @@ from __future__ import annotations
 
 import csv
 import ctypes
-import dataclasses
 import json
 import logging
-import math
 import multiprocessing
 import multiprocessing.connection
 import os

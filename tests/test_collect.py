@@ -39,7 +39,6 @@ from qra_bench.collect import (
 )
 from qra_bench.errors import QRBenchError
 from qra_bench.memory import MemoryModel, MemorySettings
-from qra_bench.space import SearchSpace
 from qra_bench.table import ResultsTable
 
 REPO = Path(__file__).resolve().parent.parent

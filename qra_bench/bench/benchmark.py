@@ -252,7 +252,9 @@ class _Live:
 
     def __init__(self, model_name: str, task_name: str, recipe: dict, out: Path) -> None:
         self.model_name, self.task_name, self.recipe, self.out = model_name, task_name, recipe, out
-        self._base = self._task = self._settings = None
+        self._base: Any = None  # BaseModel, TaskData and TrialSettings, loaded on the first live trial
+        self._task: Any = None
+        self._settings: Any = None
 
     @property
     def settings(self):

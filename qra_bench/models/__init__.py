@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from qra_bench.corpora import CACHE_DIR, sha256_file
+from qra_bench.corpora import sha256_file
 from qra_bench.errors import QRBenchError
 
 MODELS = ("tiny", "smollm2-135m")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, cast
 
 import torch
 from torch import nn
@@ -63,7 +63,8 @@ def quantize_blocks(model: nn.Module, bits: Sequence[int], settings: QuantSettin
     err_total, norm_total, per_block = 0.0, 0.0, []
     for block, b in zip(blocks, bits):
         err_b, norm_b = 0.0, 0.0
-        for name, (parent, attr, linear) in block_linear_modules(block).items():
+        for name, (parent, attr, module) in block_linear_modules(block).items():
+            linear = cast(nn.Linear, module)
             w = linear.weight.detach().float()
             norm_b += float(w.pow(2).sum())
             if b == UNQUANTIZED:

@@ -213,7 +213,6 @@ def autoqra_search(
         percent of the data), applied to the predictor's shortlist of each generation.
     """
     settings = settings or AutoQRASettings()
-    full_space, full_pred = space, predictor
     restriction = restrict_axes(space, memory_model, budget, axes)
     if restriction is not None:
         space, memory_model = restriction.space, restriction.memory_model

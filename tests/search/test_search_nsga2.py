@@ -42,7 +42,7 @@ def test_select_fills_by_front_then_crowding():
 def test_hypervolume_of_hand_made_points():
     ref = np.array([4.0, 4.0])
     assert hypervolume_2d(np.array([[1.0, 1.0]]), ref) == pytest.approx(9.0)
-    # Two points: union of [1,4]x[3,4]... staircase: (1,3) and (3,1): 3*1 + 1*... = by hand 3 + 2 + ... 
+    # Two points: union of [1,4]x[3,4]... staircase: (1,3) and (3,1): 3*1 + 1*... = by hand 3 + 2 + ...
     F = np.array([[1.0, 3.0], [3.0, 1.0]])
     # rectangles: (4-1)*(4-3) = 3 from the first, then (4-3)*(3-1) = 2 from the second
     assert hypervolume_2d(F, ref) == pytest.approx(5.0)
