@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 from qra_bench.errors import QRBenchError
 from qra_bench.space import QRConfig
 
-if TYPE_CHECKING:  # heavy (torch); imported where used so that a spawned worker can set threads first
-    from qra_bench.collect.driver import CollectSpec
-    from qra_bench.trial import TrialSettings
+if TYPE_CHECKING:
+    from qra_bench.collect.driver import CollectSpec  # the driver imports this module
+    from qra_bench.trial import TrialSettings  # heavy (torch): imported where used, after a worker sets its threads
 
 __all__ = ["Job", "JobOutcome", "plan_jobs", "run_job"]
 
