@@ -205,8 +205,10 @@ def memory_lines(budget: str, settings) -> list[str]:
         mm = MemoryModel(load_arch(arch), s)
         b = mm.budget(budget)
         bd = mm.breakdown(b.reference) if b.reference is not None else None
-        split = (f" = weights+adapters {_human(bd.weights_and_adapters)} + the rest "
-                 f"(embeddings, optimizer, activations) {_human(bd.total - bd.weights_and_adapters)}") if bd else ""
+        times = f"{b.fraction:g} x (" if b.fraction != 1.0 else ""
+        split = (f" = {times}weights+adapters {_human(bd.weights_and_adapters)} + the rest "
+                 f"(embeddings, optimizer, activations) {_human(bd.total - bd.weights_and_adapters)}"
+                 + (")" if times else "")) if bd else ""
         lines.append(f"  {name:<20}{b.bytes:>16,} bytes ({_human(b.bytes)}){split}")
     return lines
 
@@ -310,7 +312,8 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print,
     s = problem.memory_model.settings
     echo("")
     ref = budget.reference
-    what = f"every block {ref.bits[0]}-bit, LoRA rank {ref.ranks[0]}; " if ref is not None else ""
+    what = ((f"{budget.fraction:g} x " if budget.fraction != 1.0 else "")
+            + f"every block {ref.bits[0]}-bit, LoRA rank {ref.ranks[0]}; ") if ref is not None else ""
     echo(f"memory at {budget.name} ({what}budget convention: memory layout {s.backend}, group {s.group_size}, "
          f"{s.weight_dtype_bytes}-byte weights, batch {s.batch_size} x {s.seq_len} tokens)")
     for line in memory_lines(spec.budget, s):
