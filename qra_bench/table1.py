@@ -58,12 +58,16 @@ class Table1Row:
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
+    def config(self) -> QRConfig:
+        return QRConfig(self.bits, self.ranks)
+
+    @property
     def avg_bits(self) -> float:
-        return float(np.mean(self.bits))
+        return self.config.avg_bits
 
     @property
     def avg_rank(self) -> float:
-        return float(np.mean(self.ranks))
+        return self.config.avg_rank
 
 
 def measure(frame: pd.DataFrame, config_hash: str, metric: str, noise: float = math.nan) -> tuple[float, float, float, int]:
