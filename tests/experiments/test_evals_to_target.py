@@ -1,5 +1,6 @@
 """experiments/evals_to_target.py: censoring of runs that miss the target, and an end-to-end run on the
-shipped tiny-news scenario's surrogate backend (two evaluations per run, so it only proves the plumbing)."""
+shipped tiny-news scenario's surrogate backend (two evaluations per run, so it only proves the plumbing; marked
+slow)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments"))
 import evals_to_target as e2t  # noqa: E402
@@ -21,6 +23,7 @@ def test_a_run_that_never_reaches_the_target_is_censored_at_max_plus_one():
     assert out.loc["b", "first"] == 4 and not out.loc["b", "reached"]
 
 
+@pytest.mark.slow  # about 80 s: the quick path of this script is its censoring rule, tested above
 def test_surrogate_backend_runs_resume_and_report_every_method(tmp_path):
     args = ["--scenario", "tiny-news", "--backend", "surrogate", "--methods", "autoqra,random", "--seeds", "0",
             "--max-evals", "2", "--out", str(tmp_path)]
