@@ -1,4 +1,4 @@
-"""Measure the Stage-0 importance priors (docs/method.md) of the embedded default and write them beside its surrogate.
+"""Measure the Stage-0 importance priors (docs/algorithm.md) of the embedded default and write them beside its surrogate.
 
 I_q from 2L zero-step quantized evaluations, I_r from L + 1 short fine-tunes (a quarter of the recipe's
 steps). The JSON is what ``qra-bench fit --importance`` and the search's warm start read.

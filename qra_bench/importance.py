@@ -1,4 +1,4 @@
-"""Layer importance priors I_q (fidelity) and I_r (plasticity) of the method's Stage 0 (``docs/method.md``).
+"""Layer importance priors I_q (fidelity) and I_r (plasticity) of the method's Stage 0 (``docs/algorithm.md``).
 
 - I_q(l): how much held-out quality degrades when block l alone is pushed to the lowest bit width while
   every other block sits at a reference width (4 bits), measured before any fine-tuning: the increase of

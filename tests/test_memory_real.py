@@ -107,7 +107,7 @@ def test_real_storage_equals_memory_model(qs, bits, ranks):
     # The specified 1 % tolerance on the raw total, then exactness (rotary tables included).
     assert abs(measured - predicted) <= 0.01 * predicted
     assert measured == predicted
-    # Block by block: codes + metadata + 16-bit weights + adapters (the method's M(C) terms, docs/method.md) + norms.
+    # Block by block: codes + metadata + 16-bit weights + adapters (the method's M(C) terms, docs/algorithm.md) + norms.
     blocks = decoder_blocks(model)
     for l, block in enumerate(blocks):
         assert storage_bytes(block) == sum(bd.per_block[l][t] for t in BLOCK_STORAGE_TERMS), f"block {l}"

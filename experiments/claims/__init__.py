@@ -8,7 +8,7 @@ the table's path and content hash, the surrogate's path and manifest hash, the r
 A scenario (:mod:`qra_bench.scenarios`; default: the headline) names the table, the budget (evaluated with the
 table's memory model), the metric and the surrogate; ``--table`` and ``--surrogate`` override them. One module
 per claim (the paper's numbers are quoted as the paper reports them, from secondary sources;
-``docs/method.md`` describes the method):
+``docs/algorithm.md`` describes the method):
 
 - ``table1``: AutoQRA's pick against 16-bit LoRA, uniform 4-bit (QLoRA-style) and the best fitting uniform
   configuration (:mod:`qra_bench.table1`); supported only where the pick fits the budget, beats the best

@@ -188,7 +188,7 @@ class LinearPredictor:
 
 class GPPredictor:
     """Gaussian process on the 2L+2 ordinal encoding (Matern-5/2 with one length scale per feature, plus white
-    noise; the Stage-2 model of ``docs/method.md``), fitted to an optimizer's own observations.
+    noise; the Stage-2 model of ``docs/algorithm.md``), fitted to an optimizer's own observations.
 
     Without ``prior`` it models the quality itself: the screen of an optimizer given no surrogate. With a
     ``prior`` predictor (a surrogate, or a screen fitted on low-fidelity rows) it models the prior's residuals

@@ -1,4 +1,4 @@
-"""Stage 1 (``docs/method.md``): multi-fidelity evolutionary search, as a fast batch function and an ask/tell optimizer.
+"""Stage 1 (``docs/algorithm.md``): multi-fidelity evolutionary search, as a fast batch function and an ask/tell optimizer.
 
 One generation: parents by binary tournament on (front, crowding) from the population; offspring from the four
 operators of :mod:`qra_bench.search.operators` in equal shares (each repaired); every offspring is *screened*

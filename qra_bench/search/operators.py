@@ -1,4 +1,4 @@
-"""Variation operators of Stage 1 (``docs/method.md``), each followed by :meth:`SearchContext.repair`.
+"""Variation operators of Stage 1 (``docs/algorithm.md``), each followed by :meth:`SearchContext.repair`.
 
 - :func:`warm_start`: ``q_l = snap(q_min + (q_max - q_min) I_q(l))``, ``r_l = snap(r_min + (r_max - r_min) I_r(l))``
   (nearest rung by value; ties go to the lower rung), then repair.
