@@ -10,10 +10,13 @@ import subprocess
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from faultlib.collectors import SimJob  # noqa: E402
+from faultlib.collectors import _Cfg as SimCfg  # noqa: E402
 
 from qra_bench.leases import LEASE_DIR, JobClaims, LeaseInfo, LeaseManager, job_key
 from qra_bench.table import ResultsTable
@@ -119,20 +122,7 @@ def test_readers_and_the_content_hash_ignore_leases(tmp_path):
     assert len(ResultsTable(table).part_paths()) == len(list(FIXTURE.glob("part-*.parquet")))
 
 
-@dataclass(frozen=True)
-class _Cfg:
-    hash: str
-
-
-@dataclass(frozen=True)
-class _Job:
-    config: _Cfg
-    seed: int
-    attempt: int = 1
-
-    @property
-    def label(self) -> str:
-        return f"config {self.config.hash[:12]} seed {self.seed}"
+_Job, _Cfg = SimJob, SimCfg  # the stand-in job of the fault benchmark: config.hash, seed, attempt, label
 
 
 def test_claims_skip_jobs_finished_elsewhere_and_defer_jobs_held_by_a_live_collector(tmp_path):
