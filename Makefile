@@ -24,9 +24,10 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/qra-bench run
 
-# ruff (lint) and mypy on the package, configured in pyproject.toml; `make test` runs it first.
+# ruff (lint and format) and mypy on the package, configured in pyproject.toml; `make test` runs it first.
 lint: $(STAMP)
-	$(BIN)/ruff check qra_bench tests benchmarks examples
+	$(BIN)/ruff check qra_bench tests benchmarks examples experiments
+	$(BIN)/ruff format --check qra_bench tests benchmarks examples experiments
 	$(BIN)/mypy
 
 test: $(STAMP) lint

@@ -37,8 +37,16 @@ def main() -> int:
     from qra_bench.trial import TrialSettings
 
     out = Path(args.out or tempfile.mkdtemp(prefix="qra-overhead-")) / "table"
-    spec = CollectSpec(out=str(out), model=args.model, design="random", n=args.n, anchors=False, workers=1, threads=1,
-                       settings=TrialSettings(max_steps=args.steps) if args.steps else TrialSettings())
+    spec = CollectSpec(
+        out=str(out),
+        model=args.model,
+        design="random",
+        n=args.n,
+        anchors=False,
+        workers=1,
+        threads=1,
+        settings=TrialSettings(max_steps=args.steps) if args.steps else TrialSettings(),
+    )
     started = datetime.now().astimezone()
     report = collect(spec, progress=False)
     print(report.summary())
@@ -53,18 +61,28 @@ def main() -> int:
     startup_s = (first_start - started).total_seconds()
     wall = report.wall_s
     print()
-    print(f"{'trials':<34}{len(final):>10}     (1 worker, 1 thread, max_steps {spec.settings.max_steps}, "
-          f"fidelities {spec.settings.fidelities})")
+    print(
+        f"{'trials':<34}{len(final):>10}     (1 worker, 1 thread, max_steps {spec.settings.max_steps}, "
+        f"fidelities {spec.settings.fidelities})"
+    )
     print(f"{'collector wall time':<34}{wall:>10.1f} s")
-    print(f"{'sum of trials time_total_s':<34}{trial_s:>10.1f} s   (train {train_s:.1f} s + eval {eval_s:.1f} s "
-          f"= {train_s + eval_s:.1f} s; quantize, proxies, copies {trial_s - train_s - eval_s:.1f} s)")
-    print(f"{'wall / sum of trials':<34}{wall / trial_s:>10.3f}     overhead {100 * (wall / trial_s - 1):+.1f} % "
-          f"(target <= 5 %)")
+    print(
+        f"{'sum of trials time_total_s':<34}{trial_s:>10.1f} s   (train {train_s:.1f} s + eval {eval_s:.1f} s "
+        f"= {train_s + eval_s:.1f} s; quantize, proxies, copies {trial_s - train_s - eval_s:.1f} s)"
+    )
+    print(
+        f"{'wall / sum of trials':<34}{wall / trial_s:>10.3f}     overhead {100 * (wall / trial_s - 1):+.1f} % "
+        f"(target <= 5 %)"
+    )
     print(f"{'wall / sum of train + eval':<34}{wall / (train_s + eval_s):>10.3f}")
-    print(f"{'  start-up until the first trial':<34}{startup_s:>10.1f} s   (spawn, imports, model and task loading; once per worker)")
+    print(
+        f"{'  start-up until the first trial':<34}{startup_s:>10.1f} s   (spawn, imports, model and task loading; once per worker)"
+    )
     per_trial_gap = (wall - startup_s - trial_s) / len(final)
-    print(f"{'  everything else':<34}{wall - startup_s - trial_s:>10.1f} s   ({per_trial_gap:.2f} s per trial: "
-          "dispatch, part writes, result handling)")
+    print(
+        f"{'  everything else':<34}{wall - startup_s - trial_s:>10.1f} s   ({per_trial_gap:.2f} s per trial: "
+        "dispatch, part writes, result handling)"
+    )
     mean_trial = trial_s / len(final)
     for n in (50, 200):
         projected = (startup_s + n * (mean_trial + per_trial_gap)) / (n * mean_trial)

@@ -24,14 +24,37 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-METRICS = ("eval_loss", "accuracy", "lm_loss", "train_loss", "proxy_eval_loss", "proxy_accuracy", "proxy_lm_loss",
-           "proxy_recon_error")
+METRICS = (
+    "eval_loss",
+    "accuracy",
+    "lm_loss",
+    "train_loss",
+    "proxy_eval_loss",
+    "proxy_accuracy",
+    "proxy_lm_loss",
+    "proxy_recon_error",
+)
 GOAL = 1.4
 
 
 def _start(out: Path, fast: bool, args: argparse.Namespace) -> subprocess.Popen:
-    cmd = [str(Path(sys.executable).parent / "qra-bench"), "collect", "--out", str(out), "--n", str(args.n), "--design",
-           args.design, "--backend", args.backend, "--workers", "1", "--threads", "1", "--no-progress"]
+    cmd = [
+        str(Path(sys.executable).parent / "qra-bench"),
+        "collect",
+        "--out",
+        str(out),
+        "--n",
+        str(args.n),
+        "--design",
+        args.design,
+        "--backend",
+        args.backend,
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     if args.steps:
         cmd += ["--steps", str(args.steps), "--fidelities", "1.0"]
     if not args.anchors:
@@ -45,11 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=20, help="configurations in the design (anchors included)")
     parser.add_argument("--design", default="stratified")
     parser.add_argument("--backend", default="torchao", choices=("torchao", "hqq", "bnb"))
-    parser.add_argument("--no-anchors", dest="anchors", action="store_false",
-                        help="leave out the 15 uniform anchor configurations (then --n may be below 15)")
+    parser.add_argument(
+        "--no-anchors",
+        dest="anchors",
+        action="store_false",
+        help="leave out the 15 uniform anchor configurations (then --n may be below 15)",
+    )
     parser.add_argument("--steps", type=int, default=None, help="training steps, one checkpoint (default: the recipe)")
     parser.add_argument("--out", default=None, help="folder for the two tables (default: a temporary one)")
-    parser.add_argument("--quick", action="store_true", help="1 random configuration, no anchors, 2 steps (a smoke run)")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 random configuration, no anchors, 2 steps (a smoke run)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.steps, args.design, args.anchors = 1, args.steps or 2, "random", False
@@ -84,14 +113,20 @@ def main(argv: list[str] | None = None) -> int:
     joined = frames["plain"].merge(frames["fast"], on=keys, suffixes=("_plain", "_fast"))
     diff = max(float((joined[f"{m}_plain"] - joined[f"{m}_fast"]).abs().max()) for m in METRICS)
     steps = args.steps or "the recipe's"
-    print(f"{args.design} design of {args.n} configurations{'' if args.anchors else ' (no anchors)'}, {args.backend}, {steps} steps; each path: 1 worker x 1 thread, "
-          f"both running at the same time -> {root}")
+    print(
+        f"{args.design} design of {args.n} configurations{'' if args.anchors else ' (no anchors)'}, {args.backend}, {steps} steps; each path: 1 worker x 1 thread, "
+        f"both running at the same time -> {root}"
+    )
     print(f"{'path':<8}{'trials':>8}{'CPU (s)':>10}{'wall (s)':>10}{'trials per core-hour':>22}{'per wall-hour':>15}")
     for name in outs:
-        print(f"{name:<8}{done[name]:>8}{cpu[name]:>10.1f}{wall[name]:>10.1f}{rate[name]:>22.1f}{wall_rate[name]:>15.1f}")
+        print(
+            f"{name:<8}{done[name]:>8}{cpu[name]:>10.1f}{wall[name]:>10.1f}{rate[name]:>22.1f}{wall_rate[name]:>15.1f}"
+        )
     ratio = rate["fast"] / rate["plain"]
-    print(f"throughput ratio fast / plain: {ratio:.2f}x per core-hour (goal >= {GOAL}x: {'met' if ratio >= GOAL else 'NOT met'}), "
-          f"{wall_rate['fast'] / wall_rate['plain']:.2f}x per wall-hour")
+    print(
+        f"throughput ratio fast / plain: {ratio:.2f}x per core-hour (goal >= {GOAL}x: {'met' if ratio >= GOAL else 'NOT met'}), "
+        f"{wall_rate['fast'] / wall_rate['plain']:.2f}x per wall-hour"
+    )
     print(f"rows compared: {len(joined)}; largest metric difference: {diff:.1e} (must be <= 1e-6)")
     return 0 if diff <= 1e-6 and len(joined) == len(frames["plain"]) else 1
 

@@ -40,7 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from faultlib.artifacts import fault_damaged_artifacts  # noqa: E402
 from faultlib.collectors import (  # noqa: E402,F401  (names the tests use)
-    _real_dask_collect, _real_two_collectors, fault_dask_worker_killed, fault_two_collectors, sim_collector,
+    _real_dask_collect,
+    _real_two_collectors,
+    fault_dask_worker_killed,
+    fault_two_collectors,
+    sim_collector,
 )
 from faultlib.common import Audit, Outcome, fixture_copy, job_rows, tmpfs, _fill  # noqa: E402,F401
 from faultlib.inputs import fault_hostile_api, fault_ranges  # noqa: E402
@@ -48,8 +52,12 @@ from faultlib.storage import _collector_on_full_disk, fault_write_errors  # noqa
 
 
 FAULTS: dict[int, Callable[[Path, bool], Outcome]] = {
-    1: fault_two_collectors, 2: fault_write_errors, 3: fault_dask_worker_killed, 4: fault_damaged_artifacts,
-    5: fault_hostile_api, 6: fault_ranges,
+    1: fault_two_collectors,
+    2: fault_write_errors,
+    3: fault_dask_worker_killed,
+    4: fault_damaged_artifacts,
+    5: fault_hostile_api,
+    6: fault_ranges,
 }
 
 
@@ -90,8 +98,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     outcomes, total = run(only, args.quick, Path(args.keep) if args.keep else None)
     passed = sum(o.passed for o in outcomes)
     cases = sum(o.cases for o in outcomes)
-    print(f"{passed}/{len(outcomes)} faults passed, {cases} cases, {time.perf_counter() - t0:.1f} s"
-          f"{' (quick)' if args.quick else ''}")
+    print(
+        f"{passed}/{len(outcomes)} faults passed, {cases} cases, {time.perf_counter() - t0:.1f} s"
+        f"{' (quick)' if args.quick else ''}"
+    )
     print(f"{total.lost} rows lost, {total.duplicates} duplicates, {total.corrupt} corrupt parts")
     return 0 if passed == len(outcomes) and total == Audit() else 1
 

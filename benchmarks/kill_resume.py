@@ -54,8 +54,11 @@ def raw_keys(table: Path) -> tuple[list[tuple], list[str]]:
 def group_alive(pgid: int) -> list[str]:
     """Live (non-zombie) processes of the process group ``pgid``."""
     out = subprocess.run(["ps", "-eo", "pid=,pgid=,stat=,args="], capture_output=True, text=True).stdout
-    return [line.strip()[:100] for line in out.splitlines()
-            if line.split()[1] == str(pgid) and not line.split()[2].startswith("Z")]
+    return [
+        line.strip()[:100]
+        for line in out.splitlines()
+        if line.split()[1] == str(pgid) and not line.split()[2].startswith("Z")
+    ]
 
 
 def small_model(path: Path) -> str:
@@ -66,9 +69,17 @@ def small_model(path: Path) -> str:
     from qra_bench.models.tiny import TINY_DIR
 
     tokenizer = AutoTokenizer.from_pretrained(TINY_DIR)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, head_dim=64, tie_word_embeddings=True,
-                         max_position_embeddings=256)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=64,
+        tie_word_embeddings=True,
+        max_position_embeddings=256,
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -96,10 +107,34 @@ def main() -> int:
     if args.quick:
         sys.path.insert(0, str(REPO))
         args.model = small_model(out.parent / "small-model")
-    cmd = [sys.executable, "-m", "qra_bench.cli", "collect", "--model", args.model, "--design", "random",
-           "--n", str(args.n), "--no-anchors", "--seeds", args.seeds, "--steps", str(args.steps),
-           "--fidelities", "0.5,1.0", "--workers", str(args.workers), "--threads", "1", "--max-retries", "2",
-           "--out", str(out), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "qra_bench.cli",
+        "collect",
+        "--model",
+        args.model,
+        "--design",
+        "random",
+        "--n",
+        str(args.n),
+        "--no-anchors",
+        "--seeds",
+        args.seeds,
+        "--steps",
+        str(args.steps),
+        "--fidelities",
+        "0.5,1.0",
+        "--workers",
+        str(args.workers),
+        "--threads",
+        "1",
+        "--max-retries",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     print("command:", " ".join(cmd[1:]))
     t_start = time.time()
     seen: set[tuple] = set()
@@ -107,16 +142,20 @@ def main() -> int:
     log = []
     for k in range(args.kills):
         before = len(glob.glob(str(out / "part-*.parquet")))
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                                cwd=REPO)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=REPO
+        )
         t0 = time.time()
         if k % 2 == 0:
             mode, delay = "random", rng.uniform(0.5, args.max_delay)
             time.sleep(delay)
         else:  # right after the next part appears, while the driver takes the result
             mode = "after-part"
-            while (len(glob.glob(str(out / "part-*.parquet"))) == before and proc.poll() is None
-                   and time.time() - t0 < 4 * args.max_delay):
+            while (
+                len(glob.glob(str(out / "part-*.parquet"))) == before
+                and proc.poll() is None
+                and time.time() - t0 < 4 * args.max_delay
+            ):
                 time.sleep(0.05)
             time.sleep(rng.uniform(0.0, 1.0))
         finished_early = proc.poll() is not None  # nothing left to run: the kill is a no-op
@@ -139,13 +178,18 @@ def main() -> int:
         keys, bad = raw_keys(out)
         seen |= set(keys)
         parts = len(glob.glob(str(out / "part-*.parquet")))
-        log.append(f"kill {k + 1:2d} ({mode:10s}) after {time.time() - t0:5.1f} s: {parts} parts, {len(set(keys))} keys"
-                   + (" (run had already exited)" if finished_early else "") + (f", {len(bad)} unreadable" if bad else ""))
+        log.append(
+            f"kill {k + 1:2d} ({mode:10s}) after {time.time() - t0:5.1f} s: {parts} parts, {len(set(keys))} keys"
+            + (" (run had already exited)" if finished_early else "")
+            + (f", {len(bad)} unreadable" if bad else "")
+        )
         print(log[-1], flush=True)
 
     t0 = time.time()
     final = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    print(f"final run: exit {final.returncode} after {time.time() - t0:.1f} s: {final.stdout.strip().splitlines()[-1:]}")
+    print(
+        f"final run: exit {final.returncode} after {time.time() - t0:.1f} s: {final.stdout.strip().splitlines()[-1:]}"
+    )
 
     # ---------------------------------------------------------------------------------------------- verify
     from qra_bench.collect import CollectSpec, design_for
@@ -153,8 +197,15 @@ def main() -> int:
     from qra_bench.trial import TrialSettings
 
     settings = TrialSettings(max_steps=args.steps, fidelities=(0.5, 1.0))
-    spec = CollectSpec(out=str(out), model=args.model, design="random", n=args.n, anchors=False,
-                       seeds=tuple(int(s) for s in args.seeds.split(",")), settings=settings)
+    spec = CollectSpec(
+        out=str(out),
+        model=args.model,
+        design="random",
+        n=args.n,
+        anchors=False,
+        seeds=tuple(int(s) for s in args.seeds.split(",")),
+        settings=settings,
+    )
     expected = {(c.hash, s, f) for s in spec.seeds for c in design_for(spec, settings) for f in settings.checkpoints()}
     keys, bad = raw_keys(out)
     counts = collections.Counter((h, s, f) for h, s, f, status in keys if status == "ok")
@@ -167,7 +218,9 @@ def main() -> int:
     except Exception as exc:
         validation = f"FAILED: {exc}"
     ok_rows = ResultsTable(out).read()
-    complete = expected <= set(zip(ok_rows["config_hash"], ok_rows["seed"].astype(int), ok_rows["fidelity"].astype(int)))
+    complete = expected <= set(
+        zip(ok_rows["config_hash"], ok_rows["seed"].astype(int), ok_rows["fidelity"].astype(int))
+    )
 
     checks = {
         "final run exit status 0": final.returncode == 0,
@@ -180,9 +233,13 @@ def main() -> int:
         "no lease left behind": not list((out / ".leases").glob("*.lease")),
     }
     print()
-    print(f"kills                      {args.kills} (SIGKILL of the driver; {args.workers} workers, max_steps {args.steps})")
-    print(f"design                     {args.n} configs x {len(spec.seeds)} seeds x {len(settings.checkpoints())} checkpoints "
-          f"= {len(expected)} keys")
+    print(
+        f"kills                      {args.kills} (SIGKILL of the driver; {args.workers} workers, max_steps {args.steps})"
+    )
+    print(
+        f"design                     {args.n} configs x {len(spec.seeds)} seeds x {len(settings.checkpoints())} checkpoints "
+        f"= {len(expected)} keys"
+    )
     print(f"raw ok rows                {sum(counts.values())} ({len(counts)} distinct keys), failed rows {failed_rows}")
     print(f"duplicated keys            {len(duplicated)}")
     print(f"keys lost after a kill     {len(lost)}")

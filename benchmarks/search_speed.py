@@ -52,9 +52,11 @@ def main() -> int:
     from qra_bench.memory import MemoryModel
     from qra_bench.search import autoqra_search
     from qra_bench.search.standin import AnalyticStandIn
+
     t_pkg = time.perf_counter() - t0
     t0 = time.perf_counter()
     import smac  # noqa: F401  - timed on its own: paid once per process
+
     t_smac = time.perf_counter() - t0
 
     arch = load_arch(args.arch)
@@ -76,8 +78,10 @@ def main() -> int:
     budget = mm.budget(args.budget)
 
     print(f"predictor      {label}")
-    print(f"problem        {arch.name}, {space.n_blocks} blocks, bits {list(space.bits)}, ranks {list(space.ranks)}, "
-          f"budget {budget.name} = {budget.bytes:,} bytes")
+    print(
+        f"problem        {arch.name}, {space.n_blocks} blocks, bits {list(space.bits)}, ranks {list(space.ranks)}, "
+        f"budget {budget.name} = {budget.bytes:,} bytes"
+    )
     print(f"{'import qra_bench.search':<28}{t_pkg:>8.2f} s")
     print(f"{'import smac (once)':<28}{t_smac:>8.2f} s")
     walls = []
@@ -88,11 +92,15 @@ def main() -> int:
         walls.append(wall)
         n1 = sum(r.stage == "stage1" for r in res.history)
         n2 = sum(r.stage == "stage2" for r in res.history)
-        print(f"{f'search seed {seed}':<28}{wall:>8.2f} s   (CPU {cpu:.2f} s) stage-1 promoted {n1}, stage-2 asks {n2}, "
-              f"predictor {res.n_predictor_rows} rows in {res.n_predictor_calls} calls, stopped by {res.stopped_by}; "
-              f"incumbent predicted {res.predicted_mean:.4f}, avg bits {res.incumbent.avg_bits:.2f}, "
-              f"avg rank {res.incumbent.avg_rank:.2f}, {res.memory.total / budget.bytes:.4f} of the budget")
-    print(f"{'search, mean over seeds':<28}{sum(walls) / len(walls):>8.2f} s   (max {max(walls):.2f} s; target <= 10 s)")
+        print(
+            f"{f'search seed {seed}':<28}{wall:>8.2f} s   (CPU {cpu:.2f} s) stage-1 promoted {n1}, stage-2 asks {n2}, "
+            f"predictor {res.n_predictor_rows} rows in {res.n_predictor_calls} calls, stopped by {res.stopped_by}; "
+            f"incumbent predicted {res.predicted_mean:.4f}, avg bits {res.incumbent.avg_bits:.2f}, "
+            f"avg rank {res.incumbent.avg_rank:.2f}, {res.memory.total / budget.bytes:.4f} of the budget"
+        )
+    print(
+        f"{'search, mean over seeds':<28}{sum(walls) / len(walls):>8.2f} s   (max {max(walls):.2f} s; target <= 10 s)"
+    )
     return 0
 
 

@@ -37,7 +37,7 @@ def _batched_rate(artifact, bi: np.ndarray, ri: np.ndarray, chunk: int | None, r
         start = time.perf_counter()
         step = chunk or len(bi)
         for lo in range(0, len(bi), step):
-            mean, std = artifact.predict_indices(bi[lo:lo + step], ri[lo:lo + step], 1.0)
+            mean, std = artifact.predict_indices(bi[lo : lo + step], ri[lo : lo + step], 1.0)
         best = min(best, time.perf_counter() - start)
     assert np.all(np.isfinite(mean)) and np.all(std > 0)
     return len(bi) / best
@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=1000, help="single-query calls (median reported)")
     parser.add_argument("--repeats", type=int, default=3, help="batched runs (best reported)")
     parser.add_argument("--threads", type=int, default=1, help="XGBoost threads for prediction")
-    parser.add_argument("--quick", action="store_true", help="2,000 configurations, 50 single calls, one run (a smoke run)")
+    parser.add_argument(
+        "--quick", action="store_true", help="2,000 configurations, 50 single calls, one run (a smoke run)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.gp_n, args.calls, args.repeats = 2_000, 500, 50, 1
@@ -80,9 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     data = ts.data
-    print(f"table {args.table}: {data.n} rows, {len(np.unique(data.groups))} configurations, "
-          f"{len(ts.feature_names)} features; {os.cpu_count()} CPUs visible, load average "
-          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(
+        f"table {args.table}: {data.n} rows, {len(np.unique(data.groups))} configurations, "
+        f"{len(ts.feature_names)} features; {os.cpu_count()} CPUs visible, load average "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
 
     rows = []
     for kind in ("xgb", "gp"):
@@ -101,16 +105,21 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((kind, fit_s, n, rate, latency))
 
     print()
-    print(f"{'model':<6}{'fit s':>8}{'batch n':>9}{'predictions/s':>15}{'vs 100k/s':>11}"
-          f"{'single ms':>11}{'vs 2 ms':>9}")
+    print(
+        f"{'model':<6}{'fit s':>8}{'batch n':>9}{'predictions/s':>15}{'vs 100k/s':>11}{'single ms':>11}{'vs 2 ms':>9}"
+    )
     for kind, fit_s, n, rate, latency in rows:
-        print(f"{kind:<6}{fit_s:>8.2f}{n:>9,}{rate:>15,.0f}{rate / TARGET_BATCH_PER_S:>10.2f}x"
-              f"{latency:>11.3f}{TARGET_SINGLE_MS / latency:>8.2f}x")
+        print(
+            f"{kind:<6}{fit_s:>8.2f}{n:>9,}{rate:>15,.0f}{rate / TARGET_BATCH_PER_S:>10.2f}x"
+            f"{latency:>11.3f}{TARGET_SINGLE_MS / latency:>8.2f}x"
+        )
     (_, _, _, xr, xl), (_, _, _, gr, gl) = rows
-    print(f"\nxgb / gp: {xr / gr:.1f}x the batched rate, {gl / xl:.1f}x lower single-query latency. "
-          f"Targets apply to xgb: batched {'met' if xr >= TARGET_BATCH_PER_S else 'NOT met'}, "
-          f"single query {'met' if xl <= TARGET_SINGLE_MS else 'NOT met'} "
-          f"(x = measured / target for rate, target / measured for latency; > 1 is better).")
+    print(
+        f"\nxgb / gp: {xr / gr:.1f}x the batched rate, {gl / xl:.1f}x lower single-query latency. "
+        f"Targets apply to xgb: batched {'met' if xr >= TARGET_BATCH_PER_S else 'NOT met'}, "
+        f"single query {'met' if xl <= TARGET_SINGLE_MS else 'NOT met'} "
+        f"(x = measured / target for rate, target / measured for latency; > 1 is better)."
+    )
     return 0
 
 

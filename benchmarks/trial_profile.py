@@ -65,11 +65,18 @@ def measure(args: argparse.Namespace, startup: float | None = None) -> dict:
     task = load_task(args.task, base.tokenizer)
     if args.eval_limit:
         n, m = args.eval_limit, max(1, args.eval_limit // 8)
-        task = replace(task, eval_prompts=task.eval_prompts[:n], eval_labels=task.eval_labels[:n], lm_ids=task.lm_ids[:m])
-    settings = replace(recipe(args.model, args.quick), threads=args.threads,
-                       quant=replace(recipe(args.model, args.quick).quant, backend=args.backend))
+        task = replace(
+            task, eval_prompts=task.eval_prompts[:n], eval_labels=task.eval_labels[:n], lm_ids=task.lm_ids[:m]
+        )
+    settings = replace(
+        recipe(args.model, args.quick),
+        threads=args.threads,
+        quant=replace(recipe(args.model, args.quick).quant, backend=args.backend),
+    )
     n_blocks = base.model.config.num_hidden_layers
-    config = SearchSpace(n_blocks, bits=(2, 3, 4, 8, 16), ranks=(4, 8, 16)).config((args.bits,) * n_blocks, (args.rank,) * n_blocks)
+    config = SearchSpace(n_blocks, bits=(2, 3, 4, 8, 16), ranks=(4, 8, 16)).config(
+        (args.bits,) * n_blocks, (args.rank,) * n_blocks
+    )
     startup = (time.perf_counter() - T_PROCESS, time.process_time()) if startup is None else startup
     result = run_trial(base, task, config, 0, settings)
     phases = [("start-up and load", startup[0])] + list(result.phases)
@@ -87,8 +94,23 @@ def _in_process(args: argparse.Namespace) -> tuple[dict, dict]:
 
 
 def _run_child(args: argparse.Namespace, fast: bool) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--model", args.model, "--task", args.task,
-           "--threads", str(args.threads), "--backend", args.backend, "--bits", str(args.bits), "--rank", str(args.rank)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        "--model",
+        args.model,
+        "--task",
+        args.task,
+        "--threads",
+        str(args.threads),
+        "--backend",
+        args.backend,
+        "--bits",
+        str(args.bits),
+        "--rank",
+        str(args.rank),
+    ]
     if args.quick:
         cmd += ["--quick"]
     if args.eval_limit:
@@ -98,7 +120,7 @@ def _run_child(args: argparse.Namespace, fast: bool) -> dict:
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("PROFILE ")), None)
     if proc.returncode != 0 or line is None:
         raise SystemExit(f"the {'fast' if fast else 'plain'} trial failed:\n{proc.stderr[-3000:]}")
-    return json.loads(line[len("PROFILE "):])
+    return json.loads(line[len("PROFILE ") :])
 
 
 def _grouped(phases: list) -> list[tuple[str, float]]:
@@ -122,8 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-limit", type=int, default=0, help="evaluate on the first N held-out windows only")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny, 4 steps, 48 held-out windows, both paths in this process (a smoke run)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny, 4 steps, 48 held-out windows, both paths in this process (a smoke run)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -134,24 +159,34 @@ def main(argv: list[str] | None = None) -> int:
     plain, fast = _in_process(args) if args.quick else (_run_child(args, fast=False), _run_child(args, fast=True))
     settings = recipe(args.model, args.quick)
     where = "both paths in one process, start-up shown for both" if args.quick else "each path in a fresh process"
-    print(f"{args.model}, task {args.task}, {args.backend} {args.bits}-bit, LoRA rank {args.rank}, {settings.max_steps} steps, "
-          f"checkpoints {settings.checkpoints()}, {args.threads} thread(s); {where}")
+    print(
+        f"{args.model}, task {args.task}, {args.backend} {args.bits}-bit, LoRA rank {args.rank}, {settings.max_steps} steps, "
+        f"checkpoints {settings.checkpoints()}, {args.threads} thread(s); {where}"
+    )
     a, b = dict(_grouped(plain["phases"])), dict(_grouped(fast["phases"]))
     ca, cb = dict(_grouped(plain["cpu"])), dict(_grouped(fast["cpu"]))
     names = list(dict.fromkeys(list(a) + list(b)))
     print(f"{'phase':<20}{'plain wall s':>13}{'CPU s':>8}{'share':>8}{'fast wall s':>13}{'CPU s':>8}{'share':>8}")
     for name in names:
-        print(f"{name:<20}{a.get(name, 0.0):>13.2f}{ca.get(name, 0.0):>8.2f}{ca.get(name, 0.0) / sum(ca.values()):>8.1%}"
-              f"{b.get(name, 0.0):>13.2f}{cb.get(name, 0.0):>8.2f}{cb.get(name, 0.0) / sum(cb.values()):>8.1%}")
-    print(f"{'total':<20}{sum(a.values()):>13.2f}{sum(ca.values()):>8.2f}{1:>8.0%}{sum(b.values()):>13.2f}"
-          f"{sum(cb.values()):>8.2f}{1:>8.0%}")
+        print(
+            f"{name:<20}{a.get(name, 0.0):>13.2f}{ca.get(name, 0.0):>8.2f}{ca.get(name, 0.0) / sum(ca.values()):>8.1%}"
+            f"{b.get(name, 0.0):>13.2f}{cb.get(name, 0.0):>8.2f}{cb.get(name, 0.0) / sum(cb.values()):>8.1%}"
+        )
+    print(
+        f"{'total':<20}{sum(a.values()):>13.2f}{sum(ca.values()):>8.2f}{1:>8.0%}{sum(b.values()):>13.2f}"
+        f"{sum(cb.values()):>8.2f}{1:>8.0%}"
+    )
     in_trial = lambda d: sum(v for k, v in d.items() if k != "start-up and load")
     for label, d in (("plain", ca), ("fast", cb)):
-        print(f"{label}: non-training {1 - d['training'] / sum(d.values()):.1%} of the process's CPU time, "
-              f"{1 - d['training'] / in_trial(d):.1%} of the trial's after start-up")
-    print(f"speed-up fast over plain (CPU time): {sum(ca.values()) / sum(cb.values()):.2f}x per process, "
-          f"{in_trial(ca) / in_trial(cb):.2f}x per trial after start-up, {ca['training'] / cb['training']:.2f}x in training; "
-          f"wall time: {in_trial(a) / in_trial(b):.2f}x per trial (load-dependent)")
+        print(
+            f"{label}: non-training {1 - d['training'] / sum(d.values()):.1%} of the process's CPU time, "
+            f"{1 - d['training'] / in_trial(d):.1%} of the trial's after start-up"
+        )
+    print(
+        f"speed-up fast over plain (CPU time): {sum(ca.values()) / sum(cb.values()):.2f}x per process, "
+        f"{in_trial(ca) / in_trial(cb):.2f}x per trial after start-up, {ca['training'] / cb['training']:.2f}x in training; "
+        f"wall time: {in_trial(a) / in_trial(b):.2f}x per trial (load-dependent)"
+    )
     diff = max(abs(x - y) for ra, rb in zip(plain["rows"], fast["rows"]) for x, y in zip(ra, rb))
     print(f"largest metric difference plain vs fast over every checkpoint: {diff:.1e} (must be <= 1e-6)")
     return 0 if diff <= 1e-6 else 1

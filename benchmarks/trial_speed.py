@@ -31,8 +31,15 @@ from qra_bench.quant.quiet import quiet_stack
 from qra_bench.tasks import load_task
 from qra_bench.trial import TrialSettings, train_step
 
-CASES = (("fp32 (no quantization)", None, 16), ("torchao intx 4-bit", "torchao", 4), ("torchao intx 2-bit", "torchao", 2),
-         ("hqq 4-bit", "hqq", 4), ("hqq 2-bit", "hqq", 2), ("bitsandbytes nf4", "bnb", 4), ("bitsandbytes int8", "bnb", 8))
+CASES = (
+    ("fp32 (no quantization)", None, 16),
+    ("torchao intx 4-bit", "torchao", 4),
+    ("torchao intx 2-bit", "torchao", 2),
+    ("hqq 4-bit", "hqq", 4),
+    ("hqq 2-bit", "hqq", 2),
+    ("bitsandbytes nf4", "bnb", 4),
+    ("bitsandbytes int8", "bnb", 8),
+)
 QUICK_CASES = ("fp32 (no quantization)", "torchao intx 4-bit", "hqq 4-bit", "bitsandbytes nf4", "bitsandbytes int8")
 GOAL = 1.05
 
@@ -86,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             runners.append(_runner(base, backend, bits, True, name, n_blocks))
     order = np.random.default_rng(0).permutation(len(task.train_prompts))
     for step in range(steps):
-        ids, answers = task.train_batch(order[step * recipe.batch_size:(step + 1) * recipe.batch_size])
+        ids, answers = task.train_batch(order[step * recipe.batch_size : (step + 1) * recipe.batch_size])
         # rotate who goes first, so no model always runs right after another's memory traffic
-        for r in runners[step % len(runners):] + runners[:step % len(runners)]:
+        for r in runners[step % len(runners) :] + runners[: step % len(runners)]:
             t0, c0 = time.perf_counter(), time.process_time()
             train_step(r.model, r.opt, r.trainable, task, ids, answers, recipe.grad_clip)
             r.times.append(time.process_time() - c0)
@@ -96,17 +103,23 @@ def main(argv: list[str] | None = None) -> int:
     median = [statistics.median(r.times[warmup:]) for r in runners]
     wall = [statistics.median(r.walls[warmup:]) for r in runners]
     reference = median[0]
-    print(f"tiny (sha256 {base.sha256[:8]}), task {task.name}, LoRA rank 8, batch {recipe.batch_size}, {args.threads} thread(s), "
-          f"median CPU time of {steps - warmup} interleaved steps")
-    print(f"{'backend':<26}{'plain (ms)':>11}{'vs fp32':>9}{'cached (ms)':>12}{'vs fp32':>9}{'speed-up':>10}"
-          f"{'wall: plain':>13}{'cached':>8}")
+    print(
+        f"tiny (sha256 {base.sha256[:8]}), task {task.name}, LoRA rank 8, batch {recipe.batch_size}, {args.threads} thread(s), "
+        f"median CPU time of {steps - warmup} interleaved steps"
+    )
+    print(
+        f"{'backend':<26}{'plain (ms)':>11}{'vs fp32':>9}{'cached (ms)':>12}{'vs fp32':>9}{'speed-up':>10}"
+        f"{'wall: plain':>13}{'cached':>8}"
+    )
     print(f"{runners[0].name:<26}{reference * 1e3:>11.1f}{1.0:>8.2f}x")
     worst = 0.0
     for i in range(1, len(runners), 2):
         plain, cached = median[i], median[i + 1]
         worst = max(worst, cached / reference)
-        print(f"{runners[i].name:<26}{plain * 1e3:>11.1f}{plain / reference:>8.2f}x{cached * 1e3:>12.1f}"
-              f"{cached / reference:>8.2f}x{plain / cached:>9.2f}x{wall[i] / wall[0]:>12.2f}x{wall[i + 1] / wall[0]:>7.2f}x")
+        print(
+            f"{runners[i].name:<26}{plain * 1e3:>11.1f}{plain / reference:>8.2f}x{cached * 1e3:>12.1f}"
+            f"{cached / reference:>8.2f}x{plain / cached:>9.2f}x{wall[i] / wall[0]:>12.2f}x{wall[i + 1] / wall[0]:>7.2f}x"
+        )
     print(f"worst cached ratio {worst:.2f}x (goal <= {GOAL:.2f}x): {'met' if worst <= GOAL else 'NOT met'}")
     return 0
 

@@ -1,6 +1,6 @@
 """A user optimizer in a few lines: hill climbing from the best configuration seen so far.
 
-    qra-bench bench --plugin examples/my_optimizer.py --optimizers hill-climb,random --seeds 0-4 --out runs/mine
+qra-bench bench --plugin examples/my_optimizer.py --optimizers hill-climb,random --seeds 0-4 --out runs/mine
 """
 
 import math

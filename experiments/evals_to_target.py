@@ -48,8 +48,9 @@ def _out_dir(out: Path, backend: str) -> Path:
     return out / backend.replace("+", "-")
 
 
-def run_methods(scenario: str, backend: str, methods: list[str], seeds: list[int], max_evals: int, out: Path,
-                say=print) -> None:
+def run_methods(
+    scenario: str, backend: str, methods: list[str], seeds: list[int], max_evals: int, out: Path, say=print
+) -> None:
     """Run every (method, seed) that has no result file yet; write each run's evaluations as it finishes."""
     from qra_bench.bench import Benchmark
     from qra_bench.bench.runner import BenchSpec, run_one
@@ -79,9 +80,17 @@ def run_methods(scenario: str, backend: str, methods: list[str], seeds: list[int
         kwargs[WARM] = {"predictor": warm}
     for method, seed in todo:
         name = "autoqra" if method == WARM else method
-        spec = BenchSpec(benchmark=sc.name, backend=backend, optimizers=(name,), seeds=(seed,),
-                         budgets=(sc.budget,), max_cost_s=math.inf, max_evals=max_evals, metric=sc.metric,
-                         optimizer_kwargs={name: kwargs[method]} if method in kwargs else {})
+        spec = BenchSpec(
+            benchmark=sc.name,
+            backend=backend,
+            optimizers=(name,),
+            seeds=(seed,),
+            budgets=(sc.budget,),
+            max_cost_s=math.inf,
+            max_evals=max_evals,
+            metric=sc.metric,
+            optimizer_kwargs={name: kwargs[method]} if method in kwargs else {},
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             record = run_one(name, bench, seed, spec)
@@ -102,8 +111,15 @@ def evals_to_target(frame: pd.DataFrame, target: float, higher: bool, cap: int) 
     for (method, seed), g in frame.sort_values("eval").groupby(["optimizer", "seed"]):
         value = g["accuracy" if higher else "eval_loss"].to_numpy(float)
         hit = np.flatnonzero(value >= target if higher else value <= target)
-        rows.append({"method": method, "seed": int(seed), "n_evals": len(g),
-                     "first": int(g["eval"].to_numpy()[hit[0]]) if len(hit) else cap + 1, "reached": bool(len(hit))})
+        rows.append(
+            {
+                "method": method,
+                "seed": int(seed),
+                "n_evals": len(g),
+                "first": int(g["eval"].to_numpy()[hit[0]]) if len(hit) else cap + 1,
+                "reached": bool(len(hit)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -138,37 +154,53 @@ def analyze(scenario: str, backend: str, out: Path, max_evals: int, command: str
         best_text = "the best surrogate prediction over the table's fitting configurations and every evaluated one"
     else:
         best = card.best_mixed.mean if card.best_mixed else math.nan
-        if card.best_uniform and (card.best_mixed is None or (card.best_uniform.mean > best if higher
-                                                              else card.best_uniform.mean < best)):
+        if card.best_uniform and (
+            card.best_mixed is None or (card.best_uniform.mean > best if higher else card.best_uniform.mean < best)
+        ):
             best = card.best_uniform.mean
         best_text = "the best mean over >= 3 seeds of any fitting configuration in the table after the runs"
     target = best - card.tolerance if higher else best + card.tolerance
     e2t = evals_to_target(frame, target, higher, max_evals)
     summary: dict = {}
     for method, g in e2t.groupby("method"):
-        summary[method] = {"median": float(np.median(g["first"])), "reached": int(g["reached"].sum()),
-                           "runs": int(len(g)), "mean": float(g["first"].mean()),
-                           "censored_median": bool(np.median(g["first"]) > max_evals)}
-    lines = [f"# Evaluations to target: scenario `{sc.name}`, backend `{backend}`", "",
-             f"Table `{sc.table}` hash `{bench.content_hash}` (after the runs); budget `{sc.budget}`; metric "
-             f"`{sc.metric}`; at most {max_evals} evaluations per run. Best known {card.metric}: {best:.4f} "
-             f"({best_text}); seed noise {card.noise_std:.4f}; target {target:.4f} (2 x noise). A run that never "
-             f"reaches it counts as {max_evals + 1} (censored: its count is a lower bound).", "",
-             "No method sees a full-fidelity answer it has not paid for: `autoqra` screens with a model of the "
-             "table's low-fidelity rows (<= 50 % of the run) and learns the rest from its own evaluations; `random` "
-             "and `smac-hpo` (SMAC3 alone) start blind. `autoqra-warm` is warm-started from the surrogate fitted on "
-             "the whole table (it has seen the answers) and is reported apart.", "",
-             "| method | median evaluations to target | runs that reached it | mean (censored at max + 1) |",
-             "|---|---|---|---|"]
+        summary[method] = {
+            "median": float(np.median(g["first"])),
+            "reached": int(g["reached"].sum()),
+            "runs": int(len(g)),
+            "mean": float(g["first"].mean()),
+            "censored_median": bool(np.median(g["first"]) > max_evals),
+        }
+    lines = [
+        f"# Evaluations to target: scenario `{sc.name}`, backend `{backend}`",
+        "",
+        f"Table `{sc.table}` hash `{bench.content_hash}` (after the runs); budget `{sc.budget}`; metric "
+        f"`{sc.metric}`; at most {max_evals} evaluations per run. Best known {card.metric}: {best:.4f} "
+        f"({best_text}); seed noise {card.noise_std:.4f}; target {target:.4f} (2 x noise). A run that never "
+        f"reaches it counts as {max_evals + 1} (censored: its count is a lower bound).",
+        "",
+        "No method sees a full-fidelity answer it has not paid for: `autoqra` screens with a model of the "
+        "table's low-fidelity rows (<= 50 % of the run) and learns the rest from its own evaluations; `random` "
+        "and `smac-hpo` (SMAC3 alone) start blind. `autoqra-warm` is warm-started from the surrogate fitted on "
+        "the whole table (it has seen the answers) and is reported apart.",
+        "",
+        "| method | median evaluations to target | runs that reached it | mean (censored at max + 1) |",
+        "|---|---|---|---|",
+    ]
     for method, v in summary.items():
-        lines.append(f"| {method} | {_median_text(e2t[e2t.method == method]['first'], max_evals)} | "
-                     f"{v['reached']}/{v['runs']} | {v['mean']:.1f} |")
+        lines.append(
+            f"| {method} | {_median_text(e2t[e2t.method == method]['first'], max_evals)} | "
+            f"{v['reached']}/{v['runs']} | {v['mean']:.1f} |"
+        )
     ref = summary.get("autoqra")
     tests = {}
     if ref:
-        lines += ["", "Ratios of medians (baseline / autoqra; '>=' where the baseline's median is censored) and "
-                  "paired Wilcoxon signed-rank tests over seeds (censored counts at max + 1, which understates "
-                  "the baselines):", ""]
+        lines += [
+            "",
+            "Ratios of medians (baseline / autoqra; '>=' where the baseline's median is censored) and "
+            "paired Wilcoxon signed-rank tests over seeds (censored counts at max + 1, which understates "
+            "the baselines):",
+            "",
+        ]
         a = e2t[e2t.method == "autoqra"].set_index("seed")["first"]
         for method in summary:
             if method in ("autoqra", WARM):
@@ -176,18 +208,35 @@ def analyze(scenario: str, backend: str, out: Path, max_evals: int, command: str
             b = e2t[e2t.method == method].set_index("seed")["first"]
             common = a.index.intersection(b.index)
             ratio = summary[method]["median"] / max(ref["median"], 1.0)
-            p = float(wilcoxon(b[common], a[common]).pvalue) if len(common) >= 2 and (b[common] != a[common]).any() \
+            p = (
+                float(wilcoxon(b[common], a[common]).pvalue)
+                if len(common) >= 2 and (b[common] != a[common]).any()
                 else math.nan
+            )
             tests[method] = {"ratio": ratio, "ratio_is_lower_bound": summary[method]["censored_median"], "p": p}
             bound = ">= " if summary[method]["censored_median"] else ""
             lines.append(f"- {method} / autoqra: {bound}{ratio:.1f} (p = {p:.3g}, {len(common)} paired seeds)")
     n_live = int((frame["backend"] == "live").sum())
-    lines += ["", f"{len(frame)} evaluations in all, {n_live} of them live trials appended to the table.", "",
-              f"Regenerate: `{command}`", ""]
+    lines += [
+        "",
+        f"{len(frame)} evaluations in all, {n_live} of them live trials appended to the table.",
+        "",
+        f"Regenerate: `{command}`",
+        "",
+    ]
     (d / "evals_to_target.md").write_text("\n".join(lines))
-    record = {"scenario": sc.name, "backend": backend, "table_hash": bench.content_hash, "best_known": best,
-              "target": target, "noise": card.noise_std, "max_evals": max_evals, "summary": summary,
-              "tests": tests, "per_run": e2t.to_dict(orient="records")}
+    record = {
+        "scenario": sc.name,
+        "backend": backend,
+        "table_hash": bench.content_hash,
+        "best_known": best,
+        "target": target,
+        "noise": card.noise_std,
+        "max_evals": max_evals,
+        "summary": summary,
+        "tests": tests,
+        "per_run": e2t.to_dict(orient="records"),
+    }
     (d / "evals_to_target.json").write_text(json.dumps(record, indent=1, default=float) + "\n")
     return record
 
@@ -214,13 +263,22 @@ def main(argv: Optional[list[str]] = None) -> int:
         methods = [m.strip() for m in a.methods.split(",") if m.strip()]
         out = Path(a.out) / a.scenario
         if not a.no_run:
-            run_methods(a.scenario, a.backend, methods, seeds, a.max_evals, out,
-                        say=lambda line: print(line, file=sys.stderr, flush=True))
+            run_methods(
+                a.scenario,
+                a.backend,
+                methods,
+                seeds,
+                a.max_evals,
+                out,
+                say=lambda line: print(line, file=sys.stderr, flush=True),
+            )
         if a.no_analysis:
             return 0
-        command = (f"python experiments/evals_to_target.py --scenario {a.scenario} --backend {a.backend} "
-                   f"--methods {a.methods} --seeds {a.seeds} --max-evals {a.max_evals}"
-                   + (f" --out {a.out}" if Path(a.out).resolve() != (RESULTS / 'e2t').resolve() else ""))
+        command = (
+            f"python experiments/evals_to_target.py --scenario {a.scenario} --backend {a.backend} "
+            f"--methods {a.methods} --seeds {a.seeds} --max-evals {a.max_evals}"
+            + (f" --out {a.out}" if Path(a.out).resolve() != (RESULTS / "e2t").resolve() else "")
+        )
         analyze(a.scenario, a.backend, out, a.max_evals, command)
     except QRBenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -41,9 +41,15 @@ def first_on_target(evals: pd.DataFrame, target: float, metric: str = "eval_loss
     for (opt, seed), g in evals.sort_values("eval").groupby(["optimizer", "seed"]):
         best = sign * (sign * g[metric]).cummin().to_numpy()
         hit = np.flatnonzero(sign * best <= sign * target)
-        rows.append({"optimizer": opt, "seed": int(seed), "n_evals": int(g["eval"].max()),
-                     "first": float(g["eval"].to_numpy()[hit[0]]) if len(hit) else math.nan,
-                     "best": float(best[-1])})
+        rows.append(
+            {
+                "optimizer": opt,
+                "seed": int(seed),
+                "n_evals": int(g["eval"].max()),
+                "first": float(g["eval"].to_numpy()[hit[0]]) if len(hit) else math.nan,
+                "best": float(best[-1]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -64,13 +70,17 @@ def ratio_lines(summary: dict, reference: str = "autoqra") -> list[str]:
             lines.append(f"- {opt}: {v['median']:g} / {ref['median']:g} = {v['median'] / ref['median']:.1f}")
         else:
             cap = max(v["n_evals"])
-            lines.append(f"- {opt}: > {cap} / {ref['median']:g}, a ratio above {cap / ref['median']:.1f} "
-                         f"({v['reached']}/{len(v['seeds'])} runs reached the target within {cap} evaluations)")
+            lines.append(
+                f"- {opt}: > {cap} / {ref['median']:g}, a ratio above {cap / ref['median']:.1f} "
+                f"({v['reached']}/{len(v['seeds'])} runs reached the target within {cap} evaluations)"
+            )
             if opt == "random" and "random_geometric" in summary:
                 lo = summary["random_geometric"]["median_evals_lower95"]
                 if math.isfinite(lo):
-                    lines.append(f"  - from its real draws (geometric, 95 %): median >= {lo:.0f}, a ratio of at least "
-                                 f"{lo / ref['median']:.1f}")
+                    lines.append(
+                        f"  - from its real draws (geometric, 95 %): median >= {lo:.0f}, a ratio of at least "
+                        f"{lo / ref['median']:.1f}"
+                    )
     return lines
 
 
@@ -93,8 +103,12 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", nargs="+", required=True, help="output directories of table+live `qra-bench bench` runs")
     ap.add_argument("--table", default=None, help="the oracle table (default: the runs' benchmark)")
     ap.add_argument("--metric", default="eval_loss", choices=("eval_loss", "accuracy"))
-    ap.add_argument("--tolerance", type=float, default=0.01,
-                    help="distance from the best known that counts as on target (nats, or accuracy as a fraction)")
+    ap.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.01,
+        help="distance from the best known that counts as on target (nats, or accuracy as a fraction)",
+    )
     ap.add_argument("--out", default=str(RESULTS))
     a = ap.parse_args(argv)
     try:
@@ -118,15 +132,19 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    lines = ["# Real evaluations to a near-best configuration (table + live oracle)", "",
-             f"Oracle: table `{table}` (hash `{bench.content_hash[:16]}...`, {len(pool)} configurations measured within "
-             f"`{bench.budget.name}` = {bench.budget.bytes:,} bytes); best known {a.metric} {best:.4f} "
-             f"({next(c for c in pool if c.hash == best_hash)}); target {'<=' if sign > 0 else '>='} {target:.4f} "
-             f"(tolerance {a.tolerance}); {n_on_target} of the {len(pool)} "
-             "measured configurations are on target (how hard the target is). "
-             "Runs: " + ", ".join(f"`{r}`" for r in a.runs) + ".", "",
-             "| optimizer | seeds | evaluations per run | reached target | evaluations to target, per seed | median |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "# Real evaluations to a near-best configuration (table + live oracle)",
+        "",
+        f"Oracle: table `{table}` (hash `{bench.content_hash[:16]}...`, {len(pool)} configurations measured within "
+        f"`{bench.budget.name}` = {bench.budget.bytes:,} bytes); best known {a.metric} {best:.4f} "
+        f"({next(c for c in pool if c.hash == best_hash)}); target {'<=' if sign > 0 else '>='} {target:.4f} "
+        f"(tolerance {a.tolerance}); {n_on_target} of the {len(pool)} "
+        "measured configurations are on target (how hard the target is). "
+        "Runs: " + ", ".join(f"`{r}`" for r in a.runs) + ".",
+        "",
+        "| optimizer | seeds | evaluations per run | reached target | evaluations to target, per seed | median |",
+        "|---|---|---|---|---|---|",
+    ]
     summary = {}
     for opt, g in per_run.groupby("optimizer"):
         g = g.sort_values("seed")
@@ -134,30 +152,59 @@ def main(argv=None) -> int:
         counts = [f"{int(x)}" if math.isfinite(x) else f">{n}" for x, n in zip(g["first"], g["n_evals"])]
         censored = g["first"].fillna(np.inf).to_numpy()
         med = float(np.median(censored))
-        summary[opt] = {"seeds": g["seed"].tolist(), "first": [None if not math.isfinite(x) else int(x) for x in g["first"]],
-                        "n_evals": g["n_evals"].tolist(), "median": med if math.isfinite(med) else None,
-                        "reached": int(np.isfinite(g["first"]).sum())}
-        lines.append(f"| {opt} | {len(g)} | {cap} | {summary[opt]['reached']}/{len(g)} | {' '.join(counts)} | "
-                     f"{med:.1f} |" if math.isfinite(med) else
-                     f"| {opt} | {len(g)} | {cap} | {summary[opt]['reached']}/{len(g)} | {' '.join(counts)} | > {cap} |")
+        summary[opt] = {
+            "seeds": g["seed"].tolist(),
+            "first": [None if not math.isfinite(x) else int(x) for x in g["first"]],
+            "n_evals": g["n_evals"].tolist(),
+            "median": med if math.isfinite(med) else None,
+            "reached": int(np.isfinite(g["first"]).sum()),
+        }
+        lines.append(
+            f"| {opt} | {len(g)} | {cap} | {summary[opt]['reached']}/{len(g)} | {' '.join(counts)} | {med:.1f} |"
+            if math.isfinite(med)
+            else f"| {opt} | {len(g)} | {cap} | {summary[opt]['reached']}/{len(g)} | {' '.join(counts)} | > {cap} |"
+        )
     rnd = evals[evals["optimizer"] == "random"]
     if len(rnd):
         k, n = int((sign * rnd[a.metric] <= sign * target).sum()), int(len(rnd))
         p_hat = k / n
         p_hi = float(beta.ppf(0.95, k + 1, n - k)) if k < n else 1.0
-        summary["random_geometric"] = {"k": k, "n": n, "p_hat": p_hat, "p_upper95": p_hi,
-                                       "median_evals": geometric_median(p_hat), "median_evals_lower95": geometric_median(p_hi)}
-        lines += ["", f"Random search's {n} real draws: {k} on target. As independent draws, the evaluations it needs are "
-                  f"geometric: p = {p_hat:.3f}, median {geometric_median(p_hat):.0f}"
-                  f"; with 95 % confidence p <= {p_hi:.3f}, so its median is at least {geometric_median(p_hi):.0f} evaluations."]
+        summary["random_geometric"] = {
+            "k": k,
+            "n": n,
+            "p_hat": p_hat,
+            "p_upper95": p_hi,
+            "median_evals": geometric_median(p_hat),
+            "median_evals_lower95": geometric_median(p_hi),
+        }
+        lines += [
+            "",
+            f"Random search's {n} real draws: {k} on target. As independent draws, the evaluations it needs are "
+            f"geometric: p = {p_hat:.3f}, median {geometric_median(p_hat):.0f}"
+            f"; with 95 % confidence p <= {p_hi:.3f}, so its median is at least {geometric_median(p_hi):.0f} evaluations.",
+        ]
     lines += ratio_lines(summary)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"evals_to_target_live_{a.metric}.md").write_text("\n".join(lines) + "\n")
-    (out / f"evals_to_target_live_{a.metric}.json").write_text(json.dumps(
-        {"table": str(table), "table_hash": bench.content_hash, "budget": bench.budget.name, "metric": a.metric, "best_known": best,
-         "n_known_on_target": n_on_target, "n_known": len(pool),
-         "tolerance": a.tolerance, "target": target, "runs": [str(r) for r in a.runs], "optimizers": summary}, indent=1))
+    (out / f"evals_to_target_live_{a.metric}.json").write_text(
+        json.dumps(
+            {
+                "table": str(table),
+                "table_hash": bench.content_hash,
+                "budget": bench.budget.name,
+                "metric": a.metric,
+                "best_known": best,
+                "n_known_on_target": n_on_target,
+                "n_known": len(pool),
+                "tolerance": a.tolerance,
+                "target": target,
+                "runs": [str(r) for r in a.runs],
+                "optimizers": summary,
+            },
+            indent=1,
+        )
+    )
     print("\n".join(lines))
     return 0
 

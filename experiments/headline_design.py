@@ -61,9 +61,14 @@ def best_fitting(table: str, k: int, budget: str, task: str = "cipher", arch_nam
     limit = mm.budget(budget).bytes
     df = ResultsTable(table).read()
     full = df[(df.fidelity_frac == 1.0) & (df.mem_predicted_bytes <= limit)]
-    means = full.groupby("config_hash").agg(bits=("bits", "first"), ranks=("ranks", "first"),
-                                            loss=("eval_loss", "mean")).sort_values("loss")
-    return [QRConfig(tuple(int(x) for x in b), tuple(int(x) for x in r)) for b, r in zip(means.bits[:k], means.ranks[:k])]
+    means = (
+        full.groupby("config_hash")
+        .agg(bits=("bits", "first"), ranks=("ranks", "first"), loss=("eval_loss", "mean"))
+        .sort_values("loss")
+    )
+    return [
+        QRConfig(tuple(int(x) for x in b), tuple(int(x) for x in r)) for b, r in zip(means.bits[:k], means.ranks[:k])
+    ]
 
 
 def write(path: str, configs: list[QRConfig]) -> None:

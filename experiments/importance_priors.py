@@ -36,9 +36,11 @@ def main() -> None:
     priors = importance_priors(base, task, space, TrialSettings())
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(priors.to_json())
-    print(f"I_q {[round(x, 3) for x in priors.importance_q]}\nI_r {[round(x, 3) for x in priors.importance_r]}\n"
-          f"raw_q (nats) {[round(x, 4) for x in priors.raw_q]}\nraw_r (nats) {[round(x, 4) for x in priors.raw_r]}\n"
-          f"wrote {a.out} in {time.perf_counter() - t0:.0f} s")
+    print(
+        f"I_q {[round(x, 3) for x in priors.importance_q]}\nI_r {[round(x, 3) for x in priors.importance_r]}\n"
+        f"raw_q (nats) {[round(x, 4) for x in priors.raw_q]}\nraw_r (nats) {[round(x, 4) for x in priors.raw_r]}\n"
+        f"wrote {a.out} in {time.perf_counter() - t0:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def zero_step_damage(model_name: str = "tiny", task_name: str = "news", backend: str = "torchao",
-                     time_trial: bool = True) -> dict:
+def zero_step_damage(
+    model_name: str = "tiny", task_name: str = "news", backend: str = "torchao", time_trial: bool = True
+) -> dict:
     """Held-out LM and task loss (nats) before fine-tuning, for uniform and single-block bit widths; with
     ``time_trial`` also the wall time of the default trial (which needs an otherwise idle machine)."""
     from dataclasses import replace
@@ -59,8 +60,11 @@ def zero_step_damage(model_name: str = "tiny", task_name: str = "news", backend:
     # every fidelity checkpoint), alone on the machine with 2 threads -- not the table's times, which were
     # measured with two 1-thread trials sharing the cores.
     trial = replace(settings, threads=2)
-    alone = ([run_trial(base, task, SearchSpace(n).uniform(4, 16), 0, trial).final.time_total_s for _ in range(2)]
-             if time_trial else None)
+    alone = (
+        [run_trial(base, task, SearchSpace(n).uniform(4, 16), 0, trial).final.time_total_s for _ in range(2)]
+        if time_trial
+        else None
+    )
     t0 = time.time()
     uniform = {b: ev([b] * n) for b in ladder}
     # Per window of held-out text, so that an inversion (fewer bits, lower loss) can be set against the eval
@@ -71,9 +75,15 @@ def zero_step_damage(model_name: str = "tiny", task_name: str = "news", backend:
     # For each block and each step down the ladder: (loss at fewer bits - loss at more bits) and its paired SE.
     steps = {l: {f"{a}->{b}": paired_step(win[l][a], win[l][b]) for a, b in zip(ladder, ladder[1:])} for l in range(n)}
     return {
-        "model": model_name, "model_sha256": base.sha256, "task": task_name, "backend": backend,
-        "uniform": uniform, "per_block_lm_loss": per_block, "per_block_monotone": monotone,
-        "per_block_steps": steps, "n_lm_windows": int(len(task.lm_ids)),
+        "model": model_name,
+        "model_sha256": base.sha256,
+        "task": task_name,
+        "backend": backend,
+        "uniform": uniform,
+        "per_block_lm_loss": per_block,
+        "per_block_monotone": monotone,
+        "per_block_steps": steps,
+        "n_lm_windows": int(len(task.lm_ids)),
         "uniform_2bit_cost_nats": uniform[2]["lm_loss"] - uniform[16]["lm_loss"],
         "trial_alone_2_threads_s": alone,
         "seconds": time.time() - t0,
@@ -89,7 +99,7 @@ def lm_window_losses(model, lm_ids: np.ndarray, device, batch: int = 50) -> np.n
     model.eval()
     with torch.no_grad():
         for start in range(0, len(lm_ids), batch):
-            ids = torch.from_numpy(lm_ids[start:start + batch]).to(device)
+            ids = torch.from_numpy(lm_ids[start : start + batch]).to(device)
             logits = model(input_ids=ids).logits[:, :-1].float()
             loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
             out.append(loss.mean(dim=1).cpu().numpy())
@@ -168,10 +178,16 @@ def _axes(rnd, n_boot: int = 2000, seed: int = 0) -> dict:
     boot = np.array([_drops(X[i], y[i])[1:] for i in rng.integers(0, len(y), (n_boot, len(y)))])
     lo, hi = np.nanpercentile(boot, [5, 95], axis=0)
     # Under the budget more rank leaves fewer bits: the two regressors share what they explain.
-    return {"n": int(len(rnd)), "spread_std": float(y.std(ddof=1)), "r2_both": full,
-            "r2_drop_without_bits": drop_bits, "r2_drop_without_rank": drop_rank,
-            "r2_drop_without_bits_90": [float(lo[0]), float(hi[0])], "r2_drop_without_rank_90": [float(lo[1]), float(hi[1])],
-            "corr_bits_rank": float(np.corrcoef(X[:, 0], X[:, 1])[0, 1])}
+    return {
+        "n": int(len(rnd)),
+        "spread_std": float(y.std(ddof=1)),
+        "r2_both": full,
+        "r2_drop_without_bits": drop_bits,
+        "r2_drop_without_rank": drop_rank,
+        "r2_drop_without_bits_90": [float(lo[0]), float(hi[0])],
+        "r2_drop_without_rank_90": [float(lo[1]), float(hi[1])],
+        "corr_bits_rank": float(np.corrcoef(X[:, 0], X[:, 1])[0, 1]),
+    }
 
 
 def sample_hashes(spec: str, model: str = "tiny") -> set[str]:
@@ -200,8 +216,9 @@ def _add_focus_accuracy(df) -> bool:
     return True
 
 
-def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit",
-                    samples: "dict[str, str] | None" = None) -> dict:
+def table_landscape(
+    table_paths: "str | list[str]", budget: str = "uniform-4bit", samples: "dict[str, str] | None" = None
+) -> dict:
     """The landscape's fine-tuned criteria from the full-fidelity rows of a table (or of several, averaged over
     tasks; see :func:`full_fidelity_rows`). ``samples`` names subsets of the random configurations (see
     :func:`sample_hashes`) whose spread and linear criterion are reported too: which configurations "random
@@ -225,9 +242,15 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
     df["uniform_bits"] = [len(set(x)) == 1 for x in df["bits"]]
     df["uniform_ranks"] = [len(set(x)) == 1 for x in df["ranks"]]
     df["log2_rank"] = [float(np.mean(np.log2(np.maximum(r, 1)))) for r in df["ranks"]]
-    out = {"table": " + ".join(paths), "table_hashes": hashes, "task": str(df["task_name"].iloc[0]),
-           "budget": budget, "budget_bytes": b.bytes,
-           "n_full_fidelity_rows": int(len(df)), "median_trial_s": float(df["time_total_s"].median())}
+    out = {
+        "table": " + ".join(paths),
+        "table_hashes": hashes,
+        "task": str(df["task_name"].iloc[0]),
+        "budget": budget,
+        "budget_bytes": b.bytes,
+        "n_full_fidelity_rows": int(len(df)),
+        "median_trial_s": float(df["time_total_s"].median()),
+    }
     for metric in ("accuracy", "eval_loss") + (("focus_accuracy",) if _add_focus_accuracy(df) else ()):
         by_cfg = df.groupby("config_hash")
         seeds = by_cfg[metric].agg(["std", "count", "mean"])
@@ -236,11 +259,22 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
         min_seeds = 3 if (seeds["count"] >= 3).sum() >= 10 else 2
         rep = seeds[seeds["count"] >= min_seeds]
         noise = float(np.sqrt((rep["std"] ** 2).mean())) if len(rep) else float("nan")
-        means = by_cfg.agg(mean=(metric, "mean"), avg_bits=("avg_bits", "first"), log2_rank=("log2_rank", "first"), bits=("bits", "first"),
-                           ranks=("ranks", "first"), feasible=("feasible", "first"), uniform=("uniform_bits", "first"))
+        means = by_cfg.agg(
+            mean=(metric, "mean"),
+            avg_bits=("avg_bits", "first"),
+            log2_rank=("log2_rank", "first"),
+            bits=("bits", "first"),
+            ranks=("ranks", "first"),
+            feasible=("feasible", "first"),
+            uniform=("uniform_bits", "first"),
+        )
         rnd = means[means["feasible"] & ~means["uniform"]]
-        res = {"noise_std": noise, "n_repeated_configs": int(len(rep)), "noise_min_seeds": min_seeds,
-               "n_random_feasible": int(len(rnd))}
+        res = {
+            "noise_std": noise,
+            "n_repeated_configs": int(len(rep)),
+            "noise_min_seeds": min_seeds,
+            "n_random_feasible": int(len(rnd)),
+        }
         if len(rnd) >= 5:
             res.update({k: v for k, v in _axes(rnd).items() if k != "n"})
             res["spread_over_noise"] = res["spread_std"] / noise if noise else float("nan")
@@ -250,7 +284,9 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
                 sub = rnd[rnd.index.isin(hs)]
                 if len(sub) >= 5:
                     res["samples"][name] = {"spec": samples[name], **_axes(sub)}
-                    res["samples"][name]["spread_over_noise"] = res["samples"][name]["spread_std"] / noise if noise else float("nan")
+                    res["samples"][name]["spread_over_noise"] = (
+                        res["samples"][name]["spread_std"] / noise if noise else float("nan")
+                    )
             # Supplementary: the damage is per block (block 0 and the last block at 2 bits dominate), so a
             # model of *which* blocks sit at 2 bits says more than average bits. Not one of the criteria.
             two = np.asarray([[b == 2 for b in bits] for bits in rnd["bits"]], dtype=float)
@@ -269,9 +305,12 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
             R = np.log2(np.maximum(np.array([list(x) for x in allc["ranks"]]), 1))
             coef, r2 = _fit(np.column_stack([B == 2, B == 3, R]).astype(float), allc["y"].to_numpy())
             n = B.shape[1]
-            res["per_block"] = {"r2": r2, "n_configs": int(len(allc)),
-                                "two_bit_cost": [float(c) for c in coef[1:1 + n]],
-                                "rank_doubling_effect": float(coef[1 + 2 * n:].sum())}
+            res["per_block"] = {
+                "r2": r2,
+                "n_configs": int(len(allc)),
+                "two_bit_cost": [float(c) for c in coef[1 : 1 + n]],
+                "rank_doubling_effect": float(coef[1 + 2 * n :].sum()),
+            }
 
         def anchor_rows(bits, rank):
             return df[[set(x) == {bits} and set(r) == {rank} for x, r in zip(df["bits"], df["ranks"])]][metric]
@@ -288,17 +327,26 @@ def table_landscape(table_paths: "str | list[str]", budget: str = "uniform-4bit"
         for kind, sel in (("uniform", fit[fit["uniform_both"]]), ("mixed", fit[~fit["uniform_both"]])):
             if len(sel):
                 top = best(sel).iloc[0]
-                res[f"best_{kind}"] = {"mean": float(top["mean"]), "bits": [int(x) for x in top["bits"]],
-                                       "ranks": [int(x) for x in top["ranks"]], "n_configs": int(len(sel))}
+                res[f"best_{kind}"] = {
+                    "mean": float(top["mean"]),
+                    "bits": [int(x) for x in top["bits"]],
+                    "ranks": [int(x) for x in top["ranks"]],
+                    "n_configs": int(len(sel)),
+                }
         res["uniform_2bit_r8"] = anchor(2, 8)
         res["uniform_16bit_r8"] = anchor(16, 8)
-        res["bits_effect_r8_over_noise"] = abs(res["uniform_16bit_r8"] - res["uniform_2bit_r8"]) / noise if noise else float("nan")
+        res["bits_effect_r8_over_noise"] = (
+            abs(res["uniform_16bit_r8"] - res["uniform_2bit_r8"]) / noise if noise else float("nan")
+        )
         res["uniform_2bit_r4"] = anchor(2, 4)
         res["uniform_16bit_r16"] = anchor(16, 16)
         # standard error of the 16-bit r16 minus 2-bit r4 gap over seeds (nan with one seed per anchor)
         lo_rows, hi_rows = anchor_rows(2, 4), anchor_rows(16, 16)
-        res["gap_se"] = float(np.sqrt(lo_rows.var(ddof=1) / len(lo_rows) + hi_rows.var(ddof=1) / len(hi_rows))) \
-            if min(len(lo_rows), len(hi_rows)) > 1 else float("nan")
+        res["gap_se"] = (
+            float(np.sqrt(lo_rows.var(ddof=1) / len(lo_rows) + hi_rows.var(ddof=1) / len(hi_rows)))
+            if min(len(lo_rows), len(hi_rows)) > 1
+            else float("nan")
+        )
         # Supplementary: how much rank moves the uniform anchors (r4 -> r16) at 16 and at 4 bits.
         res["rank_effect_16bit"] = anchor(16, 4) - anchor(16, 16)
         res["rank_effect_4bit"] = anchor(4, 4) - anchor(4, 16)
@@ -310,17 +358,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--damage", action="store_true")
     parser.add_argument("--table")
-    parser.add_argument("--tasks-tables", nargs="+", metavar="TABLE", action="append",
-                        help="one table per task (same configurations and seeds): criteria of the mean over tasks; "
-                             "repeatable (one view each); a single table gives that task's criteria alone; A,B reads "
-                             "one task's rows from two tables")
-    parser.add_argument("--no-timing", action="store_true",
-                        help="with --damage: keep the recorded trial time instead of timing the default trial "
-                             "again (timing needs an idle machine; a running collector would inflate it)")
+    parser.add_argument(
+        "--tasks-tables",
+        nargs="+",
+        metavar="TABLE",
+        action="append",
+        help="one table per task (same configurations and seeds): criteria of the mean over tasks; "
+        "repeatable (one view each); a single table gives that task's criteria alone; A,B reads "
+        "one task's rows from two tables",
+    )
+    parser.add_argument(
+        "--no-timing",
+        action="store_true",
+        help="with --damage: keep the recorded trial time instead of timing the default trial "
+        "again (timing needs an idle machine; a running collector would inflate it)",
+    )
     parser.add_argument("--backend", default="torchao")
-    parser.add_argument("--sample", action="append", default=[], metavar="NAME=SPEC",
-                        help="also report spread and the linear criterion on the random configurations of a sample: "
-                             "a design file, or stratified:N (the collector's stratified design); repeatable")
+    parser.add_argument(
+        "--sample",
+        action="append",
+        default=[],
+        metavar="NAME=SPEC",
+        help="also report spread and the linear criterion on the random configurations of a sample: "
+        "a design file, or stratified:N (the collector's stratified design); repeatable",
+    )
     args = parser.parse_args()
     samples = dict(x.split("=", 1) for x in args.sample)
     RESULTS.mkdir(exist_ok=True)
@@ -355,23 +416,34 @@ def _drop(m: dict, axis: str) -> str:
 
 def markdown(report: dict) -> str:
     """The landscape criteria, each with its target, our measurement and a verdict."""
-    lines = ["# Is the embedded default's landscape worth searching?", "",
-             "Regenerate: `python experiments/landscape.py --damage --table datasets_cache/tables/tiny-news`.", ""]
+    lines = [
+        "# Is the embedded default's landscape worth searching?",
+        "",
+        "Regenerate: `python experiments/landscape.py --damage --table datasets_cache/tables/tiny-news`.",
+        "",
+    ]
     rows = []
     if "damage" in report:
         d = report["damage"]
         cost = d["uniform_2bit_cost_nats"]
         mono = d["per_block_monotone"]
         n_mono = sum(bool(v) for v in mono.values())
-        rows.append(("uniform 2-bit costs >= 0.5 nats of held-out LM loss before fine-tuning", f"+{cost:.3f} nats",
-                     cost >= 0.5))
+        rows.append(
+            ("uniform 2-bit costs >= 0.5 nats of held-out LM loss before fine-tuning", f"+{cost:.3f} nats", cost >= 0.5)
+        )
         # An 8-bit block can score 1e-4 nats *better* than 16-bit: rounding noise, not a trend. Report the
         # largest inversion so the reader can judge it against the effects that matter (0.01-0.4 nats).
         per_block = d["per_block_lm_loss"]
-        worst = max(max(float(v[a]) - float(v[b]) for a, b in zip(list(v)[:-1], list(v)[1:])) for v in per_block.values())
-        rows.append(("loss rises monotonically as bits fall, block by block",
-                     f"{n_mono}/{len(mono)} blocks strictly monotone (to 1e-4 nats); largest inversion {worst:.5f} nats",
-                     n_mono == len(mono)))
+        worst = max(
+            max(float(v[a]) - float(v[b]) for a, b in zip(list(v)[:-1], list(v)[1:])) for v in per_block.values()
+        )
+        rows.append(
+            (
+                "loss rises monotonically as bits fall, block by block",
+                f"{n_mono}/{len(mono)} blocks strictly monotone (to 1e-4 nats); largest inversion {worst:.5f} nats",
+                n_mono == len(mono),
+            )
+        )
         if d.get("per_block_steps"):
             # The same criterion against the eval set's sampling error: an inversion counts only if the loss
             # falls by more than 2 paired standard errors over the held-out windows.
@@ -379,19 +451,34 @@ def markdown(report: dict) -> str:
             inv = [(l, k, v) for l, k, v in steps if v["diff"] < 0]
             sig = [(l, k, v) for l, k, v in inv if v["diff"] < -2 * v["se"]]
             worst_z = min((v["diff"] / v["se"] for _, _, v in inv if v["se"] > 0), default=0.0)
-            rows.append((f"supplementary: the same, an inversion counting only beyond 2 paired SEs over the "
-                         f"{d['n_lm_windows']} held-out windows",
-                         f"{len(inv)} of {len(steps)} steps down the ladder lower the loss, {len(sig)} beyond 2 SE "
-                         f"(largest {worst_z:+.1f} SE)"
-                         + "".join(f"; block {l} {k}: {v['diff']:+.5f} nats ({v['diff'] / v['se']:+.1f} SE)"
-                                   for l, k, v in sig), not sig))
+            rows.append(
+                (
+                    f"supplementary: the same, an inversion counting only beyond 2 paired SEs over the "
+                    f"{d['n_lm_windows']} held-out windows",
+                    f"{len(inv)} of {len(steps)} steps down the ladder lower the loss, {len(sig)} beyond 2 SE "
+                    f"(largest {worst_z:+.1f} SE)"
+                    + "".join(
+                        f"; block {l} {k}: {v['diff']:+.5f} nats ({v['diff'] / v['se']:+.1f} SE)" for l, k, v in sig
+                    ),
+                    not sig,
+                )
+            )
         if d.get("trial_alone_2_threads_s"):
             alone = d["trial_alone_2_threads_s"]
-            rows.append(("one trial takes at most 45 s on 2 CPU cores (the default trial alone, 2 threads, "
-                         f"median of {len(alone)})", f"{float(np.median(alone)):.1f} s", float(np.median(alone)) <= 45))
-        lines += [f"Zero-step damage: model `{d['model']}` sha256 `{d['model_sha256'][:16]}...`, task `{d['task']}`, "
-                  f"backend `{d['backend']}`; uniform LM loss by bits: "
-                  + ", ".join(f"{b}: {v['lm_loss']:.3f}" for b, v in d["uniform"].items()), ""]
+            rows.append(
+                (
+                    "one trial takes at most 45 s on 2 CPU cores (the default trial alone, 2 threads, "
+                    f"median of {len(alone)})",
+                    f"{float(np.median(alone)):.1f} s",
+                    float(np.median(alone)) <= 45,
+                )
+            )
+        lines += [
+            f"Zero-step damage: model `{d['model']}` sha256 `{d['model_sha256'][:16]}...`, task `{d['task']}`, "
+            f"backend `{d['backend']}`; uniform LM loss by bits: "
+            + ", ".join(f"{b}: {v['lm_loss']:.3f}" for b, v in d["uniform"].items()),
+            "",
+        ]
     views = ([report["landscape"]] if "landscape" in report else []) + list(report.get("views", []))
     for i, t in enumerate(views):
         if i or "landscape" not in report:  # another table of criteria: another task, or the mean over tasks
@@ -400,77 +487,139 @@ def markdown(report: dict) -> str:
                 lines += [f"| {c} | {m} | {'yes' if ok else '**no**'} |" for c, m, ok in rows]
             rows = []
             several = "+" in t.get("task", "")
-            lines += ["", f"## {'Mean over tasks' if several else 'Task'} {t.get('task', '')}"
-                      + (": the paper's objective" if several else ""), "",
-                      f"`python experiments/landscape.py --tasks-tables {' '.join(t['table_hashes'])}`"
-                      + (": every metric is the mean over the tasks of the same configuration and seed; trial time is "
-                         "the sum." if several else "."), ""]
+            lines += [
+                "",
+                f"## {'Mean over tasks' if several else 'Task'} {t.get('task', '')}"
+                + (": the paper's objective" if several else ""),
+                "",
+                f"`python experiments/landscape.py --tasks-tables {' '.join(t['table_hashes'])}`"
+                + (
+                    ": every metric is the mean over the tasks of the same configuration and seed; trial time is "
+                    "the sum."
+                    if several
+                    else "."
+                ),
+                "",
+            ]
         hashes = ", ".join(f"`{h[:16]}...`" for h in t["table_hashes"].values())
-        lines += [f"Fine-tuned landscape: table `{t['table']}` (hash{'es' if len(t['table_hashes']) > 1 else ''} {hashes}), "
-                  f"{t['n_full_fidelity_rows']} full-fidelity rows, budget {t['budget']} = {t['budget_bytes']:,} bytes.", ""]
-        rows.append(("supplementary: median trial time in the table (1 thread each, two trials sharing 2 cores; "
-                     "the criterion is timed alone above)", f"{t['median_trial_s']:.1f} s", True))
+        lines += [
+            f"Fine-tuned landscape: table `{t['table']}` (hash{'es' if len(t['table_hashes']) > 1 else ''} {hashes}), "
+            f"{t['n_full_fidelity_rows']} full-fidelity rows, budget {t['budget']} = {t['budget_bytes']:,} bytes.",
+            "",
+        ]
+        rows.append(
+            (
+                "supplementary: median trial time in the table (1 thread each, two trials sharing 2 cores; "
+                "the criterion is timed alone above)",
+                f"{t['median_trial_s']:.1f} s",
+                True,
+            )
+        )
         for metric in ("eval_loss", "accuracy", "focus_accuracy"):
             m = t.get(metric, {})
             if not m:
                 continue
             noise = m.get("noise_std", float("nan"))
-            rows.append((f"[{metric}] bits matter at rank 8: |2-bit - 16-bit| >= 5 x seed noise",
-                         f"{_fmt(m.get('uniform_2bit_r8'))} vs {_fmt(m.get('uniform_16bit_r8'))}: "
-                         f"{_fmt(m.get('bits_effect_r8_over_noise'), 1)} x noise {_fmt(noise)} "
-                         f"({m.get('n_repeated_configs', 0)} configs x >= {m.get('noise_min_seeds', 3)} seeds)",
-                         m.get("bits_effect_r8_over_noise", 0) >= 5 and m.get("noise_min_seeds", 3) >= 3))
-            rows.append((f"[{metric}] spread std of >= 30 random configs in budget >= 5 x noise std",
-                         f"{_fmt(m.get('spread_std'))} / {_fmt(noise)} = {_fmt(m.get('spread_over_noise'), 1)} "
-                         f"over {m.get('n_random_feasible', 0)} configs",
-                         m.get("spread_over_noise", 0) >= 5 and m.get("n_random_feasible", 0) >= 30))
-            rows.append((f"[{metric}] both axes: dropping avg bits / avg log2 rank lowers R^2 by >= 0.10",
-                         f"R^2 {_fmt(m.get('r2_both'), 3)}; drop w/o bits {_drop(m, 'bits')}, "
-                         f"w/o rank {_drop(m, 'rank')}; corr(avg bits, avg log2 rank) "
-                         f"{_fmt(m.get('corr_bits_rank'), 2)}",
-                         min(m.get("r2_drop_without_bits", 0), m.get("r2_drop_without_rank", 0)) >= 0.10))
+            rows.append(
+                (
+                    f"[{metric}] bits matter at rank 8: |2-bit - 16-bit| >= 5 x seed noise",
+                    f"{_fmt(m.get('uniform_2bit_r8'))} vs {_fmt(m.get('uniform_16bit_r8'))}: "
+                    f"{_fmt(m.get('bits_effect_r8_over_noise'), 1)} x noise {_fmt(noise)} "
+                    f"({m.get('n_repeated_configs', 0)} configs x >= {m.get('noise_min_seeds', 3)} seeds)",
+                    m.get("bits_effect_r8_over_noise", 0) >= 5 and m.get("noise_min_seeds", 3) >= 3,
+                )
+            )
+            rows.append(
+                (
+                    f"[{metric}] spread std of >= 30 random configs in budget >= 5 x noise std",
+                    f"{_fmt(m.get('spread_std'))} / {_fmt(noise)} = {_fmt(m.get('spread_over_noise'), 1)} "
+                    f"over {m.get('n_random_feasible', 0)} configs",
+                    m.get("spread_over_noise", 0) >= 5 and m.get("n_random_feasible", 0) >= 30,
+                )
+            )
+            rows.append(
+                (
+                    f"[{metric}] both axes: dropping avg bits / avg log2 rank lowers R^2 by >= 0.10",
+                    f"R^2 {_fmt(m.get('r2_both'), 3)}; drop w/o bits {_drop(m, 'bits')}, "
+                    f"w/o rank {_drop(m, 'rank')}; corr(avg bits, avg log2 rank) "
+                    f"{_fmt(m.get('corr_bits_rank'), 2)}",
+                    min(m.get("r2_drop_without_bits", 0), m.get("r2_drop_without_rank", 0)) >= 0.10,
+                )
+            )
             for name, x in m.get("samples", {}).items():
-                rows.append((f"[{metric}] the same two criteria on the sample `{name}` (`{x['spec']}`) alone",
-                             f"spread {_fmt(x['spread_over_noise'], 1)} x noise over {x['n']} configs; R^2 "
-                             f"{_fmt(x['r2_both'], 3)}, drop w/o bits {_drop(x, 'bits')}, w/o rank "
-                             f"{_drop(x, 'rank')}; corr {_fmt(x['corr_bits_rank'], 2)}",
-                             x["n"] >= 30 and x["spread_over_noise"] >= 5
-                             and min(x["r2_drop_without_bits"], x["r2_drop_without_rank"]) >= 0.10))
+                rows.append(
+                    (
+                        f"[{metric}] the same two criteria on the sample `{name}` (`{x['spec']}`) alone",
+                        f"spread {_fmt(x['spread_over_noise'], 1)} x noise over {x['n']} configs; R^2 "
+                        f"{_fmt(x['r2_both'], 3)}, drop w/o bits {_drop(x, 'bits')}, w/o rank "
+                        f"{_drop(x, 'rank')}; corr {_fmt(x['corr_bits_rank'], 2)}",
+                        x["n"] >= 30
+                        and x["spread_over_noise"] >= 5
+                        and min(x["r2_drop_without_bits"], x["r2_drop_without_rank"]) >= 0.10,
+                    )
+                )
             if math.isfinite(m.get("rank_effect_16bit", float("nan"))):
-                rows.append((f"[{metric}] supplementary: rank 4 -> 16 at uniform 16 / 4 bits",
-                             f"{_fmt(m['rank_effect_16bit'])} / {_fmt(m['rank_effect_4bit'])}"
-                             + (f" ({abs(m['rank_effect_16bit']) / noise:.1f}x / {abs(m['rank_effect_4bit']) / noise:.1f}x noise)"
-                                if noise and math.isfinite(noise) else ""), True))
+                rows.append(
+                    (
+                        f"[{metric}] supplementary: rank 4 -> 16 at uniform 16 / 4 bits",
+                        f"{_fmt(m['rank_effect_16bit'])} / {_fmt(m['rank_effect_4bit'])}"
+                        + (
+                            f" ({abs(m['rank_effect_16bit']) / noise:.1f}x / {abs(m['rank_effect_4bit']) / noise:.1f}x noise)"
+                            if noise and math.isfinite(noise)
+                            else ""
+                        ),
+                        True,
+                    )
+                )
             if "best_uniform" in m and "best_mixed" in m:
                 u, x = m["best_uniform"], m["best_mixed"]
                 gain = (u["mean"] - x["mean"]) * (1 if metric == "eval_loss" else -1)
-                rows.append((f"[{metric}] supplementary: best measured configuration in budget, uniform vs mixed",
-                             f"uniform {_fmt(u['mean'])} (bits {u['bits'][0]}, rank {u['ranks'][0]}; {u['n_configs']} "
-                             f"configs) vs mixed {_fmt(x['mean'])} ({x['n_configs']} configs): mixed "
-                             + (f"better by {gain:.4f}" if gain > 0 else f"worse by {-gain:.4f}")
-                             + (f" ({abs(gain) / noise:.1f}x noise)" if noise and math.isfinite(noise) else ""), True))
+                rows.append(
+                    (
+                        f"[{metric}] supplementary: best measured configuration in budget, uniform vs mixed",
+                        f"uniform {_fmt(u['mean'])} (bits {u['bits'][0]}, rank {u['ranks'][0]}; {u['n_configs']} "
+                        f"configs) vs mixed {_fmt(x['mean'])} ({x['n_configs']} configs): mixed "
+                        + (f"better by {gain:.4f}" if gain > 0 else f"worse by {-gain:.4f}")
+                        + (f" ({abs(gain) / noise:.1f}x noise)" if noise and math.isfinite(noise) else ""),
+                        True,
+                    )
+                )
             if "per_block" in m:
                 pb = m["per_block"]
                 cost = pb["two_bit_cost"]
-                rows.append((f"[{metric}] supplementary (not a criterion): additive per-block model of all "
-                             f"{pb['n_configs']} configs (2-bit and 3-bit indicator and log2 rank per block)",
-                             f"in-sample R^2 {_fmt(pb['r2'], 3)} ({3 * len(cost) + 1} parameters); one block at 2 bits costs {_fmt(cost[0], 3)} (block 0), "
-                             f"{_fmt(float(np.median(cost[1:])), 3)} (median of the others); doubling every rank: "
-                             f"{pb['rank_doubling_effect']:+.4f}", True))
+                rows.append(
+                    (
+                        f"[{metric}] supplementary (not a criterion): additive per-block model of all "
+                        f"{pb['n_configs']} configs (2-bit and 3-bit indicator and log2 rank per block)",
+                        f"in-sample R^2 {_fmt(pb['r2'], 3)} ({3 * len(cost) + 1} parameters); one block at 2 bits costs {_fmt(cost[0], 3)} (block 0), "
+                        f"{_fmt(float(np.median(cost[1:])), 3)} (median of the others); doubling every rank: "
+                        f"{pb['rank_doubling_effect']:+.4f}",
+                        True,
+                    )
+                )
             if "structured_r2" in m:
-                rows.append((f"[{metric}] supplementary (not a criterion): block 0 / last block at 2 bits, number of "
-                             "other 2-bit blocks, avg log2 rank",
-                             f"R^2 {_fmt(m['structured_r2'], 3)}; drop w/o bits {_fmt(m['structured_r2_drop_without_bits'], 3)}, "
-                             f"w/o rank {_fmt(m['structured_r2_drop_without_rank'], 3)}", True))
+                rows.append(
+                    (
+                        f"[{metric}] supplementary (not a criterion): block 0 / last block at 2 bits, number of "
+                        "other 2-bit blocks, avg log2 rank",
+                        f"R^2 {_fmt(m['structured_r2'], 3)}; drop w/o bits {_fmt(m['structured_r2_drop_without_bits'], 3)}, "
+                        f"w/o rank {_fmt(m['structured_r2_drop_without_rank'], 3)}",
+                        True,
+                    )
+                )
         for metric in ("accuracy", "focus_accuracy"):
             acc = t.get(metric, {})
             if not acc:
                 continue
             gap = acc.get("uniform_16bit_r16", float("nan")) - acc.get("uniform_2bit_r4", float("nan"))
-            rows.append((f"[{metric}] uniform 2-bit r4 vs 16-bit r16 differ by >= 10 points of task accuracy",
-                         f"{_fmt(acc.get('uniform_2bit_r4'))} vs {_fmt(acc.get('uniform_16bit_r16'))}: {100 * gap:.1f} points "
-                         f"(SE {_fmt(100 * acc.get('gap_se', float('nan')), 1)} over seeds)",
-                         abs(gap) >= 0.10))
+            rows.append(
+                (
+                    f"[{metric}] uniform 2-bit r4 vs 16-bit r16 differ by >= 10 points of task accuracy",
+                    f"{_fmt(acc.get('uniform_2bit_r4'))} vs {_fmt(acc.get('uniform_16bit_r16'))}: {100 * gap:.1f} points "
+                    f"(SE {_fmt(100 * acc.get('gap_se', float('nan')), 1)} over seeds)",
+                    abs(gap) >= 0.10,
+                )
+            )
     lines += ["| criterion | measured | holds |", "|---|---|---|"]
     lines += [f"| {c} | {m} | {'yes' if ok else '**no**'} |" for c, m, ok in rows]
     return "\n".join(lines) + "\n"

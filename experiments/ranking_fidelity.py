@@ -24,7 +24,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -78,9 +77,17 @@ def main(argv=None) -> int:
         seeds, max_evals, budgets, _ = keys.pop()
         table = infos[0]["benchmark"]["table"]
         optimizers = tuple(dict.fromkeys(live["optimizer"]))
-        spec = BenchSpec(benchmark=table, backend="surrogate", optimizers=optimizers, seeds=seeds,
-                         budgets=budgets, max_cost_s=math.inf, max_evals=max_evals, metric="eval_loss",
-                         surrogate=args.surrogate)
+        spec = BenchSpec(
+            benchmark=table,
+            backend="surrogate",
+            optimizers=optimizers,
+            seeds=seeds,
+            budgets=budgets,
+            max_cost_s=math.inf,
+            max_evals=max_evals,
+            metric="eval_loss",
+            surrogate=args.surrogate,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             report = run_benchmark(spec, plots=False)
@@ -95,19 +102,28 @@ def main(argv=None) -> int:
     art = report.benchmarks[budgets[0]].surrogates["eval_loss"]
     rows = []
     for name in sorted(a.index, key=lambda n: a.loc[n, "mean"]):
-        rows.append(f"| {name} | {a.loc[name, 'mean']:.4f} ± {a.loc[name, 'sem']:.4f} | "
-                    f"{int(a['mean'].rank(method='min')[name])} | {b.loc[name, 'mean']:.4f} ± {b.loc[name, 'sem']:.4f} | "
-                    f"{int(b['mean'].rank(method='min')[name])} |")
+        rows.append(
+            f"| {name} | {a.loc[name, 'mean']:.4f} ± {a.loc[name, 'sem']:.4f} | "
+            f"{int(a['mean'].rank(method='min')[name])} | {b.loc[name, 'mean']:.4f} ± {b.loc[name, 'sem']:.4f} | "
+            f"{int(b['mean'].rank(method='min')[name])} |"
+        )
     md = [
-        "# Ranking fidelity: surrogate benchmark vs table + live trials", "",
+        "# Ranking fidelity: surrogate benchmark vs table + live trials",
+        "",
         f"Optimizers {', '.join(optimizers)}; budget {', '.join(budgets)}; seeds {', '.join(map(str, seeds))}; "
         f"{max_evals} evaluations per run. Score: mean over seeds of the best eval_loss found (nats, lower is "
-        "better) ± standard error.", "",
-        "| optimizer | table + live | rank | surrogate | rank |", "|---|---|---|---|---|", *rows, "",
-        f"**Kendall tau between the two rankings: {tau:.3f}** (p = {p:.3f}, {len(a)} optimizers).", "",
+        "better) ± standard error.",
+        "",
+        "| optimizer | table + live | rank | surrogate | rank |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+        f"**Kendall tau between the two rankings: {tau:.3f}** (p = {p:.3f}, {len(a)} optimizers).",
+        "",
         "Answers on the table + live side: " + ", ".join(f"{n} from {k}" for k, n in sorted(answered.items())) + ".",
         "",
-        "## Source", "",
+        "## Source",
+        "",
         f"- table: `{table}`, content hash at the live runs' start "
         + ", ".join(sorted({f"`{i['benchmark']['table_content_hash'][:16]}…`" for i in infos})),
         f"- surrogate: {art.manifest['model']['kind']} of eval_loss bound to table hash `{art.table_hash[:16]}…`",
@@ -117,10 +133,22 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ranking_fidelity.md").write_text("\n".join(md) + "\n")
-    (out / "ranking_fidelity.json").write_text(json.dumps(
-        {"kendall_tau": tau, "p": p, "optimizers": list(optimizers), "seeds": list(seeds), "max_evals": max_evals,
-         "live_mean_best": a["mean"].to_dict(), "surrogate_mean_best": b["mean"].to_dict(),
-         "answered": answered}, indent=1) + "\n")
+    (out / "ranking_fidelity.json").write_text(
+        json.dumps(
+            {
+                "kendall_tau": tau,
+                "p": p,
+                "optimizers": list(optimizers),
+                "seeds": list(seeds),
+                "max_evals": max_evals,
+                "live_mean_best": a["mean"].to_dict(),
+                "surrogate_mean_best": b["mean"].to_dict(),
+                "answered": answered,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print("\n".join(md))
     return 0
 

@@ -39,13 +39,18 @@ def stratified_hashes(model: str, task: str, n: int, seed: int = 0) -> set[str]:
     return {c.hash for c in design_for(spec, TrialSettings())}
 
 
-def in_budget_configs(table: str, budget: str = "uniform-4bit", exclude: "list[str] | None" = None,
-                      seed: int = 0, stratified: int = 0) -> list[QRConfig]:
+def in_budget_configs(
+    table: str, budget: str = "uniform-4bit", exclude: "list[str] | None" = None, seed: int = 0, stratified: int = 0
+) -> list[QRConfig]:
     """Distinct full-fidelity non-uniform configurations of ``table`` within ``budget`` (of its stratified design
     of ``stratified`` configurations when > 0), shuffled by ``seed``."""
     df = ResultsTable(table).read()
     df = df[(df["status"] == "ok") & (df["fidelity"] == df["max_steps"])]
-    keep = stratified_hashes(str(df["model_name"].iloc[0]), str(df["task_name"].iloc[0]), stratified) if stratified else None
+    keep = (
+        stratified_hashes(str(df["model_name"].iloc[0]), str(df["task_name"].iloc[0]), stratified)
+        if stratified
+        else None
+    )
     arch = load_arch(str(df["model_name"].iloc[0]))
     space = SearchSpace(arch.n_blocks)
     mm = trial_memory_model(arch, space, str(df["task_name"].iloc[0]))
@@ -54,7 +59,12 @@ def in_budget_configs(table: str, budget: str = "uniform-4bit", exclude: "list[s
     out, seen = [], set()
     for bits, ranks in zip(df["bits"], df["ranks"]):
         cfg = QRConfig([int(x) for x in bits], [int(x) for x in ranks])
-        if cfg.hash in seen or cfg.hash in skip or len(set(cfg.bits)) == 1 or (keep is not None and cfg.hash not in keep):
+        if (
+            cfg.hash in seen
+            or cfg.hash in skip
+            or len(set(cfg.bits)) == 1
+            or (keep is not None and cfg.hash not in keep)
+        ):
             continue
         seen.add(cfg.hash)
         if mm.is_feasible(cfg, b):

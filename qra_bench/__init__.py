@@ -53,9 +53,24 @@ _PACKAGES: dict[str, str] = {
 }
 
 __all__ = [
-    "BenchSpec", "Benchmark", "MemoryModel", "Optimizer", "QRConfig", "ResultsTable", "Scenario", "SearchSpace",
-    "SurrogateArtifact", "__version__", "autoqra_search", "data_root", "fit_surrogate", "get_scenario",
-    "list_scenarios", "observe_and_suggest", "register_optimizer", "run_benchmark",
+    "BenchSpec",
+    "Benchmark",
+    "MemoryModel",
+    "Optimizer",
+    "QRConfig",
+    "ResultsTable",
+    "Scenario",
+    "SearchSpace",
+    "SurrogateArtifact",
+    "__version__",
+    "autoqra_search",
+    "data_root",
+    "fit_surrogate",
+    "get_scenario",
+    "list_scenarios",
+    "observe_and_suggest",
+    "register_optimizer",
+    "run_benchmark",
 ]
 
 if TYPE_CHECKING:

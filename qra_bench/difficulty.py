@@ -76,9 +76,13 @@ class Bar:
 
     @property
     def met(self) -> bool:
-        return (self.full_trials >= self.min_full_trials and self.fidelities_per_trial >= 3
-                and self.band_configs >= self.min_band_configs and self.anchors_at_min_seeds == self.n_anchors
-                and self.best_at_min_seeds >= self.n_best)
+        return (
+            self.full_trials >= self.min_full_trials
+            and self.fidelities_per_trial >= 3
+            and self.band_configs >= self.min_band_configs
+            and self.anchors_at_min_seeds == self.n_anchors
+            and self.best_at_min_seeds >= self.n_best
+        )
 
 
 @dataclass
@@ -114,14 +118,16 @@ def config_means(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     if full.empty:
         return pd.DataFrame(columns=["config_hash", "bits", "ranks", "mean", "se", "n_seeds", "memory"])
     g = full.groupby("config_hash", sort=True)
-    out = pd.DataFrame({
-        "bits": g["bits"].first().map(lambda b: tuple(int(x) for x in b)),
-        "ranks": g["ranks"].first().map(lambda r: tuple(int(x) for x in r)),
-        "mean": g[metric].mean().astype(float),
-        "std": g[metric].std(ddof=1).astype(float),
-        "n_seeds": g["seed"].nunique().astype(int),
-        "memory": g["mem_predicted_bytes"].first().astype("int64"),
-    }).reset_index()
+    out = pd.DataFrame(
+        {
+            "bits": g["bits"].first().map(lambda b: tuple(int(x) for x in b)),
+            "ranks": g["ranks"].first().map(lambda r: tuple(int(x) for x in r)),
+            "mean": g[metric].mean().astype(float),
+            "std": g[metric].std(ddof=1).astype(float),
+            "n_seeds": g["seed"].nunique().astype(int),
+            "memory": g["mem_predicted_bytes"].first().astype("int64"),
+        }
+    ).reset_index()
     out["se"] = out["std"] / np.sqrt(out["n_seeds"])
     out["uniform"] = [len(set(b)) == 1 and len(set(r)) == 1 for b, r in zip(out["bits"], out["ranks"])]
     return out
@@ -131,8 +137,9 @@ def _stat(row: pd.Series, noise: float) -> ConfigStat:
     n = int(row["n_seeds"])
     # With one seed the sample std is undefined: the pooled noise stands in for it.
     se = float(row["se"]) if n >= 2 and math.isfinite(row["se"]) else noise / math.sqrt(max(n, 1))
-    return ConfigStat(str(row["config_hash"]), tuple(row["bits"]), tuple(row["ranks"]), float(row["mean"]), se, n,
-                      int(row["memory"]))
+    return ConfigStat(
+        str(row["config_hash"]), tuple(row["bits"]), tuple(row["ranks"]), float(row["mean"]), se, n, int(row["memory"])
+    )
 
 
 def _best(means: pd.DataFrame, higher: bool) -> Optional[pd.Series]:
@@ -142,8 +149,9 @@ def _best(means: pd.DataFrame, higher: bool) -> Optional[pd.Series]:
     return order.iloc[0]
 
 
-def best_fitting_uniform(means: pd.DataFrame, budget_bytes: int, higher: bool, min_seeds: int = 1,
-                         noise: float = math.nan) -> Optional[ConfigStat]:
+def best_fitting_uniform(
+    means: pd.DataFrame, budget_bytes: int, higher: bool, min_seeds: int = 1, noise: float = math.nan
+) -> Optional[ConfigStat]:
     """The uniform configuration (any bits and rank of the ladders) with the best measured mean that fits
     ``budget_bytes``, among those measured at >= ``min_seeds`` seeds; None when none fits."""
     sel = means[means["uniform"] & (means["memory"] <= budget_bytes) & (means["n_seeds"] >= min_seeds)]
@@ -166,10 +174,19 @@ def _curve(means: pd.DataFrame, budgets: Sequence[tuple[str, int]], higher: bool
         us = None if u is None else _stat(u, noise)
         ms = None if m is None else _stat(m, noise)
         adv = _advantage(us, ms, higher)
-        out.append({"budget": name, "budget_bytes": int(b), "n_fitting": int(len(fit)),
-                    "best_uniform": None if us is None else us.label, "best_uniform_mean": None if us is None else us.mean,
-                    "best_mixed_mean": None if ms is None else ms.mean, "best_mixed_seeds": None if ms is None else ms.n_seeds,
-                    "advantage": adv, "advantage_noise": adv / noise if noise > 0 else math.nan})
+        out.append(
+            {
+                "budget": name,
+                "budget_bytes": int(b),
+                "n_fitting": int(len(fit)),
+                "best_uniform": None if us is None else us.label,
+                "best_uniform_mean": None if us is None else us.mean,
+                "best_mixed_mean": None if ms is None else ms.mean,
+                "best_mixed_seeds": None if ms is None else ms.n_seeds,
+                "advantage": adv,
+                "advantage_noise": adv / noise if noise > 0 else math.nan,
+            }
+        )
     return out
 
 
@@ -195,10 +212,19 @@ def surrogate_tau(predictions: pd.DataFrame, fitting: pd.DataFrame, higher: bool
     return out
 
 
-def compute_card(frame: pd.DataFrame, metric: str, budget_name: str, budget_bytes: int, smallest_bytes: int,
-                 sweep_budgets: Sequence[tuple[str, int]] = (), predictions: Optional[dict[str, pd.DataFrame]] = None,
-                 n_uniform_anchors: int = 15, tolerance_noise: float = 2.0, min_seeds: int = 3,
-                 bar: Bar = Bar()) -> DifficultyCard:
+def compute_card(
+    frame: pd.DataFrame,
+    metric: str,
+    budget_name: str,
+    budget_bytes: int,
+    smallest_bytes: int,
+    sweep_budgets: Sequence[tuple[str, int]] = (),
+    predictions: Optional[dict[str, pd.DataFrame]] = None,
+    n_uniform_anchors: int = 15,
+    tolerance_noise: float = 2.0,
+    min_seeds: int = 3,
+    bar: Bar = Bar(),
+) -> DifficultyCard:
     """The difficulty card of ``frame`` (a table's ok rows) at ``budget_bytes`` (see the module docstring).
 
     ``smallest_bytes`` is the memory of the smallest configuration of the space (the bottom of the range the
@@ -208,8 +234,11 @@ def compute_card(frame: pd.DataFrame, metric: str, budget_name: str, budget_byte
     means = config_means(frame, metric)
     frac = frame["fidelity_frac"].astype(float)
     full = frame[np.isclose(frac, 1.0) & np.isfinite(frame[metric].astype(float))]
-    nf = noise_floor(full[metric].to_numpy(float), full["config_hash"].to_numpy(str),
-                     np.ones(len(full))) if len(full) else {"full": {"std": math.nan, "n_groups": 0}}
+    nf = (
+        noise_floor(full[metric].to_numpy(float), full["config_hash"].to_numpy(str), np.ones(len(full)))
+        if len(full)
+        else {"full": {"std": math.nan, "n_groups": 0}}
+    )
     noise, n_noise = float(nf["full"]["std"]), int(nf["full"]["n_groups"])
     fitting = means[means["memory"] <= budget_bytes]
     repeated = fitting[fitting["n_seeds"] >= min_seeds]
@@ -235,15 +264,38 @@ def compute_card(frame: pd.DataFrame, metric: str, budget_name: str, budget_byte
     floor = smallest_bytes + 0.75 * (budget_bytes - smallest_bytes)
     band = fitting[(fitting["memory"] >= floor)]
     anchors = means[means["uniform"]]
-    best20 = fitting.sort_values("mean", ascending=not higher).iloc[:bar.n_best]
-    filled = Bar(bar.min_full_trials, bar.min_band_configs, bar.n_best, min_seeds, full_trials=int(ok_full),
-                 fidelities_per_trial=int(fids.min()) if len(fids) else 0, band_configs=int(len(band)),
-                 anchors_at_min_seeds=int((anchors["n_seeds"] >= min_seeds).sum()), n_anchors=n_uniform_anchors,
-                 best_at_min_seeds=int((best20["n_seeds"] >= min_seeds).sum()))
+    best20 = fitting.sort_values("mean", ascending=not higher).iloc[: bar.n_best]
+    filled = Bar(
+        bar.min_full_trials,
+        bar.min_band_configs,
+        bar.n_best,
+        min_seeds,
+        full_trials=int(ok_full),
+        fidelities_per_trial=int(fids.min()) if len(fids) else 0,
+        band_configs=int(len(band)),
+        anchors_at_min_seeds=int((anchors["n_seeds"] >= min_seeds).sum()),
+        n_anchors=n_uniform_anchors,
+        best_at_min_seeds=int((best20["n_seeds"] >= min_seeds).sum()),
+    )
     return DifficultyCard(
-        metric=metric, higher_is_better=higher, budget_name=budget_name, budget_bytes=int(budget_bytes),
-        noise_std=noise, noise_configs=n_noise, n_fitting=n_fit, best_uniform=uni, best_mixed=mix, advantage=adv,
-        advantage_noise=adv / noise if noise > 0 else math.nan, advantage_se=adv / se if se > 0 else math.nan,
-        tolerance=tol, target=target, n_within=k, frac_within=k / n_fit if n_fit else math.nan,
+        metric=metric,
+        higher_is_better=higher,
+        budget_name=budget_name,
+        budget_bytes=int(budget_bytes),
+        noise_std=noise,
+        noise_configs=n_noise,
+        n_fitting=n_fit,
+        best_uniform=uni,
+        best_mixed=mix,
+        advantage=adv,
+        advantage_noise=adv / noise if noise > 0 else math.nan,
+        advantage_se=adv / se if se > 0 else math.nan,
+        tolerance=tol,
+        target=target,
+        n_within=k,
+        frac_within=k / n_fit if n_fit else math.nan,
         random_evals_to_target=(n_fit + 1) / (k + 1) if n_fit else math.nan,
-        curve=_curve(means, sweep_budgets, higher, noise), surrogate_tau=taus, bar=filled)
+        curve=_curve(means, sweep_budgets, higher, noise),
+        surrogate_tau=taus,
+        bar=filled,
+    )

@@ -35,9 +35,21 @@ if TYPE_CHECKING:  # torch-importing modules, loaded lazily
     from qra_bench.adapters import LoraSettings
     from qra_bench.quant import QuantReport, QuantSettings
 
-__all__ = ["CONFIG_FILE", "LORA_CONFIG_FILE", "QUANT_CONFIG_FILE", "QUANT_FORMAT", "apply_quant_config",
-           "config_dict", "default_rank", "lora_config_dict", "module_name", "peft_lora_config", "quant_config_dict",
-           "quant_settings_from", "write_exports"]
+__all__ = [
+    "CONFIG_FILE",
+    "LORA_CONFIG_FILE",
+    "QUANT_CONFIG_FILE",
+    "QUANT_FORMAT",
+    "apply_quant_config",
+    "config_dict",
+    "default_rank",
+    "lora_config_dict",
+    "module_name",
+    "peft_lora_config",
+    "quant_config_dict",
+    "quant_settings_from",
+    "write_exports",
+]
 
 CONFIG_FILE = "config.json"
 LORA_CONFIG_FILE = "lora_config.json"
@@ -94,11 +106,16 @@ def peft_lora_config(config: QRConfig, settings: Optional["LoraSettings"] = None
     r = default_rank(config.ranks)
     excluded = [module_name(l, n) for l, rank in enumerate(config.ranks) if rank == 0 for n in linears]
     return LoraConfig(
-        r=r, lora_alpha=settings.alpha_per_rank * r, lora_dropout=settings.dropout,
-        target_modules=linears if active else [], exclude_modules=excluded or None,
+        r=r,
+        lora_alpha=settings.alpha_per_rank * r,
+        lora_dropout=settings.dropout,
+        target_modules=linears if active else [],
+        exclude_modules=excluded or None,
         rank_pattern=dict(patterns.rank_pattern) if patterns else {},
         alpha_pattern=dict(patterns.alpha_pattern) if patterns else {},
-        use_rslora=settings.use_rslora, bias="none", task_type="CAUSAL_LM",
+        use_rslora=settings.use_rslora,
+        bias="none",
+        task_type="CAUSAL_LM",
     )
 
 
@@ -135,7 +152,7 @@ def quant_config_dict(config: QRConfig, settings: "QuantSettings") -> dict:
         "quant_settings": asdict(settings),
         "config_hash": config.hash,
         "apply": "from qra_bench.quant import QuantSettings, quantize_blocks; "
-                 "quantize_blocks(model, cfg['bits'], QuantSettings(**cfg['quant_settings']))",
+        "quantize_blocks(model, cfg['bits'], QuantSettings(**cfg['quant_settings']))",
     }
 
 
@@ -147,7 +164,9 @@ def quant_settings_from(data: Mapping[str, Any]) -> "QuantSettings":
     known = {f.name for f in fields(QuantSettings)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise QRBenchError(f"quant_config.json has unknown quant_settings {unknown}; allowed: {', '.join(sorted(known))}")
+        raise QRBenchError(
+            f"quant_config.json has unknown quant_settings {unknown}; allowed: {', '.join(sorted(known))}"
+        )
     return QuantSettings(**raw)
 
 
@@ -162,15 +181,19 @@ def apply_quant_config(model: "nn.Module", data: Union[Mapping[str, Any], PathLi
     return quantize_blocks(model, [int(b) for b in data["bits"]], quant_settings_from(data))
 
 
-def write_exports(out: PathLike, config: QRConfig, lora: Optional["LoraSettings"] = None,
-                  quant: Optional["QuantSettings"] = None) -> list[Path]:
+def write_exports(
+    out: PathLike, config: QRConfig, lora: Optional["LoraSettings"] = None, quant: Optional["QuantSettings"] = None
+) -> list[Path]:
     """Write ``config.json``, ``lora_config.json`` and ``quant_config.json`` into ``out``; return the paths."""
     from qra_bench.quant import QuantSettings
 
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
-    docs = {CONFIG_FILE: config_dict(config), LORA_CONFIG_FILE: lora_config_dict(config, lora),
-            QUANT_CONFIG_FILE: quant_config_dict(config, quant or QuantSettings())}
+    docs = {
+        CONFIG_FILE: config_dict(config),
+        LORA_CONFIG_FILE: lora_config_dict(config, lora),
+        QUANT_CONFIG_FILE: quant_config_dict(config, quant or QuantSettings()),
+    }
     paths = []
     for name, doc in docs.items():
         path = directory / name

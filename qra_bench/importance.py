@@ -57,7 +57,9 @@ def minmax(values: np.ndarray) -> np.ndarray:
     return (values - lo) / (hi - lo)
 
 
-def fidelity_raw(base: BaseModel, task: TaskData, space: SearchSpace, settings: TrialSettings, ref_bits: int = 4) -> np.ndarray:
+def fidelity_raw(
+    base: BaseModel, task: TaskData, space: SearchSpace, settings: TrialSettings, ref_bits: int = 4
+) -> np.ndarray:
     """Loss increase (nats) per block when that block alone drops to the lowest bit width."""
     device, dtype = compute_device()
     low = min(space.bits)
@@ -70,11 +72,17 @@ def fidelity_raw(base: BaseModel, task: TaskData, space: SearchSpace, settings: 
         return ev.lm_loss + ev.eval_loss
 
     reference = damage([ref_bits] * space.n_blocks)
-    return np.asarray([damage([low if i == l else ref_bits for i in range(space.n_blocks)]) - reference
-                       for l in range(space.n_blocks)])
+    return np.asarray(
+        [
+            damage([low if i == l else ref_bits for i in range(space.n_blocks)]) - reference
+            for l in range(space.n_blocks)
+        ]
+    )
 
 
-def plasticity_raw(base: BaseModel, task: TaskData, space: SearchSpace, settings: TrialSettings, steps: int) -> np.ndarray:
+def plasticity_raw(
+    base: BaseModel, task: TaskData, space: SearchSpace, settings: TrialSettings, steps: int
+) -> np.ndarray:
     """Task-loss gain (nats) per block of a short fine-tune with that block alone at the highest rank."""
     short = replace(settings, max_steps=steps, fidelities=(1.0,))
     lo_r, hi_r = min(r for r in space.ranks if r > 0), max(space.ranks)
@@ -84,12 +92,22 @@ def plasticity_raw(base: BaseModel, task: TaskData, space: SearchSpace, settings
         return run_trial(base, task, space.config(bits, ranks), seed=0, settings=short).final.eval_loss
 
     reference = final_loss([lo_r] * space.n_blocks)
-    return np.asarray([reference - final_loss([hi_r if i == l else lo_r for i in range(space.n_blocks)])
-                       for l in range(space.n_blocks)])
+    return np.asarray(
+        [
+            reference - final_loss([hi_r if i == l else lo_r for i in range(space.n_blocks)])
+            for l in range(space.n_blocks)
+        ]
+    )
 
 
-def importance_priors(base: BaseModel, task: TaskData, space: SearchSpace, settings: TrialSettings,
-                      plasticity_steps: Optional[int] = None, cache_dir: Path = IMPORTANCE_DIR) -> ImportancePriors:
+def importance_priors(
+    base: BaseModel,
+    task: TaskData,
+    space: SearchSpace,
+    settings: TrialSettings,
+    plasticity_steps: Optional[int] = None,
+    cache_dir: Path = IMPORTANCE_DIR,
+) -> ImportancePriors:
     """Measure (or load from cache) the priors of ``base`` on ``task``."""
     steps = plasticity_steps or max(1, settings.max_steps // 4)
     key = hashlib.sha256(
@@ -101,9 +119,12 @@ def importance_priors(base: BaseModel, task: TaskData, space: SearchSpace, setti
     raw_q = fidelity_raw(base, task, space, settings)
     raw_r = plasticity_raw(base, task, space, settings, steps)
     priors = ImportancePriors(
-        importance_q=tuple(float(x) for x in minmax(raw_q)), importance_r=tuple(float(x) for x in minmax(raw_r)),
-        raw_q=tuple(float(x) for x in raw_q), raw_r=tuple(float(x) for x in raw_r),
-        model_sha256=base.sha256, task_sha256=task.sha256,
+        importance_q=tuple(float(x) for x in minmax(raw_q)),
+        importance_r=tuple(float(x) for x in minmax(raw_r)),
+        raw_q=tuple(float(x) for x in raw_q),
+        raw_r=tuple(float(x) for x in raw_r),
+        model_sha256=base.sha256,
+        task_sha256=task.sha256,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

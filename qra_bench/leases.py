@@ -109,8 +109,9 @@ class LeaseManager:
         Seconds between renewals by the background thread (default ``ttl_s / 4``).
     """
 
-    def __init__(self, directory: Union[str, os.PathLike], ttl_s: float = 120.0,
-                 heartbeat_s: Optional[float] = None) -> None:
+    def __init__(
+        self, directory: Union[str, os.PathLike], ttl_s: float = 120.0, heartbeat_s: Optional[float] = None
+    ) -> None:
         if not ttl_s > 0:
             raise ValueError(f"ttl_s must be > 0, got {ttl_s}")
         self.directory = Path(directory)
@@ -208,8 +209,11 @@ class LeaseManager:
                 if not self._move_aside(path, key, current):
                     return False
                 self.taken_over += 1
-                log.info("took over the stale lease %s (holder %s)", key,
-                         f"pid {current.pid} on {current.host}" if current else "unreadable")
+                log.info(
+                    "took over the stale lease %s (holder %s)",
+                    key,
+                    f"pid {current.pid} on {current.host}" if current else "unreadable",
+                )
             return False
 
     def _move_aside(self, path: Path, key: str, judged: Optional[LeaseInfo]) -> bool:
@@ -345,8 +349,15 @@ class JobClaims:
         Lease lifetime without a heartbeat (seconds); how often deferred jobs are tried again (seconds).
     """
 
-    def __init__(self, table_dir: Union[str, os.PathLike], steps: Sequence[int], max_steps: int, max_retries: int,
-                 ttl_s: float = 120.0, poll_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        table_dir: Union[str, os.PathLike],
+        steps: Sequence[int],
+        max_steps: int,
+        max_retries: int,
+        ttl_s: float = 120.0,
+        poll_s: float = 2.0,
+    ) -> None:
         self.table_dir = Path(table_dir)
         self.steps = tuple(int(s) for s in steps)
         self.max_steps, self.max_retries = int(max_steps), int(max_retries)

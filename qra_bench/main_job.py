@@ -133,7 +133,7 @@ def verify_table(path: PathLike, min_trials: int = MIN_FULL_TRIALS) -> TableChec
     from qra_bench.table_report import verify_card
 
     table = ResultsTable(path)
-    collect_hint = (f"collect one with `qra-bench collect --model tiny --task news --design stratified --out {path}`")
+    collect_hint = f"collect one with `qra-bench collect --model tiny --task news --design stratified --out {path}`"
     if not table.exists or (table.path.is_dir() and not table.part_paths()):
         raise QRBenchError(f"no results table at {path}; {collect_hint}")
     validated = table.validate()  # TableError (a QRBenchError) names the first bad part
@@ -143,8 +143,10 @@ def verify_table(path: PathLike, min_trials: int = MIN_FULL_TRIALS) -> TableChec
     full = frame[np.isclose(frame["fidelity_frac"].astype(float), 1.0) & frame["eval_loss"].notna()]
     n_full = int(full.groupby(["config_hash", "seed"]).ngroups) if len(full) else 0
     if n_full < min_trials:
-        raise QRBenchError(f"table {path} has {n_full} full-fidelity trials; the main job needs at least {min_trials} "
-                           f"(--min-trials); {collect_hint}")
+        raise QRBenchError(
+            f"table {path} has {n_full} full-fidelity trials; the main job needs at least {min_trials} "
+            f"(--min-trials); {collect_hint}"
+        )
     return TableCheck(Path(path), validated, content_hash, n_full, card)
 
 
@@ -157,9 +159,11 @@ def _surrogate(spec: MainJobSpec, table: Path, out: Path, say: Callable[[str], N
     if (shipped / MANIFEST_FILE).is_file():
         artifact = SurrogateArtifact.load(shipped, table_path=table)  # refuses a table it was not fitted on
         r = artifact.manifest["metrics"]["random_5fold"]
-        return shipped, (f"{shipped}: {artifact.manifest['model']['kind']} of {artifact.target}, bound to the table "
-                         f"hash (verified); random 5-fold R2 {r.get('r2', math.nan):.3f}, "
-                         f"Spearman {r.get('spearman', math.nan):.3f}")
+        return shipped, (
+            f"{shipped}: {artifact.manifest['model']['kind']} of {artifact.target}, bound to the table "
+            f"hash (verified); random 5-fold R2 {r.get('r2', math.nan):.3f}, "
+            f"Spearman {r.get('spearman', math.nan):.3f}"
+        )
     from qra_bench.surrogate.fit import fit_surrogate
 
     fitted = out / "surrogate"
@@ -167,12 +171,15 @@ def _surrogate(spec: MainJobSpec, table: Path, out: Path, say: Callable[[str], N
         raise QRBenchError(f"{fitted} already holds a surrogate; give the run a fresh --out folder")
     say(f"  no surrogate at {shipped}: fitting an xgb surrogate of eval_loss on the fly into {fitted}")
     t0 = time.perf_counter()
-    artifact = fit_surrogate(table, target="eval_loss", model="xgb", out=fitted, seed=spec.seed,
-                             params=FIT_PARAMS or None)
+    artifact = fit_surrogate(
+        table, target="eval_loss", model="xgb", out=fitted, seed=spec.seed, params=FIT_PARAMS or None
+    )
     r = artifact.manifest["metrics"]["random_5fold"]
-    return fitted, (f"{fitted}: NOT SHIPPED, fitted on the fly in {time.perf_counter() - t0:.1f} s (xgb of eval_loss; "
-                    f"random 5-fold R2 {r.get('r2', math.nan):.3f}, Spearman {r.get('spearman', math.nan):.3f}); "
-                    f"ship one with `qra-bench fit --table {spec.table} --target eval_loss --out {shipped}`")
+    return fitted, (
+        f"{fitted}: NOT SHIPPED, fitted on the fly in {time.perf_counter() - t0:.1f} s (xgb of eval_loss; "
+        f"random 5-fold R2 {r.get('r2', math.nan):.3f}, Spearman {r.get('spearman', math.nan):.3f}); "
+        f"ship one with `qra-bench fit --table {spec.table} --target eval_loss --out {shipped}`"
+    )
 
 
 def _work_table(check: TableCheck, out: Path, append: bool) -> Path:
@@ -206,13 +213,17 @@ def memory_lines(budget: str, settings) -> list[str]:
         b = mm.budget(budget)
         bd = mm.breakdown(b.reference) if b.reference is not None else None
         times = f"{b.fraction:g} x (" if b.fraction != 1.0 else ""
-        split = (f" = {times}weights+adapters {_human(bd.weights_and_adapters)} + the rest "
-                 f"(embeddings, optimizer, activations) {_human(bd.total - bd.weights_and_adapters)}"
-                 + (")" if times else "")) if bd else ""
+        split = (
+            (
+                f" = {times}weights+adapters {_human(bd.weights_and_adapters)} + the rest "
+                f"(embeddings, optimizer, activations) {_human(bd.total - bd.weights_and_adapters)}"
+                + (")" if times else "")
+            )
+            if bd
+            else ""
+        )
         lines.append(f"  {name:<20}{b.bytes:>16,} bytes ({_human(b.bytes)}){split}")
     return lines
-
-
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -225,8 +236,9 @@ def _noise(frame: pd.DataFrame, metric: str) -> float:
     full = frame[np.isclose(frame["fidelity_frac"].astype(float), 1.0) & frame[metric].notna()]
     if full.empty:
         return math.nan
-    return float(noise_floor(full[metric].to_numpy(float), full["config_hash"].to_numpy(str),
-                             np.ones(len(full)))["full"]["std"])
+    return float(
+        noise_floor(full[metric].to_numpy(float), full["config_hash"].to_numpy(str), np.ones(len(full)))["full"]["std"]
+    )
 
 
 def _default_out() -> Path:
@@ -253,17 +265,24 @@ def resolve_spec(spec: MainJobSpec) -> MainJobSpec:
     from qra_bench.scenarios import SCENARIOS, get_scenario
 
     if spec.table is not None and spec.scenario is None:
-        return replace(spec, surrogate=spec.surrogate or str(Path(spec.table).parent.parent / "surrogates"
-                                                             / Path(spec.table).name / "xgb"),
-                       budget=spec.budget or "uniform-4bit")
+        return replace(
+            spec,
+            surrogate=spec.surrogate
+            or str(Path(spec.table).parent.parent / "surrogates" / Path(spec.table).name / "xgb"),
+            budget=spec.budget or "uniform-4bit",
+        )
     name = spec.scenario or next(s.name for s in SCENARIOS if s.headline)
     sc = get_scenario(name, complete=False)
-    return replace(spec, scenario=sc.name, table=spec.table or str(sc.table_path()),
-                   surrogate=spec.surrogate or str(sc.surrogate_path("xgb")), budget=spec.budget or sc.budget)
+    return replace(
+        spec,
+        scenario=sc.name,
+        table=spec.table or str(sc.table_path()),
+        surrogate=spec.surrogate or str(sc.surrogate_path("xgb")),
+        budget=spec.budget or sc.budget,
+    )
 
 
-def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print,
-                 progress: Optional[Progress] = None) -> Path:
+def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print, progress: Optional[Progress] = None) -> Path:
     """Run the six stages of the module docstring; ``echo`` takes the report, ``progress`` the progress lines.
 
     Returns the run's output folder.
@@ -296,15 +315,25 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print,
     problem = load_problem(work, surrogate_path)
     budget = problem.memory_model.budget(spec.budget)
     model_name, task_name = problem.recipe("model_name"), problem.recipe("task_name")
-    echo(f"qra-bench main job: AutoQRA on {model_name} / {task_name} ({problem.recipe('backend')}), budget "
-         f"{budget.name}, {spec.real_evals} real trials, seed {spec.seed}")
+    echo(
+        f"qra-bench main job: AutoQRA on {model_name} / {task_name} ({problem.recipe('backend')}), budget "
+        f"{budget.name}, {spec.real_evals} real trials, seed {spec.seed}"
+    )
     echo(f"table      {check.path}: {check.validated}; {check.n_full_trials} full-fidelity trials; {check.card}")
     if problem.table_hash != check.content_hash:
-        echo(f"           the table grew while the job started (a collection is appending to it): the run uses the "
-             f"snapshot with hash {problem.table_hash[:16]}...")
+        echo(
+            f"           the table grew while the job started (a collection is appending to it): the run uses the "
+            f"snapshot with hash {problem.table_hash[:16]}..."
+        )
     echo(f"surrogate  {surrogate_line}")
-    echo(f"working    real rows go to {work}" + (" (the shipped table: --append-to-table)" if spec.append_to_table
-                                                 else " (a copy of the shipped table; the shipped one is untouched)"))
+    echo(
+        f"working    real rows go to {work}"
+        + (
+            " (the shipped table: --append-to-table)"
+            if spec.append_to_table
+            else " (a copy of the shipped table; the shipped one is untouched)"
+        )
+    )
     say.done(f"{check.n_full_trials} full-fidelity trials, hash {check.content_hash[:16]}...")
 
     # 2. memory of the budget -----------------------------------------------------------------------------
@@ -312,10 +341,18 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print,
     s = problem.memory_model.settings
     echo("")
     ref = budget.reference
-    what = ((f"{budget.fraction:g} x " if budget.fraction != 1.0 else "")
-            + f"every block {ref.bits[0]}-bit, LoRA rank {ref.ranks[0]}; ") if ref is not None else ""
-    echo(f"memory at {budget.name} ({what}budget convention: memory layout {s.backend}, group {s.group_size}, "
-         f"{s.weight_dtype_bytes}-byte weights, batch {s.batch_size} x {s.seq_len} tokens)")
+    what = (
+        (
+            (f"{budget.fraction:g} x " if budget.fraction != 1.0 else "")
+            + f"every block {ref.bits[0]}-bit, LoRA rank {ref.ranks[0]}; "
+        )
+        if ref is not None
+        else ""
+    )
+    echo(
+        f"memory at {budget.name} ({what}budget convention: memory layout {s.backend}, group {s.group_size}, "
+        f"{s.weight_dtype_bytes}-byte weights, batch {s.batch_size} x {s.seq_len} tokens)"
+    )
     for line in memory_lines(spec.budget, s):
         echo(line)
     say.done()
@@ -323,19 +360,32 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print,
     # 3. sweep (surrogate only, before any refit) ---------------------------------------------------------
     budgets = _sweep_budgets(problem, spec.n_budgets)
     say.stage(3, f"budget sweep: {len(budgets)} budgets over the table's memory range, surrogate only")
-    sweep = run_sweep(problem, budgets, "autoqra", spec.seed,
-                      settings=search_settings(spec.generations, spec.evals, base=SWEEP_SETTINGS))
+    sweep = run_sweep(
+        problem,
+        budgets,
+        "autoqra",
+        spec.seed,
+        settings=search_settings(spec.generations, spec.evals, base=SWEEP_SETTINGS),
+    )
     sweep_files = write_sweep(sweep, out)
     echo("")
     echo(format_sweep(sweep))
     say.done(f"{len(budgets)} budgets searched")
 
     # 4. AutoQRA with real trials -------------------------------------------------------------------------
-    say.stage(4, f"AutoQRA at {budget.name} against the surrogate with {spec.real_evals} real trials "
-                 f"({thread_note})")
-    outcome, trials = run_search(problem, spec.budget, "autoqra", spec.seed, spec.real_evals,
-                                 generations=spec.generations, evals=spec.evals, steps=spec.steps, threads=threads,
-                                 progress=say)
+    say.stage(4, f"AutoQRA at {budget.name} against the surrogate with {spec.real_evals} real trials ({thread_note})")
+    outcome, trials = run_search(
+        problem,
+        spec.budget,
+        "autoqra",
+        spec.seed,
+        spec.real_evals,
+        generations=spec.generations,
+        evals=spec.evals,
+        steps=spec.steps,
+        threads=threads,
+        progress=say,
+    )
     say.done(f"{outcome.n_predictor_rows} surrogate predictions, {outcome.n_real_evals} real trials")
 
     # 5. baselines and the pick at several seeds ----------------------------------------------------------
@@ -360,20 +410,40 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print,
         mine = [f for f in finals if f.config_hash == c.hash]
         table_rows = frame if not mine else pd.concat([frame, pd.DataFrame([m.to_dict() for m in mine])])
         value, se, acc, n = measure(table_rows, c.hash, metric, noise)
-        source = (f"mean of {n} seed(s): table" + (f" + {len(mine)} real trial(s) of this run" if mine else "")) if n \
+        source = (
+            (f"mean of {n} seed(s): table" + (f" + {len(mine)} real trial(s) of this run" if mine else ""))
+            if n
             else ("not in table (--live-baselines runs it)" if not fresh_ok else "not measured (--real-evals 0)")
+        )
         bi, ri = space.bit_index(c), space.rank_index(c)
         mean, std = problem.predict(bi[None], ri[None])
         mm = problem.memory_model
-        return Table1Row(label=label, bits=tuple(c.bits), ranks=tuple(c.ranks), value=value, se=se, accuracy=acc,
-                         n_seeds=n, memory_bytes=int(mm.total_bytes(c)), fits=bool(mm.is_feasible(c, budget)),
-                         source=source, predicted=float(mean[0]), predicted_std=float(std[0]))
+        return Table1Row(
+            label=label,
+            bits=tuple(c.bits),
+            ranks=tuple(c.ranks),
+            value=value,
+            se=se,
+            accuracy=acc,
+            n_seeds=n,
+            memory_bytes=int(mm.total_bytes(c)),
+            fits=bool(mm.is_feasible(c, budget)),
+            source=source,
+            predicted=float(mean[0]),
+            predicted_std=float(std[0]),
+        )
 
     if spec.real_evals > 0:
-        have = {int(x) for x in frame.loc[(frame["config_hash"] == cfg.hash)
-                                          & np.isclose(frame["fidelity_frac"].astype(float), 1.0), "seed"]}
+        have = {
+            int(x)
+            for x in frame.loc[
+                (frame["config_hash"] == cfg.hash) & np.isclose(frame["fidelity_frac"].astype(float), 1.0), "seed"
+            ]
+        }
         have |= {int(f.seed) for f in finals if f.config_hash == cfg.hash}
-        for seed in [s for s in range(spec.seed, spec.seed + 100) if s not in have][:max(0, spec.pick_seeds - len(have))]:
+        for seed in [s for s in range(spec.seed, spec.seed + 100) if s not in have][
+            : max(0, spec.pick_seeds - len(have))
+        ]:
             run_live(cfg, seed)
     baselines = baseline_configs(space, frame, metric, budget.bytes)
     if spec.live_baselines:
@@ -387,9 +457,11 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print,
     # 6. report and outputs -------------------------------------------------------------------------------
     say.stage(6, "report")
     where = f"scenario {spec.scenario}, " if spec.scenario else ""
-    title = (f"Table 1 analogue ({where}{model_name} / {task_name}, table {problem.table_hash[:12]}, surrogate "
-             f"{Path(surrogate_path).name}): AutoQRA ({spec.real_evals} real trials) vs uniform baselines; predicted = "
-             "the surrogate as loaded, before this run's trials")
+    title = (
+        f"Table 1 analogue ({where}{model_name} / {task_name}, table {problem.table_hash[:12]}, surrogate "
+        f"{Path(surrogate_path).name}): AutoQRA ({spec.real_evals} real trials) vs uniform baselines; predicted = "
+        "the surrogate as loaded, before this run's trials"
+    )
     table1 = format_table1(rows, metric, budget.name, budget.bytes, title, task_name)
     uniform_best = next((r for r in rows if r.label.startswith("best fitting uniform")), None)
     beats, why = pick_beats_uniform(rows[-1], uniform_best, problem.sign > 0)
@@ -398,9 +470,11 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print,
     echo(table1)
     echo(verdict)
     refitted = "after refitting on this run's trials " if outcome.n_real_evals else ""
-    echo(f"AutoQRA's configuration: bits {list(cfg.bits)}, ranks {list(cfg.ranks)} (hash {cfg.hash[:12]}); "
-         f"{refitted}the surrogate predicts {problem.target} {outcome.predicted_mean:.4f} ± "
-         f"{outcome.predicted_std:.4f}")
+    echo(
+        f"AutoQRA's configuration: bits {list(cfg.bits)}, ranks {list(cfg.ranks)} (hash {cfg.hash[:12]}); "
+        f"{refitted}the surrogate predicts {problem.target} {outcome.predicted_mean:.4f} ± "
+        f"{outcome.predicted_std:.4f}"
+    )
     (out / "table1.md").write_text(f"```\n{table1}\n```\n\n{verdict}\n")
     trials = next(iter(runners.values()), None) if runners else trials
     record = search_record(problem, outcome)
@@ -410,14 +484,20 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print,
     n_new = sum(r.rows_appended for r in runners.values())
     echo("")
     echo(f"outputs in {out}/:")
-    echo(f"  table1.md, search.json (the configuration, candidates, memory), "
-         f"{', '.join(p.name for p in sweep_files)} (the sweep)")
+    echo(
+        f"  table1.md, search.json (the configuration, candidates, memory), "
+        f"{', '.join(p.name for p in sweep_files)} (the sweep)"
+    )
     if surrogate_path == out / "surrogate":
         echo("  surrogate/ (fitted on the fly: no surrogate was shipped)")
     if spec.append_to_table:
-        echo(f"  {n_new} new rows appended to the shipped table {work}: regenerate its card "
-             f"(`qra-bench table report {work}`) and refit the surrogate (`qra-bench fit --table {work} "
-             f"--target eval_loss --out {spec.surrogate}`)" if n_new else "  no rows appended to the shipped table")
+        echo(
+            f"  {n_new} new rows appended to the shipped table {work}: regenerate its card "
+            f"(`qra-bench table report {work}`) and refit the surrogate (`qra-bench fit --table {work} "
+            f"--target eval_loss --out {spec.surrogate}`)"
+            if n_new
+            else "  no rows appended to the shipped table"
+        )
     else:
         echo(f"  table/ (the shipped table's rows + {n_new} rows of this run's trials; the shipped table is unchanged)")
     echo(f"wall {say.elapsed:.1f} s")

@@ -17,7 +17,14 @@ from pathlib import Path
 
 #: Distributions whose versions change results (numerics, quantization kernels, file format).
 TRACKED_LIBRARIES: tuple[str, ...] = (
-    "torch", "transformers", "peft", "hqq", "torchao", "bitsandbytes", "numpy", "pyarrow",
+    "torch",
+    "transformers",
+    "peft",
+    "hqq",
+    "torchao",
+    "bitsandbytes",
+    "numpy",
+    "pyarrow",
 )
 
 
@@ -67,12 +74,19 @@ def code_version() -> str:
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
         if commit.returncode != 0:
             return __version__
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True,
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
             timeout=5,
         )
     except (OSError, subprocess.SubprocessError):

@@ -91,9 +91,12 @@ def _select_device(device: str) -> None:
 
 def auto_group_size(config) -> int:
     """The largest of 128, 64, 32 dividing the hidden and intermediate sizes (SmolLM2-135M's 576 needs 64)."""
-    sizes = (int(config.hidden_size), int(config.intermediate_size),
-             int(getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads)
-             * int(config.num_attention_heads))
+    sizes = (
+        int(config.hidden_size),
+        int(config.intermediate_size),
+        int(getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads)
+        * int(config.num_attention_heads),
+    )
     return next((g for g in (128, 64, 32) if all(n % g == 0 for n in sizes)), 16)
 
 
@@ -103,9 +106,16 @@ def trial_settings(spec: ReproduceSpec, group_size: int = 128):
     from qra_bench.trial import TrialSettings
 
     base = TrialSettings()
-    return replace(base, max_steps=spec.steps, fidelities=(1.0,), batch_size=spec.batch_size,
-                   warmup_steps=min(base.warmup_steps, max(1, spec.steps // 10)), lr=spec.lr or base.lr,
-                   threads=spec.threads, quant=replace(QuantSettings(), backend=spec.backend, group_size=group_size))
+    return replace(
+        base,
+        max_steps=spec.steps,
+        fidelities=(1.0,),
+        batch_size=spec.batch_size,
+        warmup_steps=min(base.warmup_steps, max(1, spec.steps // 10)),
+        lr=spec.lr or base.lr,
+        threads=spec.threads,
+        quant=replace(QuantSettings(), backend=spec.backend, group_size=group_size),
+    )
 
 
 def _metric_names(row) -> dict[str, float]:
@@ -146,7 +156,9 @@ def run_reproduce(spec: ReproduceSpec, echo: Callable[[str], None] = print) -> d
     mm = MemoryModel(arch, extras.memory_settings(memory_settings(settings, dtype, task.seq_len)), space)
     budget = mm.budget(spec.budget)
     echo(f"model {base.name} ({arch.n_blocks} blocks) on {device.type} ({dtype}); task {task.name}: {task.description}")
-    echo(f"budget {spec.budget} = {budget.bytes / GB:.3f} GB (memory model, {settings.batch_size} x {task.seq_len} tokens)")
+    echo(
+        f"budget {spec.budget} = {budget.bytes / GB:.3f} GB (memory model, {settings.batch_size} x {task.seq_len} tokens)"
+    )
     table = ResultsTable(out / "trials")
     measured: dict[str, object] = {}
 
@@ -158,8 +170,10 @@ def run_reproduce(spec: ReproduceSpec, echo: Callable[[str], None] = print) -> d
         table.append(list(result.rows))
         row = result.final
         measured[cfg.hash] = row
-        echo(f"  trial avg bits {cfg.avg_bits:.2f} avg rank {cfg.avg_rank:.1f}: accuracy {row.accuracy:.4f} "
-             f"({', '.join(f'{k} {v:.3f}' for k, v in _metric_names(row).items())}) in {time.perf_counter() - t0:.1f} s")
+        echo(
+            f"  trial avg bits {cfg.avg_bits:.2f} avg rank {cfg.avg_rank:.1f}: accuracy {row.accuracy:.4f} "
+            f"({', '.join(f'{k} {v:.3f}' for k, v in _metric_names(row).items())}) in {time.perf_counter() - t0:.1f} s"
+        )
         return row
 
     # 1-3: the baselines and the uniform grid (only pairs that fit; the two fixed baselines always)
@@ -167,33 +181,73 @@ def run_reproduce(spec: ReproduceSpec, echo: Callable[[str], None] = print) -> d
     lora16, qlora4 = space.uniform(16, 16), space.uniform(4, 16)
     rows.append(MethodRow("LoRA (16-bit, r16)", real(lora16), mm.is_feasible(lora16, budget)))
     rows.append(MethodRow("QLoRA (4-bit, r16)", real(qlora4), mm.is_feasible(qlora4, budget)))
-    fitting = [space.uniform(b, r) for b in spec.uniform_bits for r in spec.uniform_ranks
-               if mm.is_feasible(space.uniform(b, r), budget)]
+    fitting = [
+        space.uniform(b, r)
+        for b in spec.uniform_bits
+        for r in spec.uniform_ranks
+        if mm.is_feasible(space.uniform(b, r), budget)
+    ]
     if not fitting:
-        raise QRBenchError(f"no uniform configuration of bits {spec.uniform_bits} x ranks {spec.uniform_ranks} fits "
-                           f"the budget {spec.budget}; raise it")
+        raise QRBenchError(
+            f"no uniform configuration of bits {spec.uniform_bits} x ranks {spec.uniform_ranks} fits "
+            f"the budget {spec.budget}; raise it"
+        )
     best_uniform = max(fitting, key=lambda c: (real(c).accuracy, -mm.total_bytes(c)))  # ties: the smaller memory
-    rows.append(MethodRow(f"Best uniform ({best_uniform.bits[0]}-bit, r{best_uniform.ranks[0]})",
-                          real(best_uniform), True, f"best of {len(fitting)} fitting uniform pairs"))
+    rows.append(
+        MethodRow(
+            f"Best uniform ({best_uniform.bits[0]}-bit, r{best_uniform.ranks[0]})",
+            real(best_uniform),
+            True,
+            f"best of {len(fitting)} fitting uniform pairs",
+        )
+    )
     # 4: AutoQRA on a surrogate fitted on the trials just run, top candidates promoted to real trials
     outcome = _autoqra(spec, out, table, budget.bytes, lambda cfgs: [real(c).accuracy for c in cfgs], echo)
     best = max((c for c in outcome.candidates if c[3] is not None), key=lambda c: c[3])[0]
-    rows.append(MethodRow("AutoQRA", real(best), mm.is_feasible(best, budget),
-                          f"best measured of {outcome.n_real_evals} promoted candidates"))
+    rows.append(
+        MethodRow(
+            "AutoQRA",
+            real(best),
+            mm.is_feasible(best, budget),
+            f"best measured of {outcome.n_real_evals} promoted candidates",
+        )
+    )
     wall = time.perf_counter() - t_start
-    record = {"spec": asdict(spec), "budget_bytes": budget.bytes, "device": device.type, "dtype": str(dtype),
-              "model_name": base.name, "model_sha256": base.sha256, "task_name": task.name, "task_data_sha256": task.sha256,
-              "n_trials": len(measured), "wall_s": wall, "trials_table": str(out / "trials"),
-              "autoqra": {"candidates": [{"hash": c[0].hash, "predicted": c[1], "std": c[2], "measured": c[3]}
-                                         for c in outcome.candidates[:10]], "surrogate": spec.surrogate}}
+    record = {
+        "spec": asdict(spec),
+        "budget_bytes": budget.bytes,
+        "device": device.type,
+        "dtype": str(dtype),
+        "model_name": base.name,
+        "model_sha256": base.sha256,
+        "task_name": task.name,
+        "task_data_sha256": task.sha256,
+        "n_trials": len(measured),
+        "wall_s": wall,
+        "trials_table": str(out / "trials"),
+        "autoqra": {
+            "candidates": [
+                {"hash": c[0].hash, "predicted": c[1], "std": c[2], "measured": c[3]} for c in outcome.candidates[:10]
+            ],
+            "surrogate": spec.surrogate,
+        },
+    }
     write_table1(out, rows, mm, spec, record)
     echo((out / "table1.md").read_text())
-    echo(f"wrote {out / 'table1.md'}, {out / 'table1.csv'}, {out / 'reproduce.json'}; {len(measured)} trials in {wall:.1f} s")
+    echo(
+        f"wrote {out / 'table1.md'}, {out / 'table1.csv'}, {out / 'reproduce.json'}; {len(measured)} trials in {wall:.1f} s"
+    )
     return record
 
 
-def _autoqra(spec: ReproduceSpec, out: Path, table, budget_bytes: int, real_eval: Callable[[list], Sequence[float]],
-             echo: Callable[[str], None]):
+def _autoqra(
+    spec: ReproduceSpec,
+    out: Path,
+    table,
+    budget_bytes: int,
+    real_eval: Callable[[list], Sequence[float]],
+    echo: Callable[[str], None],
+):
     """Fit ``spec.surrogate`` on the table, then AutoQRA (Stage 1 + 2 on the surrogate, ``spec.promote`` real trials)."""
     from qra_bench.search.surrogate_search import (
         load_problem,
@@ -204,21 +258,40 @@ def _autoqra(spec: ReproduceSpec, out: Path, table, budget_bytes: int, real_eval
 
     t0 = time.perf_counter()
     try:
-        fit_surrogate(table.path, target="accuracy", model=spec.surrogate, out=out / "surrogate", seed=spec.seed,
-                      fidelity="full", arch=spec.model if Path(spec.model).is_dir() else None)
+        fit_surrogate(
+            table.path,
+            target="accuracy",
+            model=spec.surrogate,
+            out=out / "surrogate",
+            seed=spec.seed,
+            fidelity="full",
+            arch=spec.model if Path(spec.model).is_dir() else None,
+        )
     except QRBenchError:
         raise
     except Exception as exc:  # a fit on a handful of trials: say which step failed
-        raise QRBenchError(f"fitting the {spec.surrogate} surrogate on {table.path} failed: {type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
-    problem = load_problem(table.path, out / "surrogate", arch=spec.model if Path(spec.model).is_dir() else None,
-                           backend=None)
+        raise QRBenchError(
+            f"fitting the {spec.surrogate} surrogate on {table.path} failed: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
+    problem = load_problem(
+        table.path, out / "surrogate", arch=spec.model if Path(spec.model).is_dir() else None, backend=None
+    )
     echo(f"surrogate ({spec.surrogate}) fitted on {len(problem.frame)} rows in {time.perf_counter() - t0:.1f} s")
-    outcome = search_budget(problem, int(budget_bytes), "autoqra", spec.seed,
-                            settings=search_settings(spec.generations, spec.stage2_evals),
-                            real_eval=real_eval, real_evals=spec.promote, refit=problem.refit)
-    echo(f"AutoQRA: {outcome.n_predictor_rows} surrogate predictions, {outcome.n_real_evals} real trials, "
-         f"{outcome.wall_s:.1f} s")
+    outcome = search_budget(
+        problem,
+        int(budget_bytes),
+        "autoqra",
+        spec.seed,
+        settings=search_settings(spec.generations, spec.stage2_evals),
+        real_eval=real_eval,
+        real_evals=spec.promote,
+        refit=problem.refit,
+    )
+    echo(
+        f"AutoQRA: {outcome.n_predictor_rows} surrogate predictions, {outcome.n_real_evals} real trials, "
+        f"{outcome.wall_s:.1f} s"
+    )
     return outcome
 
 
@@ -228,9 +301,14 @@ def _cells(r: MethodRow, mm, tasks: list[str]) -> dict:
     from qra_bench.space import QRConfig
 
     cfg = QRConfig(tuple(row.bits), tuple(row.ranks))
-    return {"Method": r.method, "AvgBit": row.avg_bits, "AvgRank": row.avg_rank,
-            "Mem (GB)": mm.total_bytes(cfg) / GB,
-            **{t: scores.get(t, math.nan) for t in tasks}, "Avg": row.accuracy}
+    return {
+        "Method": r.method,
+        "AvgBit": row.avg_bits,
+        "AvgRank": row.avg_rank,
+        "Mem (GB)": mm.total_bytes(cfg) / GB,
+        **{t: scores.get(t, math.nan) for t in tasks},
+        "Avg": row.accuracy,
+    }
 
 
 def compact(values: Sequence[int]) -> str:
@@ -250,36 +328,78 @@ def write_table1(out: Path, rows: list[MethodRow], mm, spec: ReproduceSpec, reco
 
     tasks = sorted(_metric_names(rows[0].row))
     frame = pd.DataFrame([_cells(r, mm, tasks) for r in rows])
-    prov = pd.DataFrame([{
-        "fits_budget": r.fits, "note": r.note, "config_hash": r.row.config_hash, "run_id": r.row.run_id,
-        "bits": " ".join(map(str, r.row.bits)), "ranks": " ".join(map(str, r.row.ranks)),
-        "mem_predicted_bytes": r.row.mem_predicted_bytes, "mem_cuda_peak_bytes": r.row.mem_cuda_peak_bytes,
-        "eval_loss": r.row.eval_loss, "train_loss": r.row.train_loss, "time_total_s": r.row.time_total_s,
-        "model_name": r.row.model_name, "model_sha256": r.row.model_sha256, "task_name": r.row.task_name,
-        "task_data_sha256": r.row.task_data_sha256, "device": r.row.device, "code_version": r.row.code_version,
-    } for r in rows])
+    prov = pd.DataFrame(
+        [
+            {
+                "fits_budget": r.fits,
+                "note": r.note,
+                "config_hash": r.row.config_hash,
+                "run_id": r.row.run_id,
+                "bits": " ".join(map(str, r.row.bits)),
+                "ranks": " ".join(map(str, r.row.ranks)),
+                "mem_predicted_bytes": r.row.mem_predicted_bytes,
+                "mem_cuda_peak_bytes": r.row.mem_cuda_peak_bytes,
+                "eval_loss": r.row.eval_loss,
+                "train_loss": r.row.train_loss,
+                "time_total_s": r.row.time_total_s,
+                "model_name": r.row.model_name,
+                "model_sha256": r.row.model_sha256,
+                "task_name": r.row.task_name,
+                "task_data_sha256": r.row.task_data_sha256,
+                "device": r.row.device,
+                "code_version": r.row.code_version,
+            }
+            for r in rows
+        ]
+    )
     pd.concat([frame, prov], axis=1).to_csv(out / "table1.csv", index=False)
     head = "| " + " | ".join(frame.columns) + " |"
-    lines = [f"# Table 1: {record['model_name']} fine-tuned on {record['task_name']}", "",
-             f"Budget {spec.budget} = {record['budget_bytes'] / GB:.4f} GB (memory model); device {record['device']} "
-             f"({record['dtype']}); {spec.steps} steps x batch {spec.batch_size}; lm-eval {spec.eval_metric}, "
-             f"limit {spec.eval_limit} per task; seed {spec.seed}.", "", head,
-             "|" + "|".join("---" for _ in frame.columns) + "|"]
+    lines = [
+        f"# Table 1: {record['model_name']} fine-tuned on {record['task_name']}",
+        "",
+        f"Budget {spec.budget} = {record['budget_bytes'] / GB:.4f} GB (memory model); device {record['device']} "
+        f"({record['dtype']}); {spec.steps} steps x batch {spec.batch_size}; lm-eval {spec.eval_metric}, "
+        f"limit {spec.eval_limit} per task; seed {spec.seed}.",
+        "",
+        head,
+        "|" + "|".join("---" for _ in frame.columns) + "|",
+    ]
     for rec, r in zip(frame.to_dict("records"), rows):
-        vals = [rec["Method"] + ("" if r.fits else " (over budget)"), f"{rec['AvgBit']:.2f}", f"{rec['AvgRank']:.1f}",
-                f"{rec['Mem (GB)']:.4f}"] + [f"{100 * rec[t]:.1f}" for t in tasks] + [f"{100 * rec['Avg']:.1f}"]
+        vals = (
+            [
+                rec["Method"] + ("" if r.fits else " (over budget)"),
+                f"{rec['AvgBit']:.2f}",
+                f"{rec['AvgRank']:.1f}",
+                f"{rec['Mem (GB)']:.4f}",
+            ]
+            + [f"{100 * rec[t]:.1f}" for t in tasks]
+            + [f"{100 * rec['Avg']:.1f}"]
+        )
         lines.append("| " + " | ".join(vals) + " |")
-    lines += ["", "Accuracies in %; Mem is the memory model's prediction of training memory. Provenance "
-              "(trials in `trials/`, one results-table row each):", "",
-              "| Method | config_hash | run_id | bits per block | ranks per block | measured CUDA peak (GB) | note |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Accuracies in %; Mem is the memory model's prediction of training memory. Provenance "
+        "(trials in `trials/`, one results-table row each):",
+        "",
+        "| Method | config_hash | run_id | bits per block | ranks per block | measured CUDA peak (GB) | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         train = json.loads(r.row.extra_metrics).get("mem_cuda_peak_train_bytes")
-        peak = ("n/a (CPU)" if r.row.mem_cuda_peak_bytes is None else
-                f"{r.row.mem_cuda_peak_bytes / GB:.4f}" + (f" (fine-tuning {train / GB:.4f}, "
-                                                           f"{train / r.row.mem_predicted_bytes:.2f}x predicted)" if train else ""))
-        lines.append(f"| {r.method} | {r.row.config_hash[:12]} | {r.row.run_id[:12]} | {compact(r.row.bits)} | "
-                     f"{compact(r.row.ranks)} | {peak} | {r.note} |")
-    lines += ["", f"Model sha256 {record['model_sha256']}; data sha256 {record['task_data_sha256']}; "
-              f"{record['n_trials']} trials, wall {record['wall_s']:.1f} s."]
+        peak = (
+            "n/a (CPU)"
+            if r.row.mem_cuda_peak_bytes is None
+            else f"{r.row.mem_cuda_peak_bytes / GB:.4f}"
+            + (f" (fine-tuning {train / GB:.4f}, {train / r.row.mem_predicted_bytes:.2f}x predicted)" if train else "")
+        )
+        lines.append(
+            f"| {r.method} | {r.row.config_hash[:12]} | {r.row.run_id[:12]} | {compact(r.row.bits)} | "
+            f"{compact(r.row.ranks)} | {peak} | {r.note} |"
+        )
+    lines += [
+        "",
+        f"Model sha256 {record['model_sha256']}; data sha256 {record['task_data_sha256']}; "
+        f"{record['n_trials']} trials, wall {record['wall_s']:.1f} s.",
+    ]
     (out / "table1.md").write_text("\n".join(lines) + "\n")
     (out / "reproduce.json").write_text(json.dumps(record, indent=1, default=str) + "\n")

@@ -27,8 +27,16 @@ from typing import Optional
 from qra_bench.data import surrogate_dir, table_location, tables_dir
 from qra_bench.errors import QRBenchError
 
-__all__ = ["SCENARIOS", "Scenario", "default_budget", "get_scenario", "list_scenarios", "scenario_for",
-           "scenario_record", "write_card"]
+__all__ = [
+    "SCENARIOS",
+    "Scenario",
+    "default_budget",
+    "get_scenario",
+    "list_scenarios",
+    "scenario_for",
+    "scenario_record",
+    "write_card",
+]
 
 SURROGATE_KINDS = ("xgb", "gp")
 
@@ -99,8 +107,9 @@ class Scenario:
                 continue
             bound = json.loads(manifest.read_text()).get("table", {}).get("content_hash")
             if bound != content_hash:
-                problems.append(f"{kind} surrogate fitted on table hash {str(bound)[:12]}, the table is now "
-                                f"{content_hash[:12]}")
+                problems.append(
+                    f"{kind} surrogate fitted on table hash {str(bound)[:12]}, the table is now {content_hash[:12]}"
+                )
         if not self.card_path(root).is_file():
             problems.append(f"no card at {self.card_path(root)}")
         return problems
@@ -109,14 +118,26 @@ class Scenario:
 #: The shipped scenarios, headline first.
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
-        name="tiny-cipher", model="tiny", task="cipher", metric="eval_loss", budget="0.81xfp16-lora",
-        table="tiny-cipher", headline=True,
+        name="tiny-cipher",
+        model="tiny",
+        task="cipher",
+        metric="eval_loss",
+        budget="0.81xfp16-lora",
+        table="tiny-cipher",
+        headline=True,
         summary="81 % of 16-bit LoRA's training memory, between uniform 8-bit r8 and uniform 3-bit r16: mixed "
-                "configurations pay for rank 16 where it matters with fewer bits where they cost little"),
+        "configurations pay for rank 16 where it matters with fewer bits where they cost little",
+    ),
     Scenario(
-        name="tiny-news", model="tiny", task="news", metric="eval_loss", budget="uniform-4bit", table="tiny-news",
+        name="tiny-news",
+        model="tiny",
+        task="news",
+        metric="eval_loss",
+        budget="uniform-4bit",
+        table="tiny-news",
         summary="the memory of uniform 4-bit r16; flat at the top: uniform 8-bit r8 ties the best mixed "
-                "configuration within seed noise"),
+        "configuration within seed noise",
+    ),
 )
 
 
@@ -164,12 +185,22 @@ def scenario_record(s: Scenario, root: Optional[Path] = None) -> dict:
         budget_bytes = int(_bench(s, root).budget.bytes)
         full = frame[frame["fidelity_frac"].astype(float) == 1.0]
         n_trials = int(full.groupby(["config_hash", "seed"]).ngroups)
-    return {"name": s.name, "model": s.model, "task": s.task, "metric": s.metric, "budget": s.budget,
-            "budget_bytes": budget_bytes, "table": str(s.table_path(root)),
-            "table_hash": content_hash, "full_fidelity_trials": n_trials,
-            "surrogates": {k: str(s.surrogate_path(k, root)) for k in s.surrogates},
-            "card": str(s.card_path(root)), "headline": s.headline, "complete": not s.problems(root),
-            "summary": s.summary}
+    return {
+        "name": s.name,
+        "model": s.model,
+        "task": s.task,
+        "metric": s.metric,
+        "budget": s.budget,
+        "budget_bytes": budget_bytes,
+        "table": str(s.table_path(root)),
+        "table_hash": content_hash,
+        "full_fidelity_trials": n_trials,
+        "surrogates": {k: str(s.surrogate_path(k, root)) for k in s.surrogates},
+        "card": str(s.card_path(root)),
+        "headline": s.headline,
+        "complete": not s.problems(root),
+        "summary": s.summary,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -194,8 +225,9 @@ def compute_scenario_card(s: Scenario, root: Optional[Path] = None, n_curve: int
             predictions[kind] = pd.read_csv(csv)
     n_anchors = len(space.bits) * len(space.ranks)
     _, frame = _snapshot(s.table_path(root))
-    return compute_card(frame, s.metric, s.budget, int(bench.budget.bytes), smallest, curve, predictions,
-                        n_uniform_anchors=n_anchors), bench
+    return compute_card(
+        frame, s.metric, s.budget, int(bench.budget.bytes), smallest, curve, predictions, n_uniform_anchors=n_anchors
+    ), bench
 
 
 def _f(x: Optional[float], digits: int = 4) -> str:
@@ -208,71 +240,109 @@ def _verdict(card) -> str:
     if not math.isfinite(adv):
         return "not yet measurable: the best uniform or the best mixed configuration lacks 3 seeds."
     if adv < 2.0:
-        return (f"the top is flat: the best mixed configuration is within {adv:.1f} x noise of the best uniform one "
-                "that fits, so a search has little to find here and figures measured on this scenario say little.")
+        return (
+            f"the top is flat: the best mixed configuration is within {adv:.1f} x noise of the best uniform one "
+            "that fits, so a search has little to find here and figures measured on this scenario say little."
+        )
     if adv >= 10.0 and evals >= 20.0:
-        return (f"mixed allocation matters: it beats the best fitting uniform configuration by {adv:.1f} x noise, and "
-                f"random search needs {evals:.0f} evaluations in expectation to come within 2 x noise of the best.")
-    return (f"mixed allocation helps ({adv:.1f} x noise over the best fitting uniform configuration), short of the "
-            "headline bar (>= 10 x noise and >= 20 evaluations for random search).")
+        return (
+            f"mixed allocation matters: it beats the best fitting uniform configuration by {adv:.1f} x noise, and "
+            f"random search needs {evals:.0f} evaluations in expectation to come within 2 x noise of the best."
+        )
+    return (
+        f"mixed allocation helps ({adv:.1f} x noise over the best fitting uniform configuration), short of the "
+        "headline bar (>= 10 x noise and >= 20 evaluations for random search)."
+    )
 
 
 def format_card(s: Scenario, card, table_hash: str, command: str) -> str:
     """The card as Markdown."""
     mib = 2**20
     better = "higher" if card.higher_is_better else "lower"
-    lines = [f"# Scenario `{s.name}`{' (headline)' if s.headline else ''}", "",
-             f"{s.model} / {s.task}, metric `{s.metric}` ({better} is better), budget `{s.budget}` = "
-             f"{card.budget_bytes:,} bytes ({card.budget_bytes / mib:.2f} MiB): {s.summary}.", "",
-             f"Table `{s.table}`, content hash `{table_hash}`. Regenerate this card: `{command}`.", "",
-             "## Difficulty", "",
-             f"- seed noise (pooled std of repeats): **{_f(card.noise_std)}** from {card.noise_configs} configurations "
-             "with >= 2 seeds",
-             f"- configurations measured that fit the budget: {card.n_fitting}"]
-    for label, c in (("best uniform configuration that fits", card.best_uniform),
-                     ("best mixed configuration that fits", card.best_mixed)):
+    lines = [
+        f"# Scenario `{s.name}`{' (headline)' if s.headline else ''}",
+        "",
+        f"{s.model} / {s.task}, metric `{s.metric}` ({better} is better), budget `{s.budget}` = "
+        f"{card.budget_bytes:,} bytes ({card.budget_bytes / mib:.2f} MiB): {s.summary}.",
+        "",
+        f"Table `{s.table}`, content hash `{table_hash}`. Regenerate this card: `{command}`.",
+        "",
+        "## Difficulty",
+        "",
+        f"- seed noise (pooled std of repeats): **{_f(card.noise_std)}** from {card.noise_configs} configurations "
+        "with >= 2 seeds",
+        f"- configurations measured that fit the budget: {card.n_fitting}",
+    ]
+    for label, c in (
+        ("best uniform configuration that fits", card.best_uniform),
+        ("best mixed configuration that fits", card.best_mixed),
+    ):
         if c is None:
             lines.append(f"- {label}: none measured at >= {card.bar.min_seeds} seeds yet")
         else:
-            lines.append(f"- {label} (>= {card.bar.min_seeds} seeds): {c.label}, **{_f(c.mean)} +- {_f(c.se)}** "
-                         f"(mean +- SE over {c.n_seeds} seeds; {c.memory_bytes / mib:.2f} MiB)")
-    lines += [f"- mixed advantage: **{_f(card.advantage)}** = **{_f(card.advantage_noise, 1)} x noise** "
-              f"({_f(card.advantage_se, 1)} standard errors of the difference)",
-              f"- target = best known mean {'-' if card.higher_is_better else '+'} {_f(card.tolerance)} (2 x noise) = "
-              f"{_f(card.target)}; {card.n_within} of {card.n_fitting} fitting configurations "
-              f"({100 * card.frac_within:.1f} %) reach it; random search over the table's fitting configurations "
-              f"needs **{_f(card.random_evals_to_target, 1)}** evaluations to target in expectation", ""]
+            lines.append(
+                f"- {label} (>= {card.bar.min_seeds} seeds): {c.label}, **{_f(c.mean)} +- {_f(c.se)}** "
+                f"(mean +- SE over {c.n_seeds} seeds; {c.memory_bytes / mib:.2f} MiB)"
+            )
+    lines += [
+        f"- mixed advantage: **{_f(card.advantage)}** = **{_f(card.advantage_noise, 1)} x noise** "
+        f"({_f(card.advantage_se, 1)} standard errors of the difference)",
+        f"- target = best known mean {'-' if card.higher_is_better else '+'} {_f(card.tolerance)} (2 x noise) = "
+        f"{_f(card.target)}; {card.n_within} of {card.n_fitting} fitting configurations "
+        f"({100 * card.frac_within:.1f} %) reach it; random search over the table's fitting configurations "
+        f"needs **{_f(card.random_evals_to_target, 1)}** evaluations to target in expectation",
+        "",
+    ]
     lines += [f"**Verdict:** {_verdict(card)}", ""]
     if card.surrogate_tau:
-        lines += ["| surrogate | configurations | Kendall tau (fitting) | noise allows | tau (top decile) | noise allows |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "| surrogate | configurations | Kendall tau (fitting) | noise allows | tau (top decile) | noise allows |",
+            "|---|---|---|---|---|---|",
+        ]
         for kind, t in card.surrogate_tau.items():
             a, d = t.get("all", {}), t.get("top_decile", {})
-            lines.append(f"| {kind} | {t.get('n_configs', 0)} | {_f(a.get('tau'), 3)} | {_f(a.get('ceiling'), 3)} | "
-                         f"{_f(d.get('tau'), 3)} | {_f(d.get('ceiling'), 3)} |")
-        lines += ["", "Out-of-fold predictions (5 folds of whole configurations) saved with each surrogate, averaged "
-                  "per configuration at full fidelity; 'noise allows' is the tau a predictor knowing every true mean "
-                  "would reach against these noisy means.", ""]
-    lines += ["## Mixed advantage over budgets", "",
-              "Best uniform vs best mixed configuration that fits each budget, by mean over whatever seeds each has "
-              "(the best of many single-seed means is biased toward luck; the headline figure above uses >= 3 seeds).",
-              "", "| budget | MiB | fitting | best uniform | its mean | best mixed mean (seeds) | advantage (x noise) |",
-              "|---|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {kind} | {t.get('n_configs', 0)} | {_f(a.get('tau'), 3)} | {_f(a.get('ceiling'), 3)} | "
+                f"{_f(d.get('tau'), 3)} | {_f(d.get('ceiling'), 3)} |"
+            )
+        lines += [
+            "",
+            "Out-of-fold predictions (5 folds of whole configurations) saved with each surrogate, averaged "
+            "per configuration at full fidelity; 'noise allows' is the tau a predictor knowing every true mean "
+            "would reach against these noisy means.",
+            "",
+        ]
+    lines += [
+        "## Mixed advantage over budgets",
+        "",
+        "Best uniform vs best mixed configuration that fits each budget, by mean over whatever seeds each has "
+        "(the best of many single-seed means is biased toward luck; the headline figure above uses >= 3 seeds).",
+        "",
+        "| budget | MiB | fitting | best uniform | its mean | best mixed mean (seeds) | advantage (x noise) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for p in card.curve:
-        lines.append(f"| {p['budget']} | {p['budget_bytes'] / mib:.2f} | {p['n_fitting']} | {p['best_uniform'] or '-'} | "
-                     f"{_f(p['best_uniform_mean'])} | {_f(p['best_mixed_mean'])} ({p['best_mixed_seeds'] or '-'}) | "
-                     f"{_f(p['advantage_noise'], 1)} |")
+        lines.append(
+            f"| {p['budget']} | {p['budget_bytes'] / mib:.2f} | {p['n_fitting']} | {p['best_uniform'] or '-'} | "
+            f"{_f(p['best_uniform_mean'])} | {_f(p['best_mixed_mean'])} ({p['best_mixed_seeds'] or '-'}) | "
+            f"{_f(p['advantage_noise'], 1)} |"
+        )
     b = card.bar
     if not s.headline:
         return "\n".join(lines + [""])
-    lines += ["", "## Collection bar (headline)", "",
-              f"- full-fidelity trials: {b.full_trials} (bar {b.min_full_trials}); fidelities per trial: "
-              f"{b.fidelities_per_trial} (bar 3)",
-              f"- fitting configurations in the top quarter of the admitted memory range: {b.band_configs} "
-              f"(bar {b.min_band_configs})",
-              f"- uniform anchors at >= {b.min_seeds} seeds: {b.anchors_at_min_seeds} of {b.n_anchors}; the "
-              f"{b.n_best} best fitting configurations at >= {b.min_seeds} seeds: {b.best_at_min_seeds}",
-              f"- bar met: **{'yes' if b.met else 'no'}**", ""]
+    lines += [
+        "",
+        "## Collection bar (headline)",
+        "",
+        f"- full-fidelity trials: {b.full_trials} (bar {b.min_full_trials}); fidelities per trial: "
+        f"{b.fidelities_per_trial} (bar 3)",
+        f"- fitting configurations in the top quarter of the admitted memory range: {b.band_configs} "
+        f"(bar {b.min_band_configs})",
+        f"- uniform anchors at >= {b.min_seeds} seeds: {b.anchors_at_min_seeds} of {b.n_anchors}; the "
+        f"{b.n_best} best fitting configurations at >= {b.min_seeds} seeds: {b.best_at_min_seeds}",
+        f"- bar met: **{'yes' if b.met else 'no'}**",
+        "",
+    ]
     return "\n".join(lines)
 
 

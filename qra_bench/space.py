@@ -240,9 +240,7 @@ class SearchSpace:
         bi = np.asarray(bit_idx)
         ri = np.asarray(rank_idx)
         if bi.shape != (self.n_blocks,) or ri.shape != (self.n_blocks,):
-            raise QRBenchError(
-                f"rung indices must have shape ({self.n_blocks},), got {bi.shape} and {ri.shape}"
-            )
+            raise QRBenchError(f"rung indices must have shape ({self.n_blocks},), got {bi.shape} and {ri.shape}")
         if bi.min() < 0 or bi.max() >= len(self.bits):
             raise QRBenchError(f"bit rung index out of range 0..{len(self.bits) - 1}: {bi.tolist()}")
         if ri.min() < 0 or ri.max() >= len(self.ranks):
@@ -320,5 +318,7 @@ class SearchSpace:
         if len(values) == 1:
             return values * n_blocks
         if len(values) != n_blocks:
-            raise QRBenchError(f"{kind} {text!r} has {len(values)} values; give 1 (all blocks) or {n_blocks} (one per block)")
+            raise QRBenchError(
+                f"{kind} {text!r} has {len(values)} values; give 1 (all blocks) or {n_blocks} (one per block)"
+            )
         return values

@@ -41,8 +41,18 @@ from qra_bench.search.autoqra import AutoQRASettings
 from qra_bench.search.evolution import EvolutionSettings
 from qra_bench.search.surrogate_search import SurrogateProblem, search_budget
 
-__all__ = ["SWEEP_SETTINGS", "Support", "SweepPoint", "SweepResult", "format_sweep", "parse_budgets", "run_sweep",
-           "sweep_plot", "table_support", "write_sweep"]
+__all__ = [
+    "SWEEP_SETTINGS",
+    "Support",
+    "SweepPoint",
+    "SweepResult",
+    "format_sweep",
+    "parse_budgets",
+    "run_sweep",
+    "sweep_plot",
+    "table_support",
+    "write_sweep",
+]
 
 PathLike = Union[str, os.PathLike]
 #: AutoQRA per budget in a sweep: 6 generations of Stage 1 and 10 Stage-2 evaluations (defaults: 12 and 30),
@@ -76,13 +86,16 @@ def parse_budgets(text: str, memory_model: MemoryModel) -> list[Budget]:
     n = int(n_text)
     lo, hi = memory_model.budget(lo_text), memory_model.budget(hi_text)
     if lo.bytes > hi.bytes or (lo.bytes == hi.bytes and n > 1):
-        raise QRBenchError(f"budget range {text!r}: LO {lo_text!r} ({lo.bytes:,} bytes) must be below HI {hi_text!r} "
-                           f"({hi.bytes:,} bytes); give LO:HI:N with LO < HI (or N = 1)")
+        raise QRBenchError(
+            f"budget range {text!r}: LO {lo_text!r} ({lo.bytes:,} bytes) must be below HI {hi_text!r} "
+            f"({hi.bytes:,} bytes); give LO:HI:N with LO < HI (or N = 1)"
+        )
     flo, fhi = _FP16_FRACTION.match(lo_text), _FP16_FRACTION.match(hi_text)
     if flo and fhi:
         # Fractions of the same reference: name and size every point exactly as parse_budget would.
-        return [memory_model.budget(f"{x:.6g}xfp16-lora")
-                for x in np.linspace(float(flo.group(1)), float(fhi.group(1)), n)]
+        return [
+            memory_model.budget(f"{x:.6g}xfp16-lora") for x in np.linspace(float(flo.group(1)), float(fhi.group(1)), n)
+        ]
     return [Budget(name=f"{int(round(b))}", bytes=int(round(b))) for b in np.linspace(lo.bytes, hi.bytes, n)]
 
 
@@ -125,12 +138,17 @@ class Support:
         return out
 
     def describe(self) -> dict:
-        return {"n_configs": self.n_configs, "memory_min_bytes": self.memory_min, "memory_max_bytes": self.memory_max,
-                "distance_threshold_edits": self.distance_threshold, "std_threshold": self.std_threshold,
-                "quantile": SUPPORT_QUANTILE,
-                "rule": "flagged when memory is outside the table's range, or the nearest table configuration is "
-                        "more atomic edits away than the table's own p90 nearest-neighbour distance, or the "
-                        "surrogate std exceeds its p90 on the table's configurations"}
+        return {
+            "n_configs": self.n_configs,
+            "memory_min_bytes": self.memory_min,
+            "memory_max_bytes": self.memory_max,
+            "distance_threshold_edits": self.distance_threshold,
+            "std_threshold": self.std_threshold,
+            "quantile": SUPPORT_QUANTILE,
+            "rule": "flagged when memory is outside the table's range, or the nearest table configuration is "
+            "more atomic edits away than the table's own p90 nearest-neighbour distance, or the "
+            "surrogate std exceeds its p90 on the table's configurations",
+        }
 
 
 def _mib(n: float) -> str:
@@ -204,8 +222,14 @@ class SweepResult:
     higher_is_better: bool = True
 
 
-def run_sweep(problem: SurrogateProblem, budgets: Sequence[Budget], method: str = "autoqra", seed: int = 0,
-              settings: Optional[AutoQRASettings] = None, evals: Optional[int] = None) -> SweepResult:
+def run_sweep(
+    problem: SurrogateProblem,
+    budgets: Sequence[Budget],
+    method: str = "autoqra",
+    seed: int = 0,
+    settings: Optional[AutoQRASettings] = None,
+    evals: Optional[int] = None,
+) -> SweepResult:
     """Search every budget against the surrogate (same method and seed each time); see the module docstring.
 
     Budgets are searched from the smallest up, and a budget keeps the best configuration found at a smaller
@@ -224,8 +248,13 @@ def run_sweep(problem: SurrogateProblem, budgets: Sequence[Budget], method: str 
         try:
             out = search_budget(problem, budget, method, seed, settings=settings, evals=evals)
         except InfeasibleBudgetError:
-            points[i] = SweepPoint(budget=budget.name, budget_bytes=budget.bytes, feasible=False,
-                                   out_of_support=True, support_reasons="budget below the smallest configuration")
+            points[i] = SweepPoint(
+                budget=budget.name,
+                budget_bytes=budget.bytes,
+                feasible=False,
+                out_of_support=True,
+                support_reasons="budget below the smallest configuration",
+            )
             continue
         source = "search"
         if carried is not None and sign * carried[0].predicted_mean > sign * out.predicted_mean:
@@ -237,37 +266,61 @@ def run_sweep(problem: SurrogateProblem, budgets: Sequence[Budget], method: str 
         nearest = support.nearest(bi, ri)
         reasons = support.reasons(out.memory.total, nearest, out.predicted_std)
         points[i] = SweepPoint(
-            budget=budget.name, budget_bytes=budget.bytes,
-            feasible=problem.memory_model.is_feasible(cfg, budget), bits=cfg.bits, ranks=cfg.ranks,
-            config_hash=cfg.hash, avg_bits=cfg.avg_bits, avg_rank=cfg.avg_rank, memory_bytes=out.memory.total,
-            predicted_mean=out.predicted_mean, predicted_std=out.predicted_std, nearest_edits=nearest,
-            out_of_support=bool(reasons), support_reasons="; ".join(reasons), source=source,
+            budget=budget.name,
+            budget_bytes=budget.bytes,
+            feasible=problem.memory_model.is_feasible(cfg, budget),
+            bits=cfg.bits,
+            ranks=cfg.ranks,
+            config_hash=cfg.hash,
+            avg_bits=cfg.avg_bits,
+            avg_rank=cfg.avg_rank,
+            memory_bytes=out.memory.total,
+            predicted_mean=out.predicted_mean,
+            predicted_std=out.predicted_std,
+            nearest_edits=nearest,
+            out_of_support=bool(reasons),
+            support_reasons="; ".join(reasons),
+            source=source,
         )
-    return SweepResult(points=[points[i] for i in range(len(budgets))], support=support, target=problem.target,
-                       method=method, seed=int(seed), wall_s=time.perf_counter() - t0,
-                       surrogate=str(problem.surrogate_path), table=str(problem.table_path),
-                       table_hash=problem.table_hash, higher_is_better=problem.artifact.higher_is_better)
+    return SweepResult(
+        points=[points[i] for i in range(len(budgets))],
+        support=support,
+        target=problem.target,
+        method=method,
+        seed=int(seed),
+        wall_s=time.perf_counter() - t0,
+        surrogate=str(problem.surrogate_path),
+        table=str(problem.table_path),
+        table_hash=problem.table_hash,
+        higher_is_better=problem.artifact.higher_is_better,
+    )
 
 
 def format_sweep(result: SweepResult) -> str:
     """One line per budget: bytes, the configuration's average bits and rank, mean ± std, the support flag."""
     s = result.support
-    head = [f"sweep: {len(result.points)} budgets, {result.method} seed {result.seed} against the surrogate only "
-            f"(predicted {result.target} at full fidelity, not measured)",
-            f"support: {s.n_configs} table configurations, {_mib(s.memory_min)} .. {_mib(s.memory_max)}; "
-            f"flag = memory outside that range, > {s.distance_threshold:g} edits from the table, or std > "
-            f"{s.std_threshold:.4f} (p{SUPPORT_QUANTILE:g} of the table's own)",
-            f"{'budget':<20}{'bytes':>16}{'memory':>16}{'bits':>7}{'rank':>7}  {result.target + ' ± std':<20}support"]
+    head = [
+        f"sweep: {len(result.points)} budgets, {result.method} seed {result.seed} against the surrogate only "
+        f"(predicted {result.target} at full fidelity, not measured)",
+        f"support: {s.n_configs} table configurations, {_mib(s.memory_min)} .. {_mib(s.memory_max)}; "
+        f"flag = memory outside that range, > {s.distance_threshold:g} edits from the table, or std > "
+        f"{s.std_threshold:.4f} (p{SUPPORT_QUANTILE:g} of the table's own)",
+        f"{'budget':<20}{'bytes':>16}{'memory':>16}{'bits':>7}{'rank':>7}  {result.target + ' ± std':<20}support",
+    ]
     lines = []
     for p in result.points:
         if not p.feasible:
-            lines.append(f"{p.budget:<20}{p.budget_bytes:>16,}{'':>16}{'':>7}{'':>7}  {'infeasible':<20}{p.support_reasons}")
+            lines.append(
+                f"{p.budget:<20}{p.budget_bytes:>16,}{'':>16}{'':>7}{'':>7}  {'infeasible':<20}{p.support_reasons}"
+            )
             continue
         flag = f"EXTRAPOLATED ({p.support_reasons})" if p.out_of_support else "ok"
         if p.source != "search":
             flag += f"  [configuration of {p.source}]"
-        lines.append(f"{p.budget:<20}{p.budget_bytes:>16,}{p.memory_bytes:>16,}{p.avg_bits:>7.2f}{p.avg_rank:>7.2f}  "
-                     f"{f'{p.predicted_mean:.4f} ± {p.predicted_std:.4f}':<20}{flag}")
+        lines.append(
+            f"{p.budget:<20}{p.budget_bytes:>16,}{p.memory_bytes:>16,}{p.avg_bits:>7.2f}{p.avg_rank:>7.2f}  "
+            f"{f'{p.predicted_mean:.4f} ± {p.predicted_std:.4f}':<20}{flag}"
+        )
     return "\n".join(head + lines)
 
 
@@ -278,11 +331,19 @@ def write_sweep(result: SweepResult, out: PathLike) -> list[Path]:
     rows = [p.row() for p in result.points]
     csv_path, json_path, png_path = directory / "sweep.csv", directory / "sweep.json", directory / "sweep.png"
     pd.DataFrame(rows, columns=list(SweepPoint.__dataclass_fields__)).to_csv(csv_path, index=False, float_format="%.9g")
-    doc = {"target": result.target, "method": result.method, "seed": result.seed, "surrogate": result.surrogate,
-           "table": result.table, "table_hash": result.table_hash,
-           "higher_is_better": result.higher_is_better, "support": result.support.describe(),
-           "source": "surrogate prediction at full fidelity (no trial was run)", "wall_s": result.wall_s,
-           "points": [{**asdict(p), "bits": list(p.bits), "ranks": list(p.ranks)} for p in result.points]}
+    doc = {
+        "target": result.target,
+        "method": result.method,
+        "seed": result.seed,
+        "surrogate": result.surrogate,
+        "table": result.table,
+        "table_hash": result.table_hash,
+        "higher_is_better": result.higher_is_better,
+        "support": result.support.describe(),
+        "source": "surrogate prediction at full fidelity (no trial was run)",
+        "wall_s": result.wall_s,
+        "points": [{**asdict(p), "bits": list(p.bits), "ranks": list(p.ranks)} for p in result.points],
+    }
     json_path.write_text(json.dumps(_finite(doc), indent=1) + "\n")
     sweep_plot(result, png_path)
     return [csv_path, json_path, png_path]
@@ -324,8 +385,14 @@ def sweep_plot(result: SweepResult, path: PathLike) -> Path:
     s = result.support
     seen = np.isfinite(s.observed)
     if seen.any():
-        ax.scatter(s.memory[seen] / 2**20, s.observed[seen], s=14, c="0.55", alpha=0.8,
-                   label=f"table: measured ({int(seen.sum())} configurations)")
+        ax.scatter(
+            s.memory[seen] / 2**20,
+            s.observed[seen],
+            s=14,
+            c="0.55",
+            alpha=0.8,
+            label=f"table: measured ({int(seen.sum())} configurations)",
+        )
     if pts:
         order = np.argsort([p.memory_bytes for p in pts], kind="stable")
         mem = np.array([pts[i].memory_bytes for i in order], dtype=float) / 2**20
@@ -334,16 +401,23 @@ def sweep_plot(result: SweepResult, path: PathLike) -> Path:
         flagged = np.array([pts[i].out_of_support for i in order])
         ax.fill_between(mem, mean - std, mean + std, color="C0", alpha=0.2, label="surrogate ±1 std")
         front = pareto_mask(mem, sign * mean)
-        ax.plot(mem[front], mean[front], "-", color="C0", lw=1.5, drawstyle="steps-post",
-                label="predicted front (sweep)")
+        ax.plot(
+            mem[front], mean[front], "-", color="C0", lw=1.5, drawstyle="steps-post", label="predicted front (sweep)"
+        )
         ax.scatter(mem[~flagged], mean[~flagged], s=22, c="C0", zorder=3, label="predicted: in table support")
         if flagged.any():
-            ax.scatter(mem[flagged], mean[flagged], s=30, facecolors="none", edgecolors="C3", zorder=3,
-                       label="predicted: extrapolated")
+            ax.scatter(
+                mem[flagged],
+                mean[flagged],
+                s=30,
+                facecolors="none",
+                edgecolors="C3",
+                zorder=3,
+                label="predicted: extrapolated",
+            )
     ax.set_xlabel("memory of the configuration (MiB, budget convention)")
     ax.set_ylabel(f"{result.target} (full fidelity)")
-    ax.set_title(f"{result.method} budget sweep: surrogate predictions (no trials) vs table measurements",
-                 fontsize=10)
+    ax.set_title(f"{result.method} budget sweep: surrogate predictions (no trials) vs table measurements", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()

@@ -52,8 +52,9 @@ def _write_error(path: Path, exc: OSError) -> TableWriteError:
     """One line naming the table, the cause (errno name and text) and that nothing was added."""
     code = errno.errorcode.get(exc.errno or 0, "error")
     reason = exc.strerror or str(exc) or type(exc).__name__
-    return TableWriteError(f"cannot append to table {path}: {reason} ({code}); no part was added and the existing "
-                           "parts are untouched")
+    return TableWriteError(
+        f"cannot append to table {path}: {reason} ({code}); no part was added and the existing parts are untouched"
+    )
 
 
 # --------------------------------------------------------------------------------------------------- reading
@@ -97,12 +98,13 @@ def _dedupe(table: pa.Table) -> pa.Table:
     """
     if table.num_rows == 0:
         return table
-    frame = pd.DataFrame({
-        name: table.column(name).to_pandas() for name in KEY_COLUMNS
-    })
-    frame["_failed"] = (table.column("status").to_numpy(zero_copy_only=False) != "ok")
+    frame = pd.DataFrame({name: table.column(name).to_pandas() for name in KEY_COLUMNS})
+    frame["_failed"] = table.column("status").to_numpy(zero_copy_only=False) != "ok"
     frame["_finished"] = pd.to_datetime(
-        table.column("finished_at").to_pandas(), utc=True, format="ISO8601", errors="coerce",
+        table.column("finished_at").to_pandas(),
+        utc=True,
+        format="ISO8601",
+        errors="coerce",
     )
     duplicated = frame.duplicated(list(KEY_COLUMNS), keep=False).to_numpy()
     canonical = [""] * table.num_rows
@@ -124,7 +126,9 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
             frame[field.name] = frame[field.name].astype(field.type.to_pandas_dtype())
         elif pa.types.is_list(field.type):
             frame[field.name] = pd.Series(
-                [tuple(v) for v in table.column(field.name).to_pylist()], index=frame.index, dtype=object,
+                [tuple(v) for v in table.column(field.name).to_pylist()],
+                index=frame.index,
+                dtype=object,
             )
     return frame
 
@@ -203,8 +207,10 @@ class ResultsTable:
             if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):
                 raise _write_error(self.path, exc) from None
             if isinstance(exc, pa.ArrowException):  # pyarrow reports a failed write (ENOSPC) as its own error
-                raise TableWriteError(f"cannot append to table {self.path}: {_one_line(exc)}; no part was added "
-                                      "and the existing parts are untouched") from None
+                raise TableWriteError(
+                    f"cannot append to table {self.path}: {_one_line(exc)}; no part was added "
+                    "and the existing parts are untouched"
+                ) from None
             raise
         _fsync_directory(self.path)
         return final
@@ -266,8 +272,7 @@ class ResultsTable:
         table, n_parts = self._read_raw()
         deduped = self._select(table, dedupe=True, include_failed=True)
         return (
-            f"OK: {n_parts} parts, {table.num_rows} rows ({deduped.num_rows} after dedupe), "
-            f"hash {_hash_table(deduped)}"
+            f"OK: {n_parts} parts, {table.num_rows} rows ({deduped.num_rows} after dedupe), hash {_hash_table(deduped)}"
         )
 
     def info(self) -> str:

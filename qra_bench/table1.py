@@ -30,9 +30,11 @@ from qra_bench.space import QRConfig, SearchSpace
 __all__ = ["Table1Row", "baseline_configs", "format_table1", "measure", "pick_beats_uniform", "table1_records"]
 
 #: What the metrics mean per task: (eval_loss unit, accuracy).
-METRIC_TEXT = {"news": ("held-out news LM loss, nats/token", "greedy next-token accuracy"),
-               "cipher": ("held-out enciphered news LM loss, nats/token", "greedy next-token accuracy"),
-               "bbc": ("held-out topic cross-entropy, nats/example", "topic accuracy")}
+METRIC_TEXT = {
+    "news": ("held-out news LM loss, nats/token", "greedy next-token accuracy"),
+    "cipher": ("held-out enciphered news LM loss, nats/token", "greedy next-token accuracy"),
+    "bbc": ("held-out topic cross-entropy, nats/example", "topic accuracy"),
+}
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,9 @@ class Table1Row:
         return self.config.avg_rank
 
 
-def measure(frame: pd.DataFrame, config_hash: str, metric: str, noise: float = math.nan) -> tuple[float, float, float, int]:
+def measure(
+    frame: pd.DataFrame, config_hash: str, metric: str, noise: float = math.nan
+) -> tuple[float, float, float, int]:
     """``(mean, se, accuracy, seeds)`` of a configuration's full-fidelity ok rows (NaN, NaN, NaN, 0 if none).
 
     With one seed the standard error is ``noise`` (the pooled seed noise), the best estimate there is.
@@ -85,7 +89,9 @@ def measure(frame: pd.DataFrame, config_hash: str, metric: str, noise: float = m
     return float(values.mean()), se, float(rows["accuracy"].astype(float).mean()), n
 
 
-def baseline_configs(space: SearchSpace, frame: pd.DataFrame, metric: str, budget_bytes: int) -> list[tuple[str, QRConfig]]:
+def baseline_configs(
+    space: SearchSpace, frame: pd.DataFrame, metric: str, budget_bytes: int
+) -> list[tuple[str, QRConfig]]:
     """``(label, configuration)`` of the three baselines that are on ``space``'s ladders; the best fitting
     uniform one is chosen by measured mean over every uniform pair in ``frame`` that fits ``budget_bytes``."""
     top_rank = max(space.ranks)
@@ -95,8 +101,16 @@ def baseline_configs(space: SearchSpace, frame: pd.DataFrame, metric: str, budge
     if 4 in space.bits:
         out.append((f"uniform 4-bit, rank {top_rank} (QLoRA-style)", space.uniform(4, top_rank)))
     means = config_means(frame, metric)
-    on_ladder = means[[set(b) <= set(space.bits) and set(r) <= set(space.ranks) and len(b) == space.n_blocks
-                       for b, r in zip(means["bits"], means["ranks"])]] if len(means) else means
+    on_ladder = (
+        means[
+            [
+                set(b) <= set(space.bits) and set(r) <= set(space.ranks) and len(b) == space.n_blocks
+                for b, r in zip(means["bits"], means["ranks"])
+            ]
+        ]
+        if len(means)
+        else means
+    )
     fit = on_ladder[on_ladder["uniform"] & (on_ladder["memory"] <= budget_bytes)] if len(on_ladder) else on_ladder
     if len(fit):
         higher = metric in HIGHER_IS_BETTER
@@ -115,30 +129,40 @@ def pick_beats_uniform(pick: Table1Row, uniform: Optional[Table1Row], higher: bo
     diff = (pick.value - uniform.value) if higher else (uniform.value - pick.value)
     se = math.hypot(pick.se if math.isfinite(pick.se) else 0.0, uniform.se if math.isfinite(uniform.se) else 0.0)
     beats = se > 0 and diff > 2 * se
-    return beats, (f"pick {'better' if diff > 0 else 'not better'} than {uniform.label} by {diff:+.4f} "
-                   f"(2 SE = {2 * se:.4f}, {pick.n_seeds} and {uniform.n_seeds} seeds)")
+    return beats, (
+        f"pick {'better' if diff > 0 else 'not better'} than {uniform.label} by {diff:+.4f} "
+        f"(2 SE = {2 * se:.4f}, {pick.n_seeds} and {uniform.n_seeds} seeds)"
+    )
 
 
 def _fmt(x: float, digits: int = 4) -> str:
     return "-" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
-def format_table1(rows: list[Table1Row], metric: str, budget_name: str, budget_bytes: int, title: str,
-                  task: str) -> str:
+def format_table1(
+    rows: list[Table1Row], metric: str, budget_name: str, budget_bytes: int, title: str, task: str
+) -> str:
     """The Table-1 analogue as fixed-width text (also valid inside a Markdown code block)."""
     loss, accuracy = METRIC_TEXT.get(task, ("held-out task loss, nats", "task accuracy"))
     better = "higher" if metric in HIGHER_IS_BETTER else "lower"
-    head = (f"{'':<36}{metric + ' ± SE':>18}{'seeds':>6}{'predicted':>11}{'accuracy':>10}{'avg bits':>9}"
-            f"{'avg rank':>9}{'memory':>12}{'fits':>6}  source")
-    lines = [title,
-             f"budget {budget_name} = {budget_bytes:,} bytes ({human_bytes(budget_bytes)}); {metric}: "
-             f"{loss if metric == 'eval_loss' else accuracy}, {better} is better; accuracy: {accuracy}",
-             head, "-" * len(head)]
+    head = (
+        f"{'':<36}{metric + ' ± SE':>18}{'seeds':>6}{'predicted':>11}{'accuracy':>10}{'avg bits':>9}"
+        f"{'avg rank':>9}{'memory':>12}{'fits':>6}  source"
+    )
+    lines = [
+        title,
+        f"budget {budget_name} = {budget_bytes:,} bytes ({human_bytes(budget_bytes)}); {metric}: "
+        f"{loss if metric == 'eval_loss' else accuracy}, {better} is better; accuracy: {accuracy}",
+        head,
+        "-" * len(head),
+    ]
     for r in rows:
         value = f"{_fmt(r.value)} ± {_fmt(r.se)}"
-        lines.append(f"{r.label:<36}{value:>18}{r.n_seeds:>6}{_fmt(r.predicted):>11}{_fmt(r.accuracy):>10}"
-                     f"{r.avg_bits:>9.2f}{r.avg_rank:>9.2f}{human_bytes(r.memory_bytes):>12}"
-                     f"{'yes' if r.fits else 'NO':>6}  {r.source}")
+        lines.append(
+            f"{r.label:<36}{value:>18}{r.n_seeds:>6}{_fmt(r.predicted):>11}{_fmt(r.accuracy):>10}"
+            f"{r.avg_bits:>9.2f}{r.avg_rank:>9.2f}{human_bytes(r.memory_bytes):>12}"
+            f"{'yes' if r.fits else 'NO':>6}  {r.source}"
+        )
     return "\n".join(lines)
 
 
@@ -148,7 +172,22 @@ def table1_records(rows: list[Table1Row]) -> list[dict]:
     def num(x: float) -> Optional[float]:
         return float(x) if x is not None and math.isfinite(x) else None
 
-    return [{"label": r.label, "bits": list(r.bits), "ranks": list(r.ranks), "value": num(r.value), "se": num(r.se),
-             "accuracy": num(r.accuracy), "n_seeds": r.n_seeds, "predicted": num(r.predicted),
-             "predicted_std": num(r.predicted_std), "memory_bytes": r.memory_bytes, "avg_bits": r.avg_bits,
-             "avg_rank": r.avg_rank, "fits": r.fits, "source": r.source} for r in rows]
+    return [
+        {
+            "label": r.label,
+            "bits": list(r.bits),
+            "ranks": list(r.ranks),
+            "value": num(r.value),
+            "se": num(r.se),
+            "accuracy": num(r.accuracy),
+            "n_seeds": r.n_seeds,
+            "predicted": num(r.predicted),
+            "predicted_std": num(r.predicted_std),
+            "memory_bytes": r.memory_bytes,
+            "avg_bits": r.avg_bits,
+            "avg_rank": r.avg_rank,
+            "fits": r.fits,
+            "source": r.source,
+        }
+        for r in rows
+    ]

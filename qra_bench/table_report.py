@@ -56,8 +56,11 @@ def _cpu_hours(frame) -> float:
     if frame.empty:
         return 0.0
     threads = frame["trial_settings"].map(lambda s: (json.loads(s).get("threads") if s else None) or 1)
-    per_trial = frame.assign(threads=threads).groupby(["config_hash", "seed", "max_steps", "run_id"]).agg(
-        wall=("time_total_s", "max"), threads=("threads", "max"))
+    per_trial = (
+        frame.assign(threads=threads)
+        .groupby(["config_hash", "seed", "max_steps", "run_id"])
+        .agg(wall=("time_total_s", "max"), threads=("threads", "max"))
+    )
     return float((per_trial["wall"].fillna(0) * per_trial["threads"]).sum()) / 3600.0
 
 
@@ -95,8 +98,7 @@ def table_card(path: str | Path, recipe: str = "", title: Optional[str] = None) 
         f"- trials with ok rows (config, seed): **{len(trials)}**; full-fidelity trials: {len(full)}",
         f"- distinct configs: {ok['config_hash'].nunique()}; configs with >= 3 seeds at full fidelity: "
         f"**{int((seeds_per_cfg >= 3).sum())}**",
-        "- ok rows per fidelity (fraction of the run): "
-        + ", ".join(f"{f:g}: {int(n)}" for f, n in fidelities.items()),
+        "- ok rows per fidelity (fraction of the run): " + ", ".join(f"{f:g}: {int(n)}" for f, n in fidelities.items()),
         f"- failed rows (kept for the record): {int((raw['status'] == 'failed').sum())}",
         f"- seeds: {', '.join(str(s) for s in sorted(ok['seed'].unique()))}",
         f"- anchors (uniform bits x rank) at full fidelity: {len(present)} present"
@@ -104,7 +106,9 @@ def table_card(path: str | Path, recipe: str = "", title: Optional[str] = None) 
     ]
     if len(ok):
         mem = ok["mem_predicted_bytes"]
-        lines.append(f"- predicted memory: {mem.min():,} - {mem.max():,} bytes ({mem.min() / 2**20:.1f} - {mem.max() / 2**20:.1f} MiB)")
+        lines.append(
+            f"- predicted memory: {mem.min():,} - {mem.max():,} bytes ({mem.min() / 2**20:.1f} - {mem.max() / 2**20:.1f} MiB)"
+        )
     lines += [
         f"- CPU hours spent: **{_cpu_hours(raw):.2f}** core-hours (wall time x torch threads, failed and repeated trials included)",
         "",
@@ -115,10 +119,17 @@ def table_card(path: str | Path, recipe: str = "", title: Optional[str] = None) 
     parts_list = table.path / PARTS_FILE
     if parts_list.is_file():
         n_listed = len(parts_list.read_text().splitlines())
-        lines.append(f"- part files: {n_listed}, each with its sha256 in `{PARTS_FILE}` (sha256 `{_sha256(parts_list)}`)")
-    for column, label in (("model_name", "base model"), ("model_sha256", "base model sha256"),
-                          ("task_name", "task"), ("task_data_sha256", "task data sha256"), ("backend", "backend"),
-                          ("code_version", "code versions")):
+        lines.append(
+            f"- part files: {n_listed}, each with its sha256 in `{PARTS_FILE}` (sha256 `{_sha256(parts_list)}`)"
+        )
+    for column, label in (
+        ("model_name", "base model"),
+        ("model_sha256", "base model sha256"),
+        ("task_name", "task"),
+        ("task_data_sha256", "task data sha256"),
+        ("backend", "backend"),
+        ("code_version", "code versions"),
+    ):
         values = sorted(str(v) for v in ok[column].dropna().unique())
         lines.append(f"- {label}: " + ", ".join(f"`{v}`" for v in values))
     return "\n".join(lines) + "\n"
@@ -167,7 +178,9 @@ def verify_card(path: str | Path) -> str:
             raise TableError(f"{parts_path} is missing; {card_path} cites it")
         actual = _sha256(parts_path)
         if actual != cited.group(1):
-            raise TableError(f"{parts_path} has sha256 {actual}, {card_path} says {cited.group(1)}: the list was edited")
+            raise TableError(
+                f"{parts_path} has sha256 {actual}, {card_path} says {cited.group(1)}: the list was edited"
+            )
         for lineno, line in enumerate(parts_path.read_text().splitlines(), start=1):
             digest, _, name = line.partition("  ")
             part = table.path / name
@@ -177,13 +190,17 @@ def verify_card(path: str | Path) -> str:
                 raise TableError(f"{part} is missing: {PARTS_FILE} lists it; parts are never deleted")
             got = _sha256(part)
             if got != digest:
-                raise TableError(f"{part} has sha256 {got}, {PARTS_FILE} says {digest}: the part's bytes changed "
-                                 f"after {CARD_FILE} was written")
+                raise TableError(
+                    f"{part} has sha256 {got}, {PARTS_FILE} says {digest}: the part's bytes changed "
+                    f"after {CARD_FILE} was written"
+                )
             n_checked += 1
     content_hash = table.content_hash()
     if recorded.group(1) != content_hash:
-        raise TableError(f"{card_path} says content hash {recorded.group(1)[:16]}..., the table has "
-                         f"{content_hash[:16]}...: the card is stale or the table changed; regenerate the card with "
-                         f"`qra-bench table report {path}`")
+        raise TableError(
+            f"{card_path} says content hash {recorded.group(1)[:16]}..., the table has "
+            f"{content_hash[:16]}...: the card is stale or the table changed; regenerate the card with "
+            f"`qra-bench table report {path}`"
+        )
     checked = f"{n_checked} listed parts unchanged, " if cited is not None else ""
     return f"{CARD_FILE} matches: {checked}content hash {content_hash[:16]}..."

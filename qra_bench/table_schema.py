@@ -33,7 +33,12 @@ _REQ, _OPT = False, True  # the `nullable` flag, spelled for reading the column 
 #: (name, Arrow type, nullable, meaning with units). Nullable columns are those a failed trial may lack.
 COLUMNS: tuple[tuple[str, pa.DataType, bool, str], ...] = (
     # identity
-    ("config_hash", pa.string(), _REQ, "Canonical hash of the configuration (bits and ranks per block); the table key with seed and fidelity."),
+    (
+        "config_hash",
+        pa.string(),
+        _REQ,
+        "Canonical hash of the configuration (bits and ranks per block); the table key with seed and fidelity.",
+    ),
     ("bits", pa.list_(pa.int8()), _REQ, "Quantization bit width of each block, in block order (bits per weight)."),
     ("ranks", pa.list_(pa.int16()), _REQ, "LoRA rank of each block, in block order (0 = no adapter)."),
     ("n_blocks", pa.int16(), _REQ, "Number of transformer blocks; the length of `bits` and `ranks`."),
@@ -44,31 +49,81 @@ COLUMNS: tuple[tuple[str, pa.DataType, bool, str], ...] = (
     ("fidelity_frac", pa.float64(), _REQ, "`fidelity / max_steps`: fraction of the full run, in [0, 1]."),
     ("max_steps", pa.int64(), _REQ, "Training steps of the full run this checkpoint belongs to (optimizer steps)."),
     ("status", pa.string(), _REQ, "`ok` or `failed`."),
-    ("error", pa.string(), _OPT, "For a failed trial: the exception type and message (required when `status` is `failed`)."),
+    (
+        "error",
+        pa.string(),
+        _OPT,
+        "For a failed trial: the exception type and message (required when `status` is `failed`).",
+    ),
     # quality after fine-tuning
-    ("eval_loss", pa.float64(), _OPT, "Task evaluation loss after fine-tuning (nats per target token); finite on every ok row."),
+    (
+        "eval_loss",
+        pa.float64(),
+        _OPT,
+        "Task evaluation loss after fine-tuning (nats per target token); finite on every ok row.",
+    ),
     ("accuracy", pa.float64(), _OPT, "Task held-out accuracy after fine-tuning (fraction in [0, 1])."),
-    ("lm_loss", pa.float64(), _OPT, "Held-out language-modelling loss after fine-tuning (nats per token): retained capability."),
-    ("train_loss", pa.float64(), _OPT, "Mean training loss over the last logging window before this checkpoint (nats per token)."),
+    (
+        "lm_loss",
+        pa.float64(),
+        _OPT,
+        "Held-out language-modelling loss after fine-tuning (nats per token): retained capability.",
+    ),
+    (
+        "train_loss",
+        pa.float64(),
+        _OPT,
+        "Mean training loss over the last logging window before this checkpoint (nats per token).",
+    ),
     ("extra_metrics", pa.string(), _OPT, "JSON object of any other metrics (name to number)."),
     # static proxies, before fine-tuning
-    ("proxy_eval_loss", pa.float64(), _OPT, "Task evaluation loss of the quantized model before fine-tuning (nats per target token)."),
+    (
+        "proxy_eval_loss",
+        pa.float64(),
+        _OPT,
+        "Task evaluation loss of the quantized model before fine-tuning (nats per target token).",
+    ),
     ("proxy_accuracy", pa.float64(), _OPT, "Task accuracy of the quantized model before fine-tuning (fraction)."),
-    ("proxy_lm_loss", pa.float64(), _OPT, "Held-out LM loss of the quantized model before fine-tuning (nats per token)."),
-    ("proxy_recon_error", pa.float64(), _OPT, "Relative Frobenius error of the quantized weights, ||W - Q(W)|| / ||W|| over all quantized weights."),
+    (
+        "proxy_lm_loss",
+        pa.float64(),
+        _OPT,
+        "Held-out LM loss of the quantized model before fine-tuning (nats per token).",
+    ),
+    (
+        "proxy_recon_error",
+        pa.float64(),
+        _OPT,
+        "Relative Frobenius error of the quantized weights, ||W - Q(W)|| / ||W|| over all quantized weights.",
+    ),
     # memory
     ("mem_predicted_bytes", pa.int64(), _OPT, "Total training memory predicted by the MemoryModel (bytes)."),
     ("mem_predicted_weights_bytes", pa.int64(), _OPT, "Predicted storage of the quantized base weights (bytes)."),
     ("mem_breakdown", pa.string(), _OPT, "JSON object of the MemoryModel's itemized terms (term name to bytes)."),
-    ("mem_measured_param_bytes", pa.int64(), _OPT, "Measured storage of every parameter and buffer of the model as trained (bytes)."),
+    (
+        "mem_measured_param_bytes",
+        pa.int64(),
+        _OPT,
+        "Measured storage of every parameter and buffer of the model as trained (bytes).",
+    ),
     ("mem_peak_rss_bytes", pa.int64(), _OPT, "Peak resident set size of the trial process (bytes)."),
     ("mem_cuda_peak_bytes", pa.int64(), _OPT, "Peak CUDA memory allocated by torch (bytes); null on CPU."),
     # time
     ("time_quantize_s", pa.float64(), _OPT, "Wall time to quantize the base model (seconds)."),
     ("time_proxy_s", pa.float64(), _OPT, "Wall time to measure the static proxies (seconds)."),
     ("time_train_s", pa.float64(), _OPT, "Wall time spent training up to this checkpoint (seconds)."),
-    ("time_eval_s", pa.float64(), _OPT, "Wall time spent evaluating checkpoints up to and including this one (seconds)."),
-    ("time_total_s", pa.float64(), _OPT, "Wall time of the trial from its start to the end of this checkpoint's evaluation (seconds)."),
+    (
+        "time_eval_s",
+        pa.float64(),
+        _OPT,
+        "Wall time spent evaluating checkpoints up to and including this one (seconds).",
+    ),
+    (
+        "time_total_s",
+        pa.float64(),
+        _OPT,
+        "Wall time of the trial from its start to the end of this checkpoint's evaluation (seconds).",
+    ),
     ("tokens_per_s", pa.float64(), _OPT, "Training throughput up to this checkpoint (tokens per second)."),
     # provenance
     ("model_name", pa.string(), _REQ, "Name of the base model."),
@@ -76,9 +131,24 @@ COLUMNS: tuple[tuple[str, pa.DataType, bool, str], ...] = (
     ("task_name", pa.string(), _REQ, "Name of the fine-tuning task."),
     ("task_data_sha256", pa.string(), _OPT, "SHA-256 of the task's data (hex)."),
     ("backend", pa.string(), _REQ, "Quantization backend (e.g. `hqq`, `torchao`, `bnb`)."),
-    ("quant_settings", pa.string(), _REQ, "JSON object of the quantization settings (group size, axis, compute dtype, ...)."),
-    ("trial_settings", pa.string(), _REQ, "JSON object of the trial settings (learning rate, batch size, sequence length, LoRA alpha, ...)."),
-    ("lib_versions", pa.string(), _REQ, "JSON object of library versions (torch, transformers, peft, hqq, torchao, bitsandbytes, numpy, pyarrow)."),
+    (
+        "quant_settings",
+        pa.string(),
+        _REQ,
+        "JSON object of the quantization settings (group size, axis, compute dtype, ...).",
+    ),
+    (
+        "trial_settings",
+        pa.string(),
+        _REQ,
+        "JSON object of the trial settings (learning rate, batch size, sequence length, LoRA alpha, ...).",
+    ),
+    (
+        "lib_versions",
+        pa.string(),
+        _REQ,
+        "JSON object of library versions (torch, transformers, peft, hqq, torchao, bitsandbytes, numpy, pyarrow).",
+    ),
     ("code_version", pa.string(), _REQ, "qra-bench version, with the git commit when run from a checkout."),
     ("host", pa.string(), _REQ, "Hostname of the machine that ran the trial."),
     ("device", pa.string(), _REQ, "`cpu` or the CUDA device name."),
@@ -292,8 +362,6 @@ def rows_to_table(rows: Sequence[TrialRow]) -> pa.Table:
     return pa.Table.from_pylist([row.to_dict() for row in rows], schema=SCHEMA)
 
 
-
-
 def _names(names: list[str], limit: int = 8) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" (and {len(names) - limit} more)" if len(names) > limit else "")
@@ -307,7 +375,8 @@ def _schema_problem(schema: pa.Schema) -> Optional[str]:
     unexpected = [n for n in got if n not in expected]
     wrong = [
         f"{n} is {got[n].type}, expected {expected[n].type}"
-        for n in expected if n in got and not got[n].type.equals(expected[n].type)
+        for n in expected
+        if n in got and not got[n].type.equals(expected[n].type)
     ]
     problems = []
     if missing:
@@ -346,8 +415,6 @@ def _content_problem(table: pa.Table) -> Optional[str]:
     if versions - {SCHEMA_VERSION}:
         return f"schema_version column holds {sorted(versions)}; the file metadata says {SCHEMA_VERSION}"
     return None
-
-
 
 
 def schema_markdown() -> str:

@@ -113,14 +113,27 @@ def memory_settings(trial: TrialSettings, dtype: torch.dtype, seq_len: int) -> M
     """The memory model's settings that describe this trial's real tensors."""
     wbytes = torch.finfo(dtype).bits // 8
     return MemorySettings(
-        backend=storage_layout(trial.quant), group_size=trial.quant.group_size, weight_dtype_bytes=wbytes,
-        meta_dtype_bytes=wbytes, lora_dtype_bytes=wbytes, grad_dtype_bytes=wbytes, optimizer_state_bytes=wbytes,
-        batch_size=trial.batch_size, seq_len=seq_len, activation_dtype_bytes=wbytes,
+        backend=storage_layout(trial.quant),
+        group_size=trial.quant.group_size,
+        weight_dtype_bytes=wbytes,
+        meta_dtype_bytes=wbytes,
+        lora_dtype_bytes=wbytes,
+        grad_dtype_bytes=wbytes,
+        optimizer_state_bytes=wbytes,
+        batch_size=trial.batch_size,
+        seq_len=seq_len,
+        activation_dtype_bytes=wbytes,
     )
 
 
-def evaluate(model: torch.nn.Module, task: TaskData, batch_size: int, device: torch.device,
-             n_eval: Optional[int] = None, fast: Optional[bool] = None) -> Evaluation:
+def evaluate(
+    model: torch.nn.Module,
+    task: TaskData,
+    batch_size: int,
+    device: torch.device,
+    n_eval: Optional[int] = None,
+    fast: Optional[bool] = None,
+) -> Evaluation:
     """Task loss and accuracy on the first ``n_eval`` held-out prompts (all by default), LM loss on the held-out text.
 
     ``fast`` (default: :func:`qra_bench.execution.fast_path`) runs under ``torch.inference_mode`` instead of
@@ -130,8 +143,9 @@ def evaluate(model: torch.nn.Module, task: TaskData, batch_size: int, device: to
         return _evaluate(model, task, batch_size, device, n_eval)
 
 
-def _evaluate(model: torch.nn.Module, task: TaskData, batch_size: int, device: torch.device,
-              n_eval: Optional[int]) -> Evaluation:
+def _evaluate(
+    model: torch.nn.Module, task: TaskData, batch_size: int, device: torch.device, n_eval: Optional[int]
+) -> Evaluation:
     was_training = model.training
     model.eval()
     if task.kind == "sft":  # instruction data: response-token loss and accuracy (qra_bench.tasks.sft)
@@ -161,20 +175,31 @@ def _evaluate(model: torch.nn.Module, task: TaskData, batch_size: int, device: t
     for start in range(0, len(task.lm_ids), max(1, batch_size // 4)):
         ids = torch.from_numpy(task.lm_ids[start : start + max(1, batch_size // 4)]).to(device)
         logits = model(input_ids=ids).logits[:, :-1].float()
-        lm_total += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="sum"))
+        lm_total += float(
+            torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="sum"
+            )
+        )
         lm_tokens += ids[:, 1:].numel()
     model.train(was_training)
-    return Evaluation(eval_loss=total_loss / n_targets, accuracy=correct / n_targets, lm_loss=lm_total / lm_tokens,
-                      focus_accuracy=focus_hits / focus_count if focus_count else None)
+    return Evaluation(
+        eval_loss=total_loss / n_targets,
+        accuracy=correct / n_targets,
+        lm_loss=lm_total / lm_tokens,
+        focus_accuracy=focus_hits / focus_count if focus_count else None,
+    )
 
 
-def _lm_loss(model: torch.nn.Module, ids: torch.Tensor, reduction: str = "mean",
-             focus: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, int, int, int, int]:
+def _lm_loss(
+    model: torch.nn.Module, ids: torch.Tensor, reduction: str = "mean", focus: Optional[torch.Tensor] = None
+) -> tuple[torch.Tensor, int, int, int, int]:
     """Next-token cross-entropy over every position of ``ids`` (nats), greedy hits, the target count, and the
     hits and count over the targets in ``focus`` (zeros without one)."""
     logits = model(input_ids=ids[:, :-1]).logits.float()
     target = ids[:, 1:]
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction=reduction)
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction=reduction
+    )
     hit = logits.argmax(dim=-1) == target
     if focus is None:
         return loss, int(hit.sum()), target.numel(), 0, 0
@@ -198,22 +223,52 @@ def _peak_rss_bytes() -> int:
 def _identity(base: BaseModel, task: TaskData, config: QRConfig, seed: int, s: TrialSettings, run_id: str) -> dict:
     info = host_info()
     return dict(
-        config_hash=config.hash, bits=tuple(config.bits), ranks=tuple(config.ranks), n_blocks=config.n_blocks,
-        avg_bits=config.avg_bits, avg_rank=config.avg_rank, seed=seed, max_steps=s.max_steps,
-        model_name=base.name, model_sha256=base.sha256, task_name=task.name, task_data_sha256=task.sha256,
-        backend=s.quant.backend, quant_settings=json.dumps(asdict(s.quant), sort_keys=True),
-        trial_settings=s.to_json(), lib_versions=json.dumps(library_versions(), sort_keys=True),
-        code_version=code_version(), host=str(info["hostname"]), device=str(info["device"]), run_id=run_id,
+        config_hash=config.hash,
+        bits=tuple(config.bits),
+        ranks=tuple(config.ranks),
+        n_blocks=config.n_blocks,
+        avg_bits=config.avg_bits,
+        avg_rank=config.avg_rank,
+        seed=seed,
+        max_steps=s.max_steps,
+        model_name=base.name,
+        model_sha256=base.sha256,
+        task_name=task.name,
+        task_data_sha256=task.sha256,
+        backend=s.quant.backend,
+        quant_settings=json.dumps(asdict(s.quant), sort_keys=True),
+        trial_settings=s.to_json(),
+        lib_versions=json.dumps(library_versions(), sort_keys=True),
+        code_version=code_version(),
+        host=str(info["hostname"]),
+        device=str(info["device"]),
+        run_id=run_id,
     )
 
 
-def failed_rows(base: BaseModel, task: TaskData, config: QRConfig, seed: int, s: TrialSettings, error: str,
-                started_at: str, seconds: float) -> TrialResult:
+def failed_rows(
+    base: BaseModel,
+    task: TaskData,
+    config: QRConfig,
+    seed: int,
+    s: TrialSettings,
+    error: str,
+    started_at: str,
+    seconds: float,
+) -> TrialResult:
     """Rows that record a failed trial (one per checkpoint) with its error text."""
     ident = _identity(base, task, config, seed, s, uuid.uuid4().hex)
     rows = tuple(
-        TrialRow(**ident, fidelity=step, fidelity_frac=step / s.max_steps, status="failed", error=error[-2000:] or "failed",
-                 time_total_s=seconds, started_at=started_at, finished_at=utc_now_iso())
+        TrialRow(
+            **ident,
+            fidelity=step,
+            fidelity_frac=step / s.max_steps,
+            status="failed",
+            error=error[-2000:] or "failed",
+            time_total_s=seconds,
+            started_at=started_at,
+            finished_at=utc_now_iso(),
+        )
         for step in s.checkpoints()
     )
     return TrialResult(rows)
@@ -228,8 +283,15 @@ def _set_threads(threads: Optional[int]) -> int:
     return torch.get_num_threads()
 
 
-def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, trainable: Sequence[torch.nn.Parameter],
-               task: TaskData, ids: torch.Tensor, answers: torch.Tensor, grad_clip: float) -> float:
+def train_step(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    trainable: Sequence[torch.nn.Parameter],
+    task: TaskData,
+    ids: torch.Tensor,
+    answers: torch.Tensor,
+    grad_clip: float,
+) -> float:
     """One LoRA optimisation step of the trial recipe on one batch; returns its loss (nats)."""
     if task.kind == "lm":
         loss = _lm_loss(model, ids)[0]
@@ -251,10 +313,21 @@ _PROXIES: "OrderedDict[tuple, Evaluation]" = OrderedDict()
 _PROXIES_MAX = 256
 
 
-def _proxy_key(base: BaseModel, task: TaskData, config: QRConfig, s: TrialSettings, device: torch.device,
-               dtype: torch.dtype) -> tuple:
-    return (base.name, base.sha256, task.name, task.sha256, tuple(config.bits), json.dumps(asdict(s.quant), sort_keys=True),
-            s.eval_batch_size, str(device), str(dtype), torch.get_num_threads())
+def _proxy_key(
+    base: BaseModel, task: TaskData, config: QRConfig, s: TrialSettings, device: torch.device, dtype: torch.dtype
+) -> tuple:
+    return (
+        base.name,
+        base.sha256,
+        task.name,
+        task.sha256,
+        tuple(config.bits),
+        json.dumps(asdict(s.quant), sort_keys=True),
+        s.eval_batch_size,
+        str(device),
+        str(dtype),
+        torch.get_num_threads(),
+    )
 
 
 class _Phases:
@@ -272,8 +345,14 @@ class _Phases:
         self._t, self._c = now, cpu
 
 
-def run_trial(base: BaseModel, task: TaskData, config: QRConfig, seed: int = 0,
-              settings: TrialSettings = TrialSettings(), extras: Optional[TrialExtras] = None) -> TrialResult:
+def run_trial(
+    base: BaseModel,
+    task: TaskData,
+    config: QRConfig,
+    seed: int = 0,
+    settings: TrialSettings = TrialSettings(),
+    extras: Optional[TrialExtras] = None,
+) -> TrialResult:
     """Run one trial and return its rows (one per fidelity checkpoint); ``extras``: options beside the recipe
     (an lm-eval scorer, gradient checkpointing), recorded in ``extra_metrics``."""
     extras = extras or TrialExtras()
@@ -319,7 +398,9 @@ def run_trial(base: BaseModel, task: TaskData, config: QRConfig, seed: int = 0,
     model = extras.prepare(model)
 
     n_train = len(task.train_prompts)
-    order = np.concatenate([rng.permutation(n_train) for _ in range(math.ceil(s.max_steps * s.batch_size / n_train) + 1)])
+    order = np.concatenate(
+        [rng.permutation(n_train) for _ in range(math.ceil(s.max_steps * s.batch_size / n_train) + 1)]
+    )
     checkpoints = s.checkpoints()
     ident = _identity(base, task, config, seed, s, uuid.uuid4().hex)
     phases.mark("lora")
@@ -342,25 +423,51 @@ def run_trial(base: BaseModel, task: TaskData, config: QRConfig, seed: int = 0,
             ev = evaluate(model, task, s.eval_batch_size, device, None if final else s.partial_eval, fast=fast)
             accuracy, extra = extras.score(model, device, ev.accuracy)
             time_eval += time.perf_counter() - t0
-            recent = train_losses[-max(1, s.max_steps // 10):]
-            rows.append(TrialRow(
-                **ident, fidelity=step + 1, fidelity_frac=(step + 1) / s.max_steps, status="ok",
-                eval_loss=ev.eval_loss, accuracy=accuracy, lm_loss=ev.lm_loss,
-                train_loss=float(np.mean(recent)) if recent else None,
-                extra_metrics=json.dumps({"block_recon_error": list(qreport.block_recon_error), "base_note": base.note,
-                                          "n_eval": len(task.eval_prompts) if final else min(s.partial_eval, len(task.eval_prompts)),
-                                          **({} if ev.focus_accuracy is None else {"focus_accuracy": ev.focus_accuracy,
-                                                                                   "proxy_focus_accuracy": proxy.focus_accuracy}),
-                                          **extra}),
-                proxy_eval_loss=proxy.eval_loss, proxy_accuracy=proxy.accuracy, proxy_lm_loss=proxy.lm_loss,
-                proxy_recon_error=qreport.recon_error,
-                mem_predicted_bytes=breakdown.total, mem_predicted_weights_bytes=breakdown.weights_and_adapters,
-                mem_breakdown=json.dumps(breakdown.to_dict()["terms"] if "terms" in breakdown.to_dict() else breakdown.to_dict()),
-                mem_measured_param_bytes=measured_bytes, mem_peak_rss_bytes=_peak_rss_bytes(),
-                mem_cuda_peak_bytes=extras.cuda_peak(device),
-                time_quantize_s=qreport.seconds, time_proxy_s=time_proxy, time_train_s=time_train, time_eval_s=time_eval,
-                time_total_s=time.perf_counter() - t_start, tokens_per_s=tokens / time_train if time_train else None,
-                started_at=started_at, finished_at=utc_now_iso(),
-            ))
+            recent = train_losses[-max(1, s.max_steps // 10) :]
+            rows.append(
+                TrialRow(
+                    **ident,
+                    fidelity=step + 1,
+                    fidelity_frac=(step + 1) / s.max_steps,
+                    status="ok",
+                    eval_loss=ev.eval_loss,
+                    accuracy=accuracy,
+                    lm_loss=ev.lm_loss,
+                    train_loss=float(np.mean(recent)) if recent else None,
+                    extra_metrics=json.dumps(
+                        {
+                            "block_recon_error": list(qreport.block_recon_error),
+                            "base_note": base.note,
+                            "n_eval": len(task.eval_prompts) if final else min(s.partial_eval, len(task.eval_prompts)),
+                            **(
+                                {}
+                                if ev.focus_accuracy is None
+                                else {"focus_accuracy": ev.focus_accuracy, "proxy_focus_accuracy": proxy.focus_accuracy}
+                            ),
+                            **extra,
+                        }
+                    ),
+                    proxy_eval_loss=proxy.eval_loss,
+                    proxy_accuracy=proxy.accuracy,
+                    proxy_lm_loss=proxy.lm_loss,
+                    proxy_recon_error=qreport.recon_error,
+                    mem_predicted_bytes=breakdown.total,
+                    mem_predicted_weights_bytes=breakdown.weights_and_adapters,
+                    mem_breakdown=json.dumps(
+                        breakdown.to_dict()["terms"] if "terms" in breakdown.to_dict() else breakdown.to_dict()
+                    ),
+                    mem_measured_param_bytes=measured_bytes,
+                    mem_peak_rss_bytes=_peak_rss_bytes(),
+                    mem_cuda_peak_bytes=extras.cuda_peak(device),
+                    time_quantize_s=qreport.seconds,
+                    time_proxy_s=time_proxy,
+                    time_train_s=time_train,
+                    time_eval_s=time_eval,
+                    time_total_s=time.perf_counter() - t_start,
+                    tokens_per_s=tokens / time_train if time_train else None,
+                    started_at=started_at,
+                    finished_at=utc_now_iso(),
+                )
+            )
             phases.mark(f"eval@{step + 1}")
     return TrialResult(tuple(rows), tuple(phases.items), tuple(phases.cpu))

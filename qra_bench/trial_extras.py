@@ -70,13 +70,18 @@ class TrialExtras:
         scores = self.scorer(model, device)
         mean = float(sum(scores.values()) / len(scores))
         describe = getattr(self.scorer, "describe", None)
-        extra.update(lm_eval=scores, lm_eval_mean=mean, task_accuracy=task_accuracy,
-                     **({"lm_eval_setup": describe()} if describe else {}))
+        extra.update(
+            lm_eval=scores,
+            lm_eval_mean=mean,
+            task_accuracy=task_accuracy,
+            **({"lm_eval_setup": describe()} if describe else {}),
+        )
         return mean, extra
 
 
-def build_extras(eval_tasks: str | None, tokenizer, limit: int | None = None, metric: str = "acc",
-                 grad_checkpointing: bool = False) -> TrialExtras:
+def build_extras(
+    eval_tasks: str | None, tokenizer, limit: int | None = None, metric: str = "acc", grad_checkpointing: bool = False
+) -> TrialExtras:
     """The extras of the ``--eval``, ``--eval-limit``, ``--eval-metric`` and ``--grad-checkpointing`` options.
 
     The lm-eval tasks are resolved and their data loaded here, before any training, so an unknown task is a

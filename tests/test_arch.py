@@ -30,8 +30,15 @@ def test_llama_config_gives_the_preset():
     from transformers import LlamaConfig  # imported here: transformers pulls in torch (seconds of CPU)
 
     cfg = LlamaConfig(
-        vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-        num_key_value_heads=8, head_dim=128, tie_word_embeddings=False, max_position_embeddings=131072,
+        vocab_size=128256,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=128,
+        tie_word_embeddings=False,
+        max_position_embeddings=131072,
     )
     assert ArchSpec.from_hf_config(cfg, name="llama-3.1-8b") == load_arch("llama-3.1-8b")
 
@@ -49,8 +56,14 @@ def test_qwen2_config_gives_the_preset_with_qkv_bias_only():
     from transformers import Qwen2Config
 
     cfg = Qwen2Config(
-        vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
-        num_key_value_heads=4, tie_word_embeddings=False, max_position_embeddings=131072,
+        vocab_size=152064,
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        tie_word_embeddings=False,
+        max_position_embeddings=131072,
     )
     spec = ArchSpec.from_hf_config(cfg, name="qwen2.5-7b")
     assert spec == load_arch("qwen2.5-7b")
@@ -63,8 +76,13 @@ def test_block_linears_use_gqa_shapes():
     spec = load_arch("llama-3.1-8b")
     shapes = {lin.name: (lin.in_features, lin.out_features) for lin in spec.block_linears()}
     assert shapes == {
-        "q_proj": (4096, 4096), "k_proj": (4096, 1024), "v_proj": (4096, 1024), "o_proj": (4096, 4096),
-        "gate_proj": (4096, 14336), "up_proj": (4096, 14336), "down_proj": (14336, 4096),
+        "q_proj": (4096, 4096),
+        "k_proj": (4096, 1024),
+        "v_proj": (4096, 1024),
+        "o_proj": (4096, 4096),
+        "gate_proj": (4096, 14336),
+        "up_proj": (4096, 14336),
+        "down_proj": (14336, 4096),
     }
     assert spec.block_extra_params() == 2 * 4096  # norms only: no biases in LLaMA
     assert spec.lm_head_params() == 128256 * 4096

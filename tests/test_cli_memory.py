@@ -45,18 +45,21 @@ def test_list_presets(capsys):
     assert "llama-3.1-8b" in out and "qwen2.5-3b" in out and "tiny" in out
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--bits", "4,4,4"], "has 3 values; give 1 (all blocks) or 8"),
-    (["--bits", "5"], "bit width 5 (block 0) not in the bit ladder {2, 3, 4, 8, 16}"),
-    (["--ranks", "32"], "rank 32 (block 0) not in the rank ladder {4, 8, 16}"),
-    (["--bits", "four"], "cannot parse bits 'four'"),
-    (["--budget", "-1GiB"], "budget '-1GiB' must be positive"),
-    (["--budget", "nan"], "budget 'nan' must be positive and finite"),
-    (["--budget", "lots"], "cannot parse budget 'lots'; allowed: uniform-<b>bit"),
-    (["--arch", "gpt-5"], "unknown architecture 'gpt-5'"),
-    (["--backend", "gguf"], "unknown backend 'gguf'"),
-    (["--backend", "bnb", "--bits", "2"], "bit width 2 (block 0) not in the bit ladder {4, 8, 16}"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--bits", "4,4,4"], "has 3 values; give 1 (all blocks) or 8"),
+        (["--bits", "5"], "bit width 5 (block 0) not in the bit ladder {2, 3, 4, 8, 16}"),
+        (["--ranks", "32"], "rank 32 (block 0) not in the rank ladder {4, 8, 16}"),
+        (["--bits", "four"], "cannot parse bits 'four'"),
+        (["--budget", "-1GiB"], "budget '-1GiB' must be positive"),
+        (["--budget", "nan"], "budget 'nan' must be positive and finite"),
+        (["--budget", "lots"], "cannot parse budget 'lots'; allowed: uniform-<b>bit"),
+        (["--arch", "gpt-5"], "unknown architecture 'gpt-5'"),
+        (["--backend", "gguf"], "unknown backend 'gguf'"),
+        (["--backend", "bnb", "--bits", "2"], "bit width 2 (block 0) not in the bit ladder {4, 8, 16}"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(capsys, args, fragment):
     code, out, err = run(capsys, "memory", *args)
     assert code == 2

@@ -12,15 +12,33 @@ from qra_bench.table import ResultsTable, TrialRow
 
 def make_row(config: str, seed: int, fidelity: int) -> TrialRow:
     return TrialRow(
-        config_hash=config, bits=(4, 8), ranks=(8, 16), n_blocks=2, avg_bits=6.0, avg_rank=12.0,
-        seed=seed, fidelity=fidelity, fidelity_frac=fidelity / 200, max_steps=200, status="ok",
-        eval_loss=1.0 + seed, mem_predicted_bytes=64 * 2**20, time_total_s=10.0 + fidelity,
-        model_name="tiny-llama", task_name="arith", backend="hqq", quant_settings="{}",
-        trial_settings=json.dumps({"lr": 1e-3}), lib_versions="{}", code_version="0.1.0", host="node1",
-        device="cpu", started_at="2025-01-31T12:00:00Z", finished_at="2025-01-31T12:05:00Z", run_id="r1",
+        config_hash=config,
+        bits=(4, 8),
+        ranks=(8, 16),
+        n_blocks=2,
+        avg_bits=6.0,
+        avg_rank=12.0,
+        seed=seed,
+        fidelity=fidelity,
+        fidelity_frac=fidelity / 200,
+        max_steps=200,
+        status="ok",
+        eval_loss=1.0 + seed,
+        mem_predicted_bytes=64 * 2**20,
+        time_total_s=10.0 + fidelity,
+        model_name="tiny-llama",
+        task_name="arith",
+        backend="hqq",
+        quant_settings="{}",
+        trial_settings=json.dumps({"lr": 1e-3}),
+        lib_versions="{}",
+        code_version="0.1.0",
+        host="node1",
+        device="cpu",
+        started_at="2025-01-31T12:00:00Z",
+        finished_at="2025-01-31T12:05:00Z",
+        run_id="r1",
     )
-
-
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:

@@ -111,7 +111,9 @@ def test_space_filling_design_spreads_every_block_over_its_rungs():
 
 
 def test_importance_design_gives_important_blocks_higher_rungs():
-    configs = importance_design(SPACE, 300, 0, importance_q=np.arange(8), importance_r=np.arange(8)[::-1], anchors=False)
+    configs = importance_design(
+        SPACE, 300, 0, importance_q=np.arange(8), importance_r=np.arange(8)[::-1], anchors=False
+    )
     bits = np.stack([SPACE.bit_index(c) for c in configs]).mean(axis=0)
     ranks = np.stack([SPACE.rank_index(c) for c in configs]).mean(axis=0)
     assert np.all(np.diff(bits) > -0.15) and bits[-1] - bits[0] > 1.0
@@ -120,8 +122,10 @@ def test_importance_design_gives_important_blocks_higher_rungs():
 
 def test_file_design_reads_json_lines_and_csv_in_order_without_duplicates(tmp_path):
     jsonl = tmp_path / "d.jsonl"
-    jsonl.write_text('# two configs\n{"bits": 4, "ranks": 8}\n\n{"bits": [2,3,4,8,16,4,4,4], "ranks": "4,4,4,4,16,16,16,16"}\n'
-                     '{"bits": 4, "ranks": [8], "note": "a duplicate"}\n')
+    jsonl.write_text(
+        '# two configs\n{"bits": 4, "ranks": 8}\n\n{"bits": [2,3,4,8,16,4,4,4], "ranks": "4,4,4,4,16,16,16,16"}\n'
+        '{"bits": 4, "ranks": [8], "note": "a duplicate"}\n'
+    )
     got = file_design(SPACE, jsonl, anchors=False)
     assert [c.bits for c in got] == [(4,) * 8, (2, 3, 4, 8, 16, 4, 4, 4)]
     assert got[1].ranks == (4, 4, 4, 4, 16, 16, 16, 16)
@@ -132,16 +136,23 @@ def test_file_design_reads_json_lines_and_csv_in_order_without_duplicates(tmp_pa
     assert [c.bits for c in got_csv[15:]] == [(2, 2, 2, 2, 16, 16, 16, 16)]  # uniform 4-bit rank 8 is an anchor
 
 
-@pytest.mark.parametrize("name, text, message", [
-    ("a.jsonl", '{"bits": 4, "ranks": 8}\n{"bits": 4, "ranks": 8\n', r"a\.jsonl:2: not a JSON object"),
-    ("a.jsonl", '{"bits": 4}\n', r"a\.jsonl:1: needs an object with keys 'bits' and 'ranks'"),
-    ("a.jsonl", '{"bits": 4, "ranks": 8}\n\n{"bits": 5, "ranks": 8}\n', r"a\.jsonl:3: bit width 5 .* not in the bit ladder"),
-    ("a.jsonl", '{"bits": [4, 4], "ranks": 8}\n', r"a\.jsonl:1: configuration has 2 bit widths"),
-    ("a.csv", "bits\n4\n", r"a\.csv: a CSV design needs a header with 'bits' and 'ranks'"),
-    ("a.csv", "bits,ranks\n4,8\n4,x\n", r"a\.csv:3: cannot parse ranks 'x'"),
-    ("a.csv", "# nothing\n", r"a\.csv: a CSV design needs a header"),
-    ("a.jsonl", "\n# only a comment\n", r"a\.jsonl: no configurations"),
-])
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("a.jsonl", '{"bits": 4, "ranks": 8}\n{"bits": 4, "ranks": 8\n', r"a\.jsonl:2: not a JSON object"),
+        ("a.jsonl", '{"bits": 4}\n', r"a\.jsonl:1: needs an object with keys 'bits' and 'ranks'"),
+        (
+            "a.jsonl",
+            '{"bits": 4, "ranks": 8}\n\n{"bits": 5, "ranks": 8}\n',
+            r"a\.jsonl:3: bit width 5 .* not in the bit ladder",
+        ),
+        ("a.jsonl", '{"bits": [4, 4], "ranks": 8}\n', r"a\.jsonl:1: configuration has 2 bit widths"),
+        ("a.csv", "bits\n4\n", r"a\.csv: a CSV design needs a header with 'bits' and 'ranks'"),
+        ("a.csv", "bits,ranks\n4,8\n4,x\n", r"a\.csv:3: cannot parse ranks 'x'"),
+        ("a.csv", "# nothing\n", r"a\.csv: a CSV design needs a header"),
+        ("a.jsonl", "\n# only a comment\n", r"a\.jsonl: no configurations"),
+    ],
+)
 def test_file_design_errors_name_the_file_and_line(tmp_path, name, text, message):
     path = tmp_path / name
     path.write_text(text)
@@ -172,16 +183,19 @@ def test_a_learning_rate_given_on_the_command_line_replaces_only_the_recipes_lea
     assert default.lr == 1e-3
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--design", "sobol"], "unknown design 'sobol'"),
-    (["--executor", "ray"], "unknown executor 'ray'; choose one of local, dask"),
-    (["--seeds", "0,a"], "cannot parse seeds '0,a'"),
-    (["--fidelities", "0.5,2"], "fidelities '0.5,2' must be fractions in (0, 1]"),
-    (["--lr", "0"], "learning rate 0.0 must lie in (0, 1)"),
-    (["--address", "tcp://x:1"], "--address is a dask scheduler address; it needs --executor dask"),
-    (["--design", "random", "--n", "3"], "n=3 is less than the 15 anchor configurations"),
-    (["--model", "nope"], "unknown model 'nope'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--design", "sobol"], "unknown design 'sobol'"),
+        (["--executor", "ray"], "unknown executor 'ray'; choose one of local, dask"),
+        (["--seeds", "0,a"], "cannot parse seeds '0,a'"),
+        (["--fidelities", "0.5,2"], "fidelities '0.5,2' must be fractions in (0, 1]"),
+        (["--lr", "0"], "learning rate 0.0 must lie in (0, 1)"),
+        (["--address", "tcp://x:1"], "--address is a dask scheduler address; it needs --executor dask"),
+        (["--design", "random", "--n", "3"], "n=3 is less than the 15 anchor configurations"),
+        (["--model", "nope"], "unknown model 'nope'"),
+    ],
+)
 def test_cli_user_errors_are_one_line_and_write_nothing(tmp_path, cli, args, message):
     out = tmp_path / "table"
     code, stdout, stderr = cli(["collect", "--out", str(out), "--no-progress", *args])
@@ -204,9 +218,17 @@ def small_model(tmp_path_factory) -> str:
     if not (TINY_DIR / "tokenizer.json").exists():
         pytest.skip(f"the tiny checkpoint's tokenizer is missing under {TINY_DIR}")
     tokenizer = AutoTokenizer.from_pretrained(TINY_DIR)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, head_dim=64, tie_word_embeddings=True,
-                         max_position_embeddings=256)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=64,
+        tie_word_embeddings=True,
+        max_position_embeddings=256,
+    )
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("models") / "small"
     LlamaForCausalLM(config).save_pretrained(path)
@@ -239,10 +261,16 @@ def first_run(small_model, tmp_path_factory):
     """One collection of two configurations: all 16 bits (runs) and 4 bits with group size 96 (the
     quantizer refuses: 96 does not divide 128), max_retries=1, one worker."""
     tmp = tmp_path_factory.mktemp("collect")
-    spec = CollectSpec(out=str(tmp / "table"), model=small_model, design="file", anchors=False,
-                       design_file=write_design(tmp / "design.jsonl", [(16, 4), (4, 4)]),
-                       settings=trial_settings(quant=replace(trial_settings().quant, group_size=96)),
-                       workers=1, max_retries=1)
+    spec = CollectSpec(
+        out=str(tmp / "table"),
+        model=small_model,
+        design="file",
+        anchors=False,
+        design_file=write_design(tmp / "design.jsonl", [(16, 4), (4, 4)]),
+        settings=trial_settings(quant=replace(trial_settings().quant, group_size=96)),
+        workers=1,
+        max_retries=1,
+    )
     return spec, collect(spec, progress=False)
 
 
@@ -302,12 +330,37 @@ def test_raising_the_retry_limit_runs_one_more_attempt(first_run):
 def test_ctrl_c_stops_cleanly_with_status_130_and_a_rerun_completes(small_model, tmp_path):
     out = tmp_path / "table"
     design_file = write_design(tmp_path / "d.jsonl", [(16, 4), (8, 4), (16, 8), (8, 8)])
-    cmd = [sys.executable, "-m", "qra_bench.cli", "collect", "--model", small_model, "--design", "file",
-           "--design-file", design_file, "--no-anchors", "--steps", "2", "--fidelities", "0.5,1.0", "--workers", "2",
-           "--out", str(out), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "qra_bench.cli",
+        "collect",
+        "--model",
+        small_model,
+        "--design",
+        "file",
+        "--design-file",
+        design_file,
+        "--no-anchors",
+        "--steps",
+        "2",
+        "--fidelities",
+        "0.5,1.0",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     # Restore the default SIGINT handling a background shell may have turned off, as in a terminal.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 240
     while not glob.glob(str(out / "part-*.parquet")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -327,9 +380,16 @@ def test_ctrl_c_stops_cleanly_with_status_130_and_a_rerun_completes(small_model,
 @pytest.mark.slow
 def test_dask_local_cluster_collects_rows_from_both_workers_into_one_table(small_model, tmp_path):
     pytest.importorskip("distributed")
-    spec = CollectSpec(out=str(tmp_path / "table"), model=small_model, design="file", anchors=False,
-                       design_file=write_design(tmp_path / "d.jsonl", [(16, 4), (8, 4), (16, 8), (8, 8)]),
-                       settings=trial_settings(), workers=2, executor="dask")
+    spec = CollectSpec(
+        out=str(tmp_path / "table"),
+        model=small_model,
+        design="file",
+        anchors=False,
+        design_file=write_design(tmp_path / "d.jsonl", [(16, 4), (8, 4), (16, 8), (8, 8)]),
+        settings=trial_settings(),
+        workers=2,
+        executor="dask",
+    )
     report = collect(spec, progress=False)
     assert (report.done, report.failed, report.pending) == (4, 0, 0)
     keys = raw_keys(Path(spec.out))

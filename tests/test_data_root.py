@@ -48,28 +48,69 @@ def test_compacting_keeps_the_content_hash_and_reads_as_a_table(tmp_path):
     assert resolve_table("small", tmp_path) == ("small", single)
 
 
-@pytest.mark.skipif(not (SHIPPED_TABLE.is_dir() and (SHIPPED_XGB / "manifest.json").is_file()),
-                    reason="the shipped tiny-news table and surrogate are not in this checkout")
+@pytest.mark.skipif(
+    not (SHIPPED_TABLE.is_dir() and (SHIPPED_XGB / "manifest.json").is_file()),
+    reason="the shipped tiny-news table and surrogate are not in this checkout",
+)
 def test_bench_runs_from_an_unrelated_directory_on_a_data_root(tmp_path):
     root = tmp_path / "data"
     exe = Path(sys.executable).parent / "qra-bench"
     env = {**os.environ, data.ENV_VAR: str(root)}
-    compact = subprocess.run([str(exe), "table", "compact", "--table", str(SHIPPED_TABLE),
-                              "--out", str(root / "tables" / "tiny-news.parquet")],
-                             capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    compact = subprocess.run(
+        [
+            str(exe),
+            "table",
+            "compact",
+            "--table",
+            str(SHIPPED_TABLE),
+            "--out",
+            str(root / "tables" / "tiny-news.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
     assert compact.returncode == 0, compact.stderr
     assert ResultsTable(SHIPPED_TABLE).content_hash() in compact.stdout
     shutil.copytree(SHIPPED_XGB, root / "surrogates" / "tiny-news" / "xgb")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    run = subprocess.run([str(exe), "bench", "--benchmark", "tiny-news", "--backend", "surrogate",
-                          "--optimizers", "random", "--seeds", "0", "--max-evals", "3", "--out", "out"],
-                         capture_output=True, text=True, cwd=elsewhere, env=env, timeout=300)
+    run = subprocess.run(
+        [
+            str(exe),
+            "bench",
+            "--benchmark",
+            "tiny-news",
+            "--backend",
+            "surrogate",
+            "--optimizers",
+            "random",
+            "--seeds",
+            "0",
+            "--max-evals",
+            "3",
+            "--out",
+            "out",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env=env,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     assert "# Leaderboard: tiny-news, backend surrogate" in run.stdout and "| random |" in run.stdout
     assert (elsewhere / "out" / "leaderboard.md").is_file()
     # without the data root, the same name from the same directory still means the checkout's table
     env.pop(data.ENV_VAR)
-    listing = subprocess.run([sys.executable, "-c", "from qra_bench.bench import available_benchmarks as a; "
-                              "print(a())"], capture_output=True, text=True, cwd=elsewhere, env=env, timeout=120)
+    listing = subprocess.run(
+        [sys.executable, "-c", "from qra_bench.bench import available_benchmarks as a; print(a())"],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env=env,
+        timeout=120,
+    )
     assert "tiny-news" in listing.stdout, listing.stderr

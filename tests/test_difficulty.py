@@ -21,9 +21,18 @@ def _rows(cfg: QRConfig, values: list[float], memory: int) -> list[dict]:
     rows = []
     for seed, v in enumerate(values):
         for frac in (0.25, 0.5, 1.0):
-            rows.append({"config_hash": cfg.hash, "bits": cfg.bits, "ranks": cfg.ranks, "seed": seed,
-                         "fidelity_frac": frac, "eval_loss": v + (1.0 - frac), "accuracy": 1.0 - v / 10,
-                         "mem_predicted_bytes": memory})
+            rows.append(
+                {
+                    "config_hash": cfg.hash,
+                    "bits": cfg.bits,
+                    "ranks": cfg.ranks,
+                    "seed": seed,
+                    "fidelity_frac": frac,
+                    "eval_loss": v + (1.0 - frac),
+                    "accuracy": 1.0 - v / 10,
+                    "mem_predicted_bytes": memory,
+                }
+            )
     return rows
 
 
@@ -60,9 +69,16 @@ def test_best_fitting_uniform_ignores_configurations_over_the_budget(frame):
 
 
 def test_card_measures_advantage_noise_target_and_random_search_cost(frame):
-    card = compute_card(frame, "eval_loss", "b", 200, smallest_bytes=100,
-                        sweep_budgets=[("small", 160), ("b", 200)], n_uniform_anchors=4,
-                        bar=Bar(min_full_trials=10, min_band_configs=2, n_best=2))
+    card = compute_card(
+        frame,
+        "eval_loss",
+        "b",
+        200,
+        smallest_bytes=100,
+        sweep_budgets=[("small", 160), ("b", 200)],
+        n_uniform_anchors=4,
+        bar=Bar(min_full_trials=10, min_band_configs=2, n_best=2),
+    )
     assert card.noise_std == pytest.approx(0.02) and card.noise_configs == 5
     assert card.best_uniform.bits == (4, 4) and card.best_mixed.bits == (4, 2)
     assert card.advantage == pytest.approx(0.3) and card.advantage_noise == pytest.approx(15.0)
@@ -83,8 +99,10 @@ def test_the_surrogate_tau_is_read_on_fitting_configurations_only(frame):
     means = config_means(frame, "eval_loss")
     full = frame[frame["fidelity_frac"] == 1.0]
     # a perfect ranking on everything fitting, inverted on what does not fit
-    pred = full.assign(observed=full["eval_loss"], mean=np.where(full["mem_predicted_bytes"] <= 200,
-                                                                 full["eval_loss"], -full["eval_loss"]))
+    pred = full.assign(
+        observed=full["eval_loss"],
+        mean=np.where(full["mem_predicted_bytes"] <= 200, full["eval_loss"], -full["eval_loss"]),
+    )
     card = compute_card(frame, "eval_loss", "b", 200, 100, predictions={"xgb": pred})
     tau = card.surrogate_tau["xgb"]
     assert tau["n_configs"] == int((means["memory"] <= 200).sum()) == 5

@@ -11,16 +11,31 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 #: What is scanned: files, and folders scanned recursively.
-SCANNED = ("README.md", "Makefile", "pyproject.toml", ".pre-commit-config.yaml", "docs", "qra_bench", "experiments",
-           "benchmarks", "examples", "tests", "datasets_cache/tables", "datasets_cache/scenarios", "surrogates")
+SCANNED = (
+    "README.md",
+    "Makefile",
+    "pyproject.toml",
+    ".pre-commit-config.yaml",
+    "docs",
+    "qra_bench",
+    "experiments",
+    "benchmarks",
+    "examples",
+    "tests",
+    "datasets_cache/tables",
+    "datasets_cache/scenarios",
+    "surrogates",
+)
 TEXT_SUFFIXES = {".md", ".py", ".sh", ".toml", ".txt", ".cfg", ".yaml", ".yml", ".rst"}
 SKIPPED: set[Path] = set()
 
 FORBIDDEN = [
-    (re.compile(r"\b(stop|session|issue|round|ticket|sprint)s?[ -]#?\d+", re.I), "a numbered development round or ticket"),
+    (
+        re.compile(r"\b(stop|session|issue|round|ticket|sprint)s?[ -]#?\d+", re.I),
+        "a numbered development round or ticket",
+    ),
     (re.compile(r"\b(stop|session|issue|round)s \d+ (to|and|-) \d+", re.I), "a range of development rounds"),
-    (re.compile(r"\b(this|that|each|next|previous|last|earlier|later) (stop|session)\b", re.I),
-     "a development round"),
+    (re.compile(r"\b(this|that|each|next|previous|last|earlier|later) (stop|session)\b", re.I), "a development round"),
     (re.compile(r"\bissue's\b|\bthe issue\b", re.I), "a ticket"),
     (re.compile(r"#\d{1,5}\b(?![0-9a-fA-F])(?=[\s).,;:]|$)"), "a ticket number"),
     (re.compile(r"\.\./shared|/work/shared|/work/collector"), "a path outside the repository"),
@@ -35,8 +50,11 @@ def _files() -> list[Path]:
         if path.is_file():
             found.append(path)
         elif path.is_dir():
-            found.extend(p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix in TEXT_SUFFIXES
-                         and "__pycache__" not in p.parts)
+            found.extend(
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file() and p.suffix in TEXT_SUFFIXES and "__pycache__" not in p.parts
+            )
     return [p for p in found if p not in SKIPPED and p.resolve() != Path(__file__).resolve()]
 
 
@@ -51,12 +69,29 @@ def _problems(text: str) -> list[tuple[int, str, str]]:
 
 
 def test_the_patterns_catch_what_they_are_meant_to():
-    for bad in ("measured at stop 8", "Session 10, the learning rate", "issue 3's criteria", "see ../shared/DESIGN.md",
-                "from /work/shared/METHOD.md", "(stops 8 to 10)", "the session-4 pick", "fixed in #123.",
-                "as this stop showed", "round 2 of tuning"):
+    for bad in (
+        "measured at stop 8",
+        "Session 10, the learning rate",
+        "issue 3's criteria",
+        "see ../shared/DESIGN.md",
+        "from /work/shared/METHOD.md",
+        "(stops 8 to 10)",
+        "the session-4 pick",
+        "fixed in #123.",
+        "as this stop showed",
+        "round 2 of tuning",
+    ):
         assert _problems(bad), bad
-    for fine in ("early stopping", "the collector stops after 10 trials", "round(x, 3)", "rounding to 8 bits",
-                 "sessions of a Dask cluster", "hash `5f1e4c30...`", "color #ff0000", "issues a warning"):
+    for fine in (
+        "early stopping",
+        "the collector stops after 10 trials",
+        "round(x, 3)",
+        "rounding to 8 bits",
+        "sessions of a Dask cluster",
+        "hash `5f1e4c30...`",
+        "color #ff0000",
+        "issues a warning",
+    ):
         assert not _problems(fine), fine
 
 

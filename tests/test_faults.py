@@ -124,7 +124,9 @@ def test_a_dask_rerun_of_a_trial_whose_rows_are_written_does_not_run_it_again(tm
     first = frame.iloc[0]
     trial = frame[(frame["config_hash"] == first["config_hash"]) & (frame["seed"] == first["seed"])]
     max_steps = int(first["max_steps"])
-    settings = TrialSettings(max_steps=max_steps, fidelities=tuple(sorted(int(f) / max_steps for f in trial["fidelity"])))
+    settings = TrialSettings(
+        max_steps=max_steps, fidelities=tuple(sorted(int(f) / max_steps for f in trial["fidelity"]))
+    )
     config = QRConfig(bits=tuple(first["bits"]), ranks=tuple(first["ranks"]))
     assert config.hash == first["config_hash"] and settings.checkpoints() == sorted(int(f) for f in trial["fidelity"])
     before = sorted(p.name for p in table.iterdir())

@@ -53,8 +53,10 @@ def test_a_heartbeat_keeps_a_lease_and_a_silent_one_expires(tmp_path):
 
 
 def test_the_lease_of_a_dead_holder_on_this_host_is_taken_over_at_once(tmp_path):
-    code = ("import sys, os; sys.path.insert(0, sys.argv[1]); from qra_bench.leases import LeaseManager; "
-            "assert LeaseManager(sys.argv[2]).try_acquire('k'); os._exit(0)")
+    code = (
+        "import sys, os; sys.path.insert(0, sys.argv[1]); from qra_bench.leases import LeaseManager; "
+        "assert LeaseManager(sys.argv[2]).try_acquire('k'); os._exit(0)"
+    )
     subprocess.run([sys.executable, "-c", code, str(REPO), str(tmp_path)], check=True, timeout=120)
     info, _ = LeaseManager(tmp_path).read("k")
     assert info is not None and info.pid != os.getpid()
@@ -157,8 +159,17 @@ def test_claims_count_failed_attempts_of_other_collectors(tmp_path):
     from qra_bench.table import TrialRow
 
     template = TrialRow.from_dict(row.to_dict())
-    failed = [replace(template, config_hash="d" * 64, status="failed", error="RuntimeError: boom", eval_loss=None,
-                      run_id=f"run-{i}") for i in range(2)]
+    failed = [
+        replace(
+            template,
+            config_hash="d" * 64,
+            status="failed",
+            error="RuntimeError: boom",
+            eval_loss=None,
+            run_id=f"run-{i}",
+        )
+        for i in range(2)
+    ]
     for r in failed:
         ResultsTable(table).append([r])
     claims = JobClaims(table, [template.fidelity], template.max_steps, max_retries=1)

@@ -37,7 +37,7 @@ def tiny():
 def _direct_loglikelihood(model, tokenizer, context: str, continuation: str) -> tuple[float, bool]:
     """One unpadded forward pass over context + continuation (the reference the batched wrapper must match)."""
     ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
-    cont = tokenizer(context + continuation, add_special_tokens=False)["input_ids"][len(ctx):]
+    cont = tokenizer(context + continuation, add_special_tokens=False)["input_ids"][len(ctx) :]
     ids = torch.tensor([ctx + cont])
     with torch.no_grad():
         logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)[len(ctx) - 1 :]
@@ -47,13 +47,17 @@ def _direct_loglikelihood(model, tokenizer, context: str, continuation: str) -> 
 
 def test_loglikelihood_matches_unbatched_forward(tiny):
     lm = make_lm(tiny.model, tiny.tokenizer, torch.device("cpu"), batch_size=3)
-    pairs = [("The government said on Monday that", " it would cut taxes."),
-             ("Shares in the company rose", " sharply."),
-             ("A", " b c d e f g h i j k l m n o p"),
-             ("Topic:", " sport"),
-             ("The film won", " an award at the festival in Berlin last week."),
-             # choices of one context: scored through the shared context's KV cache
-             ("The film won", " nothing."), ("The film won", " a prize"), ("Shares in the company rose", " 5%.")]
+    pairs = [
+        ("The government said on Monday that", " it would cut taxes."),
+        ("Shares in the company rose", " sharply."),
+        ("A", " b c d e f g h i j k l m n o p"),
+        ("Topic:", " sport"),
+        ("The film won", " an award at the festival in Berlin last week."),
+        # choices of one context: scored through the shared context's KV cache
+        ("The film won", " nothing."),
+        ("The film won", " a prize"),
+        ("Shares in the company rose", " 5%."),
+    ]
     got = lm.loglikelihood([_Req(c, x) for c, x in pairs])
     for (c, x), (ll, greedy) in zip(pairs, got):
         want_ll, want_greedy = _direct_loglikelihood(tiny.model, tiny.tokenizer, c, x)
@@ -84,9 +88,13 @@ def test_scorer_on_shipped_and_user_yaml_tasks(tiny, tmp_path):
     lines = (SHIPPED_DIR / "qra_news_topic.jsonl").read_text().splitlines()[:6]
     (tmp_path / "mine.jsonl").write_text("\n".join(lines) + "\n")
     yaml_text = (SHIPPED_DIR / "qra_news_topic.yaml").read_text()
-    yaml_text = yaml_text.replace("task: qra_news_topic", "task: my_topic").replace("test: qra_news_topic.jsonl", "test: mine.jsonl")
+    yaml_text = yaml_text.replace("task: qra_news_topic", "task: my_topic").replace(
+        "test: qra_news_topic.jsonl", "test: mine.jsonl"
+    )
     (tmp_path / "mine.yaml").write_text(yaml_text)
-    scorer = LmEvalScorer(LmEvalSettings(tasks=("qra_news_topic", str(tmp_path / "mine.yaml")), limit=6), tiny.tokenizer)
+    scorer = LmEvalScorer(
+        LmEvalSettings(tasks=("qra_news_topic", str(tmp_path / "mine.yaml")), limit=6), tiny.tokenizer
+    )
     scores = scorer(tiny.model, torch.device("cpu"))
     assert set(scores) == {"qra_news_topic", "my_topic"}
     # the same six documents, scored through two task definitions, give the same accuracy
@@ -107,8 +115,21 @@ def test_unknown_tasks_are_user_errors(tiny, tmp_path):
 def test_cli_unknown_lm_eval_task_exit_2_nothing_written(tmp_path, capsys):
     out = tmp_path / "table"
     with pytest.raises(SystemExit) as exc:
-        main(["trial", "--model", "tiny", "--task", "sft:news-alpaca?n=8&eval_n=2", "--steps", "1",
-              "--eval", "qra_news_topic,no_such_task_anywhere", "--out", str(out)])
+        main(
+            [
+                "trial",
+                "--model",
+                "tiny",
+                "--task",
+                "sft:news-alpaca?n=8&eval_n=2",
+                "--steps",
+                "1",
+                "--eval",
+                "qra_news_topic,no_such_task_anywhere",
+                "--out",
+                str(out),
+            ]
+        )
     assert exc.value.code == 2
     assert "unknown lm-eval task(s) ['no_such_task_anywhere']" in one_error_line(capsys.readouterr().err)
     assert not out.exists()
@@ -119,14 +140,38 @@ def test_fine_tune_on_local_alpaca_file_scored_by_lm_eval(tmp_path, capsys):
     per-task accuracies and their mean land in the results table."""
     from qra_bench.table import ResultsTable
 
-    source = [json.loads(x) for x in (Path(__file__).resolve().parent.parent / "qra_bench/tasks/data/news_alpaca.jsonl")
-              .read_text().splitlines()[:40]]
+    source = [
+        json.loads(x)
+        for x in (Path(__file__).resolve().parent.parent / "qra_bench/tasks/data/news_alpaca.jsonl")
+        .read_text()
+        .splitlines()[:40]
+    ]
     data = tmp_path / "alpaca.json"  # a JSON array file: another format datasets reads
     data.write_text(json.dumps(source))
     out = tmp_path / "table"
-    main(["trial", "--model", "tiny", "--task", f"sft:{data}?eval_n=8&max_len=192", "--bits", "4", "--ranks", "8",
-          "--steps", "2", "--threads", "1", "--eval", "qra_news_topic,qra_news_cloze", "--eval-limit", "5",
-          "--out", str(out)])
+    main(
+        [
+            "trial",
+            "--model",
+            "tiny",
+            "--task",
+            f"sft:{data}?eval_n=8&max_len=192",
+            "--bits",
+            "4",
+            "--ranks",
+            "8",
+            "--steps",
+            "2",
+            "--threads",
+            "1",
+            "--eval",
+            "qra_news_topic,qra_news_cloze",
+            "--eval-limit",
+            "5",
+            "--out",
+            str(out),
+        ]
+    )
     assert "lm-eval:" in capsys.readouterr().out
     frame = ResultsTable(out).read()
     assert len(frame) == 2 and (frame["status"] == "ok").all()
@@ -151,7 +196,9 @@ def test_gradient_checkpointing_trains_the_same_model(tiny):
     from qra_bench.trial_extras import TrialExtras
 
     task = load_task("sft:news-alpaca?n=8&eval_n=2&max_len=96", tiny.tokenizer)
-    settings = replace(TrialSettings(), max_steps=2, fidelities=(1.0,), batch_size=2, lora=replace(TrialSettings().lora, dropout=0.0))
+    settings = replace(
+        TrialSettings(), max_steps=2, fidelities=(1.0,), batch_size=2, lora=replace(TrialSettings().lora, dropout=0.0)
+    )
     cfg = SearchSpace(8).uniform(16, 8)
     plain = run_trial(tiny, task, cfg, 0, settings).final
     ckpt = run_trial(tiny, task, cfg, 0, settings, TrialExtras(grad_checkpointing=True)).final

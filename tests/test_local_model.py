@@ -20,9 +20,16 @@ def qwen2_dir(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("qwen2")
     tokenizer = AutoTokenizer.from_pretrained(TINY_DIR)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         tie_word_embeddings=True)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(0)
     Qwen2ForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -34,9 +41,33 @@ def test_local_qwen2_directory_trial_with_lm_eval(qwen2_dir, tmp_path):
     from qra_bench.table import ResultsTable
 
     out = tmp_path / "table"
-    main(["trial", "--model", str(qwen2_dir), "--task", "sft:news-alpaca?n=8&eval_n=2&max_len=96", "--bits", "4,16,2",
-          "--ranks", "4", "--steps", "1", "--backend", "hqq", "--group-size", "32", "--threads", "1",
-          "--eval", "qra_news_topic", "--eval-limit", "3", "--out", str(out)])
+    main(
+        [
+            "trial",
+            "--model",
+            str(qwen2_dir),
+            "--task",
+            "sft:news-alpaca?n=8&eval_n=2&max_len=96",
+            "--bits",
+            "4,16,2",
+            "--ranks",
+            "4",
+            "--steps",
+            "1",
+            "--backend",
+            "hqq",
+            "--group-size",
+            "32",
+            "--threads",
+            "1",
+            "--eval",
+            "qra_news_topic",
+            "--eval-limit",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     frame = ResultsTable(out).read()
     row = frame.iloc[-1]
     assert row["model_name"] == str(qwen2_dir) and row["n_blocks"] == 3 and row["status"] == "ok"

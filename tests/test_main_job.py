@@ -35,18 +35,36 @@ def _uniform_rows(fixtures, bits: int, rank: int, seeds=(0, 1)):
     from qra_bench.memory import MemoryModel, MemorySettings
 
     template = fixtures.standin_rows(n_configs=1, seeds=(0,), fractions=(1.0,))[0]
-    settings = MemorySettings(backend=fixtures.BACKEND, weight_dtype_bytes=4, meta_dtype_bytes=4, lora_dtype_bytes=4,
-                              grad_dtype_bytes=4, optimizer_state_bytes=4, batch_size=16, seq_len=97,
-                              activation_dtype_bytes=4)
+    settings = MemorySettings(
+        backend=fixtures.BACKEND,
+        weight_dtype_bytes=4,
+        meta_dtype_bytes=4,
+        lora_dtype_bytes=4,
+        grad_dtype_bytes=4,
+        optimizer_state_bytes=4,
+        batch_size=16,
+        seq_len=97,
+        activation_dtype_bytes=4,
+    )
     memory = MemoryModel(load_arch(fixtures.ARCH), settings)
     cfg = memory.space.uniform(bits, rank)
     rows = []
     for seed in seeds:
         acc = fixtures.standin_accuracy(cfg, seed, 1.0)
-        rows.append(dataclasses.replace(
-            template, config_hash=cfg.hash, bits=cfg.bits, ranks=cfg.ranks, avg_bits=cfg.avg_bits,
-            avg_rank=cfg.avg_rank, seed=seed, accuracy=acc, eval_loss=2.0 - 2.0 * acc,
-            mem_predicted_bytes=memory.total_bytes(cfg)))
+        rows.append(
+            dataclasses.replace(
+                template,
+                config_hash=cfg.hash,
+                bits=cfg.bits,
+                ranks=cfg.ranks,
+                avg_bits=cfg.avg_bits,
+                avg_rank=cfg.avg_rank,
+                seed=seed,
+                accuracy=acc,
+                eval_loss=2.0 - 2.0 * acc,
+                mem_predicted_bytes=memory.total_bytes(cfg),
+            )
+        )
     return rows
 
 
@@ -73,8 +91,18 @@ def unshipped_run(standin_table, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(so), contextlib.redirect_stderr(se):
         mp.setattr(main_job, "FIT_PARAMS", _standin().FAST_XGB)
         try:
-            main(["run", "--table", str(standin_table), "--surrogate", str(out.parent / "none"), "--out", str(out),
-                  *FAST])
+            main(
+                [
+                    "run",
+                    "--table",
+                    str(standin_table),
+                    "--surrogate",
+                    str(out.parent / "none"),
+                    "--out",
+                    str(out),
+                    *FAST,
+                ]
+            )
             code = 0
         except SystemExit as exc:
             code = exc.code
@@ -88,8 +116,9 @@ def test_main_job_fits_a_surrogate_when_none_is_shipped(unshipped_run):
     assert (out / "surrogate" / "manifest.json").is_file() and (out / "sweep.png").is_file()
 
 
-def test_main_job_prints_table1_and_writes_the_sweep_plot_without_touching_the_table(standin_table, unshipped_run,
-                                                                                      cli, tmp_path):
+def test_main_job_prints_table1_and_writes_the_sweep_plot_without_touching_the_table(
+    standin_table, unshipped_run, cli, tmp_path
+):
     table, surrogate = standin_table, unshipped_run[3] / "surrogate"  # now the "shipped" one
     before = ResultsTable(table).content_hash()
     out = tmp_path / "run"
@@ -152,8 +181,25 @@ def test_main_job_with_one_real_trial_keeps_the_shipped_table(cli, tmp_path):
         pytest.skip(f"no shipped table at {table}")
     before = ResultsTable(table).content_hash()
     out = tmp_path / "run"
-    args = ["run", "--table", str(table), "--surrogate", str(surrogate), "--out", str(out), "--real-evals", "1",
-            "--steps", "4", "--budgets", "3", "--generations", "3", "--min-trials", "1"]
+    args = [
+        "run",
+        "--table",
+        str(table),
+        "--surrogate",
+        str(surrogate),
+        "--out",
+        str(out),
+        "--real-evals",
+        "1",
+        "--steps",
+        "4",
+        "--budgets",
+        "3",
+        "--generations",
+        "3",
+        "--min-trials",
+        "1",
+    ]
     code, stdout, err = cli(args)
     assert code == 0, err
     assert "real trial 1/1 done" in err and "real trial, seed 0 (this run)" in stdout

@@ -44,8 +44,9 @@ def test_formula_backend_reproduces_method_formula_by_hand(llama8b):
     expected = 32 * per_block
     assert expected == 3_791_650_816
 
-    model = MemoryModel(llama8b, MemorySettings(backend="formula", weight_dtype_bytes=2, meta_dtype_bytes=2,
-                                                lora_dtype_bytes=2))
+    model = MemoryModel(
+        llama8b, MemorySettings(backend="formula", weight_dtype_bytes=2, meta_dtype_bytes=2, lora_dtype_bytes=2)
+    )
     cfg = model.space.uniform(4, 16)
     bd = model.breakdown(cfg)
     assert bd.weights_and_adapters == expected
@@ -66,8 +67,16 @@ def test_breakdown_itemizes_every_term_and_sums_to_total(llama8b):
     assert bd.terms["lora_gradients"] == 2 * bd.terms["lora_adapters"]  # fp32 grads of fp16 adapters
     assert bd.terms["optimizer_state"] == 4 * bd.terms["lora_adapters"]  # two fp32 AdamW states
     assert bd.terms["rotary_tables"] == 128 * 4  # two float32 tables of head_dim/2
-    assert len(bd.per_block) == 32 and sum(b["total"] for b in bd.per_block) + bd.terms["embeddings"] \
-        + bd.terms["final_norm"] + bd.terms["rotary_tables"] + bd.terms["lm_head"] + bd.terms["activations"] == bd.total
+    assert (
+        len(bd.per_block) == 32
+        and sum(b["total"] for b in bd.per_block)
+        + bd.terms["embeddings"]
+        + bd.terms["final_norm"]
+        + bd.terms["rotary_tables"]
+        + bd.terms["lm_head"]
+        + bd.terms["activations"]
+        == bd.total
+    )
     table = bd.format_table()
     for name in TERMS + ("total", "weights_and_adapters"):
         assert name in table
@@ -143,8 +152,11 @@ def test_activations_estimate_shrinks_with_checkpointing_and_grows_with_tokens(l
 
 @pytest.mark.parametrize("backend", ["formula", "hqq", "torchao", "bnb"])
 def test_batch_totals_equal_breakdown_totals(backend, llama8b):
-    model = MemoryModel(llama8b, MemorySettings(backend=backend),
-                        SearchSpace(32, bits=(4, 8, 16) if backend == "bnb" else (2, 3, 4, 8, 16), ranks=(0, 4, 8, 16, 64)))
+    model = MemoryModel(
+        llama8b,
+        MemorySettings(backend=backend),
+        SearchSpace(32, bits=(4, 8, 16) if backend == "bnb" else (2, 3, 4, 8, 16), ranks=(0, 4, 8, 16, 64)),
+    )
     bit_idx, rank_idx = model.space.sample_indices(np.random.default_rng(3), 20)
     batch = model.total_bytes_batch(bit_idx, rank_idx)
     assert batch.shape == (20,) and batch.dtype == np.int64
@@ -176,18 +188,41 @@ def test_named_budget_may_lie_outside_the_bit_ladder(tiny):
     assert parse_budget("fp16-lora", model).bytes == model.breakdown(QRConfig((16,) * 8, (16,) * 8)).total
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("3.5GiB", int(3.5 * GiB)), ("800MiB", 800 * 2**20), ("2GB", 2 * 10**9), ("123456", 123456), ("1.5 gib", int(1.5 * GiB)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("3.5GiB", int(3.5 * GiB)),
+        ("800MiB", 800 * 2**20),
+        ("2GB", 2 * 10**9),
+        ("123456", 123456),
+        ("1.5 gib", int(1.5 * GiB)),
+    ],
+)
 def test_absolute_budgets(text, expected, tiny):
     b = parse_budget(text, MemoryModel(tiny))
     assert b == Budget(name=text, bytes=expected)
 
 
-@pytest.mark.parametrize("text", [
-    "-1GiB", "0", "0MiB", "nan", "NaNGiB", "inf", "garbage", "4 parsecs", "0xfp16-lora", "-0.5xfp16-lora",
-    "nanxfp16-lora", "uniform-0bit", "uniform-17bit", "uniform-fourbit", "0.1",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-1GiB",
+        "0",
+        "0MiB",
+        "nan",
+        "NaNGiB",
+        "inf",
+        "garbage",
+        "4 parsecs",
+        "0xfp16-lora",
+        "-0.5xfp16-lora",
+        "nanxfp16-lora",
+        "uniform-0bit",
+        "uniform-17bit",
+        "uniform-fourbit",
+        "0.1",
+    ],
+)
 def test_bad_budgets_name_the_allowed_forms(text, tiny):
     with pytest.raises(QRBenchError) as err:
         parse_budget(text, MemoryModel(tiny))

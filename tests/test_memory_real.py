@@ -22,10 +22,24 @@ transformers = pytest.importorskip("transformers")
 pytestmark = pytest.mark.filterwarnings("ignore:TorchaoLoraLinear was instantiated")
 N_BLOCKS = 5
 #: Storage terms of the breakdown (all but gradients, optimizer states and activations).
-STORAGE_TERMS = ("quantized_weights", "quant_metadata", "unquantized_block_weights", "lora_adapters",
-                 "block_norms_and_biases", "embeddings", "final_norm", "rotary_tables", "lm_head")
-BLOCK_STORAGE_TERMS = ("quantized_weights", "quant_metadata", "unquantized_block_weights", "lora_adapters",
-                       "block_norms_and_biases")
+STORAGE_TERMS = (
+    "quantized_weights",
+    "quant_metadata",
+    "unquantized_block_weights",
+    "lora_adapters",
+    "block_norms_and_biases",
+    "embeddings",
+    "final_norm",
+    "rotary_tables",
+    "lm_head",
+)
+BLOCK_STORAGE_TERMS = (
+    "quantized_weights",
+    "quant_metadata",
+    "unquantized_block_weights",
+    "lora_adapters",
+    "block_norms_and_biases",
+)
 
 # (quantization settings, bits per block, LoRA rank per block); bits 16 = left unquantized, rank 0 = no adapter.
 CASES = {
@@ -46,14 +60,23 @@ CASES = {
         (QuantSettings(backend="bnb", bnb_quant_type="fp4"), (4, 4, 16, 8, 4), (16, 4, 0, 0, 8)),
     ],
 }
-PARAMS = [pytest.param(qs, bits, ranks, id=f"{qs.backend}-{i}") for backend in CASES
-          for i, (qs, bits, ranks) in enumerate(CASES[backend])]
+PARAMS = [
+    pytest.param(qs, bits, ranks, id=f"{qs.backend}-{i}")
+    for backend in CASES
+    for i, (qs, bits, ranks) in enumerate(CASES[backend])
+]
 
 
 def tiny_llama(seed: int = 0):
     config = transformers.LlamaConfig(
-        vocab_size=512, hidden_size=256, intermediate_size=512, num_hidden_layers=N_BLOCKS, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=64, tie_word_embeddings=True,
+        vocab_size=512,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=N_BLOCKS,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=64,
+        tie_word_embeddings=True,
     )
     torch.manual_seed(seed)
     return transformers.LlamaForCausalLM(config).eval()
@@ -96,10 +119,17 @@ def test_real_storage_equals_memory_model(qs, bits, ranks):
     model = attach_lora(base, ranks)
     assert adapter_ranks(model) == list(ranks)
 
-    memory = MemoryModel(arch, MemorySettings(
-        backend=qs.backend, group_size=qs.group_size, weight_dtype_bytes=4, meta_dtype_bytes=4, lora_dtype_bytes=4,
-        bnb_double_quant=qs.bnb_double_quant,
-    ))
+    memory = MemoryModel(
+        arch,
+        MemorySettings(
+            backend=qs.backend,
+            group_size=qs.group_size,
+            weight_dtype_bytes=4,
+            meta_dtype_bytes=4,
+            lora_dtype_bytes=4,
+            bnb_double_quant=qs.bnb_double_quant,
+        ),
+    )
     bd = memory.breakdown(QRConfig(bits, ranks))
     predicted = sum(bd.terms[t] for t in STORAGE_TERMS)
     measured = storage_bytes(model)

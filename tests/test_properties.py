@@ -30,21 +30,45 @@ N_EXAMPLES = 200
 #: property name -> examples run (in this process)
 EXAMPLES: collections.Counter = collections.Counter()
 
-PROPERTY = settings(max_examples=N_EXAMPLES, deadline=None, database=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+PROPERTY = settings(
+    max_examples=N_EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 # Anything a caller might pass where an int, a list of ints or a string is expected.
 scalars = st.one_of(
-    st.integers(-(2**70), 2**70), st.integers(-3, 40), st.booleans(), st.none(),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12), st.binary(max_size=4),
+    st.integers(-(2**70), 2**70),
+    st.integers(-3, 40),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.binary(max_size=4),
 )
-json_scalars = st.one_of(st.integers(-(2**70), 2**70), st.integers(-3, 40), st.booleans(), st.none(),
-                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12))
-json_lists = st.one_of(st.lists(st.integers(-3, 40), max_size=10), st.lists(json_scalars, max_size=6), json_scalars,
-                       st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
-int_lists = st.one_of(st.lists(st.integers(-3, 40), max_size=10), st.lists(scalars, max_size=6),
-                      st.tuples(st.integers(0, 20), st.integers(0, 20)), scalars,
-                      st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+json_scalars = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.integers(-3, 40),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+)
+json_lists = st.one_of(
+    st.lists(st.integers(-3, 40), max_size=10),
+    st.lists(json_scalars, max_size=6),
+    json_scalars,
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+int_lists = st.one_of(
+    st.lists(st.integers(-3, 40), max_size=10),
+    st.lists(scalars, max_size=6),
+    st.tuples(st.integers(0, 20), st.integers(0, 20)),
+    scalars,
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 
 
 def user_error_or(call: Callable[[], Any], name: str) -> Any:
@@ -100,7 +124,13 @@ def test_qrconfig_accepts_valid_blocks_and_refuses_everything_else_with_a_user_e
 
 
 @PROPERTY
-@given(n_blocks=scalars, bits=int_lists, ranks=int_lists, text=st.text(max_size=20), what=st.sampled_from(["bits", "ranks"]))
+@given(
+    n_blocks=scalars,
+    bits=int_lists,
+    ranks=int_lists,
+    text=st.text(max_size=20),
+    what=st.sampled_from(["bits", "ranks"]),
+)
 def test_search_space_construction_and_parsing_raise_only_user_errors(n_blocks, bits, ranks, text, what):
     space = user_error_or(lambda: SearchSpace(n_blocks, bits=bits, ranks=ranks), "SearchSpace")
     if space is not None:
@@ -124,11 +154,18 @@ def test_a_space_refuses_configurations_off_its_ladders_with_a_user_error(bits, 
 # --------------------------------------------------------------------------------------------- budgets
 budget_texts = st.one_of(
     st.text(max_size=24),
-    st.builds(lambda n, u: f"{n}{u}", st.one_of(st.integers(-5, 10**12), st.floats(allow_nan=True, allow_infinity=True)),
-              st.sampled_from(["", "B", "KB", "MiB", "GiB", "TB", "xfp16-lora", "x fp16", "bit", "mb"])),
+    st.builds(
+        lambda n, u: f"{n}{u}",
+        st.one_of(st.integers(-5, 10**12), st.floats(allow_nan=True, allow_infinity=True)),
+        st.sampled_from(["", "B", "KB", "MiB", "GiB", "TB", "xfp16-lora", "x fp16", "bit", "mb"]),
+    ),
     st.builds(lambda b: f"uniform-{b}bit", st.integers(-3, 40)),
-    st.builds(lambda a, b, n: f"{a}:{b}:{n}", st.sampled_from(["0.3xfp16-lora", "uniform-2bit", "5", "40MiB", "x"]),
-              st.sampled_from(["1.0xfp16-lora", "uniform-4bit", "1", "60MiB", ""]), st.integers(-2, 1200)),
+    st.builds(
+        lambda a, b, n: f"{a}:{b}:{n}",
+        st.sampled_from(["0.3xfp16-lora", "uniform-2bit", "5", "40MiB", "x"]),
+        st.sampled_from(["1.0xfp16-lora", "uniform-4bit", "1", "60MiB", ""]),
+        st.integers(-2, 1200),
+    ),
 )
 
 
@@ -154,7 +191,11 @@ def test_budget_ranges_are_increasing_or_a_user_error(text):
 
 
 @PROPERTY
-@given(text=st.one_of(st.text(max_size=12), st.from_regex(r"-?\d{1,3}(-\d{1,3})?(,-?\d{1,3}(-\d{1,3})?){0,3}", fullmatch=True)))
+@given(
+    text=st.one_of(
+        st.text(max_size=12), st.from_regex(r"-?\d{1,3}(-\d{1,3})?(,-?\d{1,3}(-\d{1,3})?){0,3}", fullmatch=True)
+    )
+)
 def test_integer_lists_and_ranges_are_non_empty_or_a_user_error(text):
     from qra_bench.cli import int_list
 
@@ -165,11 +206,17 @@ def test_integer_lists_and_ranges_are_non_empty_or_a_user_error(text):
 
 # ------------------------------------------------------------------------------------------- objective
 @PROPERTY
-@given(config=st.one_of(st.none(), st.text(max_size=4), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
-                        st.builds(lambda b, r: QRConfig(bits=(b,) * 8, ranks=(r,) * 8), st.integers(1, 16), st.integers(0, 64)),
-                        st.builds(lambda b, r: QRConfig(bits=(b,) * 3, ranks=(r,) * 3), st.integers(1, 16), st.integers(0, 64))),
-       fidelity=st.one_of(scalars, st.sampled_from([0.25, 0.5, 1.0, 0.0, -0.5, 1.5])),
-       seed=st.one_of(st.integers(-3, 5), scalars))
+@given(
+    config=st.one_of(
+        st.none(),
+        st.text(max_size=4),
+        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+        st.builds(lambda b, r: QRConfig(bits=(b,) * 8, ranks=(r,) * 8), st.integers(1, 16), st.integers(0, 64)),
+        st.builds(lambda b, r: QRConfig(bits=(b,) * 3, ranks=(r,) * 3), st.integers(1, 16), st.integers(0, 64)),
+    ),
+    fidelity=st.one_of(scalars, st.sampled_from([0.25, 0.5, 1.0, 0.0, -0.5, 1.5])),
+    seed=st.one_of(st.integers(-3, 5), scalars),
+)
 def test_benchmark_objective_answers_or_raises_a_user_error(config, fidelity, seed):
     result = user_error_or(lambda: benchmark().objective(config, fidelity, seed), "Benchmark.objective")
     if result is not None:
@@ -181,17 +228,26 @@ def test_benchmark_objective_answers_or_raises_a_user_error(config, fidelity, se
 design_lines = st.one_of(
     st.text(max_size=40),
     st.builds(lambda b, r: json.dumps({"bits": b, "ranks": r}), json_lists, json_lists),
-    st.builds(lambda b, r: json.dumps({"bits": b, "ranks": r}),
-              st.lists(st.sampled_from([2, 3, 4, 8, 16]), min_size=1, max_size=8),
-              st.lists(st.sampled_from([4, 8, 16]), min_size=1, max_size=8)),
+    st.builds(
+        lambda b, r: json.dumps({"bits": b, "ranks": r}),
+        st.lists(st.sampled_from([2, 3, 4, 8, 16]), min_size=1, max_size=8),
+        st.lists(st.sampled_from([4, 8, 16]), min_size=1, max_size=8),
+    ),
     st.builds(lambda b, r: f'"{b}","{r}"', st.text(max_size=10), st.text(max_size=10)),
-    st.just("bits,ranks"), st.just("# a comment"), st.just(""), st.just("[") , st.just('{"bits": 4}'),
+    st.just("bits,ranks"),
+    st.just("# a comment"),
+    st.just(""),
+    st.just("["),
+    st.just('{"bits": 4}'),
 )
 
 
 @PROPERTY
-@given(lines=st.lists(design_lines, max_size=5), suffix=st.sampled_from([".jsonl", ".json", ".csv", ".txt", ""]),
-       raw=st.binary(max_size=16))
+@given(
+    lines=st.lists(design_lines, max_size=5),
+    suffix=st.sampled_from([".jsonl", ".json", ".csv", ".txt", ""]),
+    raw=st.binary(max_size=16),
+)
 def test_design_files_give_valid_configurations_or_a_user_error_and_write_nothing(lines, suffix, raw):
     from qra_bench.collect import file_design
 
@@ -208,12 +264,24 @@ def test_design_files_give_valid_configurations_or_a_user_error_and_write_nothin
 
 # --------------------------------------------------------------------------------------------- tables
 _JSON_OR_NOT = st.one_of(st.text(max_size=8), st.just("{}"), st.just("[1]"), st.none())
-row_changes = st.fixed_dictionaries({}, optional={
-    "seed": scalars, "fidelity": scalars, "max_steps": scalars, "status": st.one_of(st.text(max_size=6), st.sampled_from(["ok", "failed"])),
-    "eval_loss": scalars, "bits": int_lists, "ranks": int_lists, "n_blocks": scalars, "config_hash": st.one_of(st.text(max_size=4), st.none()),
-    "finished_at": st.one_of(st.text(max_size=26), st.just("2026-01-01T00:00:00+02:00")), "extra_metrics": _JSON_OR_NOT,
-    "fidelity_frac": scalars, "error": st.one_of(st.none(), st.text(max_size=5)),
-})
+row_changes = st.fixed_dictionaries(
+    {},
+    optional={
+        "seed": scalars,
+        "fidelity": scalars,
+        "max_steps": scalars,
+        "status": st.one_of(st.text(max_size=6), st.sampled_from(["ok", "failed"])),
+        "eval_loss": scalars,
+        "bits": int_lists,
+        "ranks": int_lists,
+        "n_blocks": scalars,
+        "config_hash": st.one_of(st.text(max_size=4), st.none()),
+        "finished_at": st.one_of(st.text(max_size=26), st.just("2026-01-01T00:00:00+02:00")),
+        "extra_metrics": _JSON_OR_NOT,
+        "fidelity_frac": scalars,
+        "error": st.one_of(st.none(), st.text(max_size=5)),
+    },
+)
 
 
 @PROPERTY

@@ -28,8 +28,19 @@ def test_every_public_name_resolves_to_its_defining_object():
     names = set(qra_bench.__all__) - {"__version__"}
     assert names == set(qra_bench._API)  # the literal __all__ (what linters and IDEs read) matches the lazy table
     optional = {"Scenario", "get_scenario", "list_scenarios"}  # the scenario module may not be installed yet
-    assert {"Benchmark", "run_benchmark", "register_optimizer", "observe_and_suggest", "Optimizer", "QRConfig",
-            "SearchSpace", "MemoryModel", "ResultsTable", "fit_surrogate", "SurrogateArtifact"} <= names
+    assert {
+        "Benchmark",
+        "run_benchmark",
+        "register_optimizer",
+        "observe_and_suggest",
+        "Optimizer",
+        "QRConfig",
+        "SearchSpace",
+        "MemoryModel",
+        "ResultsTable",
+        "fit_surrogate",
+        "SurrogateArtifact",
+    } <= names
     for name in sorted(names - optional):
         assert getattr(qra_bench, name) is not None, name
     assert qra_bench.Benchmark is Benchmark and qra_bench.QRConfig is QRConfig
@@ -39,10 +50,12 @@ def test_every_public_name_resolves_to_its_defining_object():
 
 
 def test_importing_the_package_is_cheap_and_the_api_import_works():
-    result = _python("import sys, qra_bench; before = sorted(m for m in sys.modules if m.startswith(('qra_bench', "
-                     "'pandas', 'torch')));\n"
-                     "from qra_bench import Benchmark, register_optimizer, observe_and_suggest, QRConfig\n"
-                     "import json; print(json.dumps([before, 'torch' in sys.modules]))")
+    result = _python(
+        "import sys, qra_bench; before = sorted(m for m in sys.modules if m.startswith(('qra_bench', "
+        "'pandas', 'torch')));\n"
+        "from qra_bench import Benchmark, register_optimizer, observe_and_suggest, QRConfig\n"
+        "import json; print(json.dumps([before, 'torch' in sys.modules]))"
+    )
     assert result.returncode == 0, result.stderr
     before, torch_loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert before == ["qra_bench"] and torch_loaded is False
@@ -58,8 +71,10 @@ def test_subpackage_all_lists_only_what_they_define_or_import():
     assert "fill_budget" not in qra_bench.search.__all__ and "observe_and_suggest" in qra_bench.search.__all__
 
 
-@pytest.mark.skipif(not (SHIPPED_TABLE.is_dir() and (SHIPPED_XGB / "manifest.json").is_file()),
-                    reason="the shipped tiny-news table and surrogate are not in this checkout")
+@pytest.mark.skipif(
+    not (SHIPPED_TABLE.is_dir() and (SHIPPED_XGB / "manifest.json").is_file()),
+    reason="the shipped tiny-news table and surrogate are not in this checkout",
+)
 def test_a_surrogate_benchmark_never_imports_torch():
     code = (
         "import sys, math\n"

@@ -25,8 +25,14 @@ def _one_thread():
 
 def tiny_llama(n_blocks: int = 3, seed: int = 0):
     config = transformers.LlamaConfig(
-        vocab_size=512, hidden_size=256, intermediate_size=512, num_hidden_layers=n_blocks, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=64, tie_word_embeddings=True,
+        vocab_size=512,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=n_blocks,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=64,
+        tie_word_embeddings=True,
     )
     torch.manual_seed(seed)
     return transformers.LlamaForCausalLM(config)
@@ -69,8 +75,11 @@ def _lora_b_grads_after_eval(model: nn.Module, ids: torch.Tensor) -> dict[str, t
         model(input_ids=ids)
     model.train()
     model(input_ids=ids, labels=ids).loss.backward()
-    return {name: (p.grad.clone() if p.grad is not None else torch.zeros_like(p))
-            for name, p in model.named_parameters() if "lora_B" in name}
+    return {
+        name: (p.grad.clone() if p.grad is not None else torch.zeros_like(p))
+        for name, p in model.named_parameters()
+        if "lora_B" in name
+    }
 
 
 def _bnb4_vs_dense(avx512bf16_repack: bool):
@@ -97,9 +106,13 @@ def _bnb4_vs_dense(avx512bf16_repack: bool):
 
 def _trains_correctly(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> bool:
     blocks_with_grad = {int(n.split("layers.")[1].split(".")[0]) for n, g in got.items() if g.abs().sum() > 0}
-    return (set(got) == set(want) and len(got) == 2 * 7 and blocks_with_grad == {0, 1}
-            and all(g.abs().sum() > 0 for g in got.values())
-            and all(torch.allclose(got[n], want[n], rtol=1e-3, atol=1e-6) for n in want))
+    return (
+        set(got) == set(want)
+        and len(got) == 2 * 7
+        and blocks_with_grad == {0, 1}
+        and all(g.abs().sum() > 0 for g in got.values())
+        and all(torch.allclose(got[n], want[n], rtol=1e-3, atol=1e-6) for n in want)
+    )
 
 
 def test_bnb_4bit_trains_after_an_eval_pass():
@@ -122,9 +135,14 @@ def test_bnb_4bit_training_breaks_if_avx512bf16_repacking_is_left_on():
 
 
 # -- (c) unsupported bit widths ----------------------------------------------------------------------------
-@pytest.mark.parametrize("backend, bits, bad", [
-    ("torchao", (4, 12, 16), 12), ("hqq", (4, 5, 16), 5), ("bnb", (4, 3, 2), 2),
-])
+@pytest.mark.parametrize(
+    "backend, bits, bad",
+    [
+        ("torchao", (4, 12, 16), 12),
+        ("hqq", (4, 5, 16), 5),
+        ("bnb", (4, 3, 2), 2),
+    ],
+)
 def test_unsupported_bits_raise_before_touching_weights(backend, bits, bad):
     model = tiny_llama()
     before = {k: v.clone() for k, v in model.state_dict().items()}

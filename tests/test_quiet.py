@@ -10,8 +10,14 @@ import pytest
 from qra_bench.quant.quiet import quiet_stack
 
 ROOT = Path(__file__).resolve().parent.parent
-KNOWN = ("_C_mxfp8", "is an Enum subclass", "kernels-community", "get_apply_tensor_subclass",
-         "is_gradient_checkpointing", "Loading weights")
+KNOWN = (
+    "_C_mxfp8",
+    "is an Enum subclass",
+    "kernels-community",
+    "get_apply_tensor_subclass",
+    "is_gradient_checkpointing",
+    "Loading weights",
+)
 
 SCRIPT = """
 import torch

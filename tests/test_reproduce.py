@@ -15,9 +15,28 @@ from test_sft import one_error_line
 from qra_bench.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY_ARGS = ["--model", "tiny", "--sft", "sft:news-alpaca?n=16&eval_n=4&max_len=128",
-             "--eval", "qra_news_topic,qra_news_cloze", "--eval-limit", "4", "--steps", "2", "--batch-size", "4",
-             "--uniform-bits", "2,4", "--uniform-ranks", "16", "--promote", "1", "--threads", "1"]
+TINY_ARGS = [
+    "--model",
+    "tiny",
+    "--sft",
+    "sft:news-alpaca?n=16&eval_n=4&max_len=128",
+    "--eval",
+    "qra_news_topic,qra_news_cloze",
+    "--eval-limit",
+    "4",
+    "--steps",
+    "2",
+    "--batch-size",
+    "4",
+    "--uniform-bits",
+    "2,4",
+    "--uniform-ranks",
+    "16",
+    "--promote",
+    "1",
+    "--threads",
+    "1",
+]
 
 
 def test_table1_on_tiny_writes_the_paper_layout(tmp_path, capsys):
@@ -69,9 +88,11 @@ def test_reproduce_bad_inputs_write_nothing(tmp_path, capsys):
     out = tmp_path / "t1"
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "a", "answer": "b"}\n' * 4)
-    for args, message in ((["--sft", f"sft:{bad}"], "Alpaca format needs instruction"),
-                          (["--eval", str(tmp_path / "none.yaml")], "does not exist"),
-                          (["--uniform-bits", "5"], "off the ladders")):
+    for args, message in (
+        (["--sft", f"sft:{bad}"], "Alpaca format needs instruction"),
+        (["--eval", str(tmp_path / "none.yaml")], "does not exist"),
+        (["--uniform-bits", "5"], "off the ladders"),
+    ):
         with pytest.raises(SystemExit) as exc:
             main(["reproduce", "table1", "--model", "tiny", *args, "--out", str(out)])
         assert exc.value.code == 2
@@ -81,8 +102,13 @@ def test_reproduce_bad_inputs_write_nothing(tmp_path, capsys):
 
 def test_gpu_check_without_cuda_says_so_and_runs_nothing(tmp_path):
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": str(ROOT / ".venv" / "bin" / "python")}
-    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path / "out")], env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "no CUDA device visible to torch" in proc.stderr and "nothing run" in proc.stderr
     assert not (tmp_path / "out").exists()
@@ -100,10 +126,22 @@ def test_gpu_check_program_compiles_and_its_imports_resolve():
 @pytest.mark.slow
 def test_gpu_check_program_runs_on_cpu_with_tiny(tmp_path):
     """ALLOW_CPU=1 runs gpu_check.sh's whole program on the embedded model (about 80 s on 2 busy cores)."""
-    env = {**os.environ, "ALLOW_CPU": "1", "MODEL": "tiny", "STEPS": "1", "EVAL_LIMIT": "2", "OMP_NUM_THREADS": "1",
-           "PYTHON": str(ROOT / ".venv" / "bin" / "python")}
-    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path / "out")], env=env,
-                          capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "ALLOW_CPU": "1",
+        "MODEL": "tiny",
+        "STEPS": "1",
+        "EVAL_LIMIT": "2",
+        "OMP_NUM_THREADS": "1",
+        "PYTHON": str(ROOT / ".venv" / "bin" / "python"),
+    }
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "7 of 7 configurations ran" in proc.stdout
     assert len(pd.read_parquet(tmp_path / "out" / "trials")) == 7

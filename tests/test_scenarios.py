@@ -13,8 +13,19 @@ from qra_bench.errors import QRBenchError
 from qra_bench.scenarios import SCENARIOS, get_scenario, list_scenarios
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "tiny-news-small"
-KEYS = {"name", "model", "task", "metric", "budget", "budget_bytes", "table", "table_hash", "surrogates", "card",
-        "headline"}
+KEYS = {
+    "name",
+    "model",
+    "task",
+    "metric",
+    "budget",
+    "budget_bytes",
+    "table",
+    "table_hash",
+    "surrogates",
+    "card",
+    "headline",
+}
 
 
 def test_exactly_one_shipped_scenario_is_the_headline_and_names_are_unique():

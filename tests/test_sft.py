@@ -32,8 +32,10 @@ def one_error_line(err: str) -> str:
 
 
 def _records(n: int) -> list[dict]:
-    return [{"instruction": f"Name the number {i}.", "input": "" if i % 2 else f"It is {i}.", "output": f"number {i}"}
-            for i in range(n)]
+    return [
+        {"instruction": f"Name the number {i}.", "input": "" if i % 2 else f"It is {i}.", "output": f"number {i}"}
+        for i in range(n)
+    ]
 
 
 def _write_jsonl(path: Path, records: list[dict]) -> Path:
@@ -72,7 +74,9 @@ def test_response_only_labels_and_whole_sequence_option(tmp_path, tokenizer):
 
 
 def test_truncation_keeps_response_header(tmp_path, tokenizer):
-    long = [{"instruction": "Summarize. " + "word " * 300, "input": "", "output": "short answer " * 40} for _ in range(6)]
+    long = [
+        {"instruction": "Summarize. " + "word " * 300, "input": "", "output": "short answer " * 40} for _ in range(6)
+    ]
     path = _write_jsonl(tmp_path / "long.jsonl", long)
     task = load_task(f"sft:{path}?eval_n=2&max_len=64", tokenizer)
     assert task.train_prompts.shape[1] == 64 and (task.train_lengths == 64).all()
@@ -89,7 +93,9 @@ def test_subsample_is_deterministic_and_order_free(tmp_path, tokenizer):
     b = load_task(f"sft:{_write_jsonl(tmp_path / 'b.jsonl', recs[::-1])}?n=8&eval_n=5", tokenizer)
     assert len(a.train_prompts) == 8
     rows = lambda t: sorted(map(tuple, t.train_prompts.tolist()))
-    assert rows(a) == rows(b) and sorted(map(tuple, a.eval_prompts.tolist())) == sorted(map(tuple, b.eval_prompts.tolist()))
+    assert rows(a) == rows(b) and sorted(map(tuple, a.eval_prompts.tolist())) == sorted(
+        map(tuple, b.eval_prompts.tolist())
+    )
     again = load_task(f"sft:{tmp_path / 'a.jsonl'}?n=8&eval_n=5", tokenizer)
     assert again.sha256 == a.sha256
     changed = recs[:-1] + [{**recs[-1], "output": "something else"}]
@@ -98,8 +104,9 @@ def test_subsample_is_deterministic_and_order_free(tmp_path, tokenizer):
 
 
 def test_parquet_and_response_column(tmp_path, tokenizer):
-    frame = pd.DataFrame([{"instruction": r["instruction"], "input": r["input"], "response": r["output"]}
-                          for r in _records(12)])
+    frame = pd.DataFrame(
+        [{"instruction": r["instruction"], "input": r["input"], "response": r["output"]} for r in _records(12)]
+    )
     frame.to_parquet(tmp_path / "d.parquet")
     task = load_task(f"sft:{tmp_path / 'd.parquet'}?eval_n=2", tokenizer)
     assert len(task.train_prompts) == 10
@@ -114,11 +121,14 @@ def test_shipped_file_loads_and_rebuilds_identically(tokenizer):
     assert build(["--check"]) == 0
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"prompt": "a", "completion": "b"}\n' * 5, "Alpaca format needs instruction"),
-    ("", "holds no records|cannot load sft data"),
-    ("not json at all {{{\n", "cannot load sft data"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"prompt": "a", "completion": "b"}\n' * 5, "Alpaca format needs instruction"),
+        ("", "holds no records|cannot load sft data"),
+        ("not json at all {{{\n", "cannot load sft data"),
+    ],
+)
 def test_bad_data_is_one_line_exit_2_nothing_written(tmp_path, capsys, content, message):
     import re
 
@@ -146,13 +156,38 @@ def test_collect_runs_sft_and_refuses_bad_data_before_writing(tmp_path, capsys):
     bad = _write_jsonl(tmp_path / "bad.jsonl", [{"instruction": "x"}] * 5)
     out = tmp_path / "bad-table"
     with pytest.raises(SystemExit) as exc:
-        main(["collect", "--model", "tiny", "--task", f"sft:{bad}", "--design", "random", "--n", "1", "--out", str(out)])
+        main(
+            ["collect", "--model", "tiny", "--task", f"sft:{bad}", "--design", "random", "--n", "1", "--out", str(out)]
+        )
     assert exc.value.code == 2 and "Alpaca format needs instruction" in one_error_line(capsys.readouterr().err)
     assert not out.exists()
     good = tmp_path / "table"
     task = "sft:news-alpaca?n=16&eval_n=4&max_len=128"
-    main(["collect", "--model", "tiny", "--task", task, "--design", "random", "--n", "1", "--no-anchors",
-          "--steps", "2", "--fidelities", "1.0", "--workers", "1", "--threads", "1", "--no-progress", "--out", str(good)])
+    main(
+        [
+            "collect",
+            "--model",
+            "tiny",
+            "--task",
+            task,
+            "--design",
+            "random",
+            "--n",
+            "1",
+            "--no-anchors",
+            "--steps",
+            "2",
+            "--fidelities",
+            "1.0",
+            "--workers",
+            "1",
+            "--threads",
+            "1",
+            "--no-progress",
+            "--out",
+            str(good),
+        ]
+    )
     frame = ResultsTable(good).read()
     assert len(frame) == 1 and frame["status"].iloc[0] == "ok" and frame["task_name"].iloc[0] == task
     assert frame["eval_loss"].iloc[0] > 0 and len(frame["task_data_sha256"].iloc[0]) == 64

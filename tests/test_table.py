@@ -29,20 +29,51 @@ REPO = Path(__file__).resolve().parent.parent
 def make_row(config: str = "cfg-a", seed: int = 0, fidelity: int = 100, /, **overrides) -> TrialRow:
     """A complete ok row; ``overrides`` replace any column."""
     values = dict(
-        config_hash=config, bits=(4, 2, 8), ranks=(8, 0, 16), n_blocks=3, avg_bits=4.5, avg_rank=8.0,
-        seed=seed, fidelity=fidelity, fidelity_frac=fidelity / 400, max_steps=400, status="ok",
-        eval_loss=1.25 + seed / 10 + fidelity / 1000, accuracy=0.5, lm_loss=3.0, train_loss=1.1,
+        config_hash=config,
+        bits=(4, 2, 8),
+        ranks=(8, 0, 16),
+        n_blocks=3,
+        avg_bits=4.5,
+        avg_rank=8.0,
+        seed=seed,
+        fidelity=fidelity,
+        fidelity_frac=fidelity / 400,
+        max_steps=400,
+        status="ok",
+        eval_loss=1.25 + seed / 10 + fidelity / 1000,
+        accuracy=0.5,
+        lm_loss=3.0,
+        train_loss=1.1,
         extra_metrics=json.dumps({"perplexity": 3.49}),
-        proxy_eval_loss=2.0, proxy_accuracy=0.25, proxy_lm_loss=3.5, proxy_recon_error=0.07,
-        mem_predicted_bytes=120 * 2**20, mem_predicted_weights_bytes=40 * 2**20,
+        proxy_eval_loss=2.0,
+        proxy_accuracy=0.25,
+        proxy_lm_loss=3.5,
+        proxy_recon_error=0.07,
+        mem_predicted_bytes=120 * 2**20,
+        mem_predicted_weights_bytes=40 * 2**20,
         mem_breakdown=json.dumps({"weights": 40 * 2**20, "activations": 80 * 2**20}),
-        mem_measured_param_bytes=41 * 2**20, mem_peak_rss_bytes=900 * 2**20, mem_cuda_peak_bytes=None,
-        time_quantize_s=1.5, time_proxy_s=0.5, time_train_s=fidelity * 0.1, time_eval_s=0.25,
-        time_total_s=2.25 + fidelity * 0.1, tokens_per_s=5000.0,
-        model_name="tiny-llama", model_sha256="ab" * 32, task_name="arith", task_data_sha256="cd" * 32,
-        backend="hqq", quant_settings=json.dumps({"group_size": 64}), trial_settings=json.dumps({"lr": 1e-3}),
-        lib_versions=json.dumps({"torch": "2.13.0"}), code_version="0.1.0", host="node1", device="cpu",
-        started_at="2025-01-31T12:00:00+00:00", finished_at=f"2025-01-31T12:{fidelity // 100:02d}:00+00:00",
+        mem_measured_param_bytes=41 * 2**20,
+        mem_peak_rss_bytes=900 * 2**20,
+        mem_cuda_peak_bytes=None,
+        time_quantize_s=1.5,
+        time_proxy_s=0.5,
+        time_train_s=fidelity * 0.1,
+        time_eval_s=0.25,
+        time_total_s=2.25 + fidelity * 0.1,
+        tokens_per_s=5000.0,
+        model_name="tiny-llama",
+        model_sha256="ab" * 32,
+        task_name="arith",
+        task_data_sha256="cd" * 32,
+        backend="hqq",
+        quant_settings=json.dumps({"group_size": 64}),
+        trial_settings=json.dumps({"lr": 1e-3}),
+        lib_versions=json.dumps({"torch": "2.13.0"}),
+        code_version="0.1.0",
+        host="node1",
+        device="cpu",
+        started_at="2025-01-31T12:00:00+00:00",
+        finished_at=f"2025-01-31T12:{fidelity // 100:02d}:00+00:00",
         run_id="run-1",
     )
     values.update(overrides)
@@ -167,16 +198,20 @@ def test_a_temporary_dotfile_left_by_a_crash_is_ignored(tmp_path):
 
 def test_dedupe_prefers_ok_over_failed_then_earliest_finished(tmp_path):
     table = ResultsTable(tmp_path)
-    table.append([
-        failed_row("a", finished_at="2025-01-01T00:00:00Z"),
-        make_row("b", eval_loss=2.0, finished_at="2025-01-02T00:00:00Z"),
-        failed_row("c", finished_at="2025-01-02T00:00:00Z"),
-    ])
-    table.append([
-        make_row("a", eval_loss=1.0, finished_at="2025-01-03T00:00:00Z"),
-        make_row("b", eval_loss=3.0, finished_at="2025-01-01T00:00:00+00:00"),
-        failed_row("c", error="second failure", finished_at="2025-01-01T00:00:00Z"),
-    ])
+    table.append(
+        [
+            failed_row("a", finished_at="2025-01-01T00:00:00Z"),
+            make_row("b", eval_loss=2.0, finished_at="2025-01-02T00:00:00Z"),
+            failed_row("c", finished_at="2025-01-02T00:00:00Z"),
+        ]
+    )
+    table.append(
+        [
+            make_row("a", eval_loss=1.0, finished_at="2025-01-03T00:00:00Z"),
+            make_row("b", eval_loss=3.0, finished_at="2025-01-01T00:00:00+00:00"),
+            failed_row("c", error="second failure", finished_at="2025-01-01T00:00:00Z"),
+        ]
+    )
     ok = table.read()
     assert list(ok["config_hash"]) == ["a", "b"]
     assert list(ok["eval_loss"]) == [1.0, 3.0]
@@ -208,8 +243,16 @@ def test_content_hash_ignores_part_split_and_row_order(tmp_path):
     assert re.fullmatch(r"[0-9a-f]{64}", one.content_hash())
 
 
-@pytest.mark.parametrize("change", [{"accuracy": 0.5 + 1e-12}, {"host": "node2"}, {"bits": (4, 2, 4)},
-                                    {"mem_cuda_peak_bytes": 1}, {"extra_metrics": "{}"}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"accuracy": 0.5 + 1e-12},
+        {"host": "node2"},
+        {"bits": (4, 2, 4)},
+        {"mem_cuda_peak_bytes": 1},
+        {"extra_metrics": "{}"},
+    ],
+)
 def test_content_hash_changes_when_any_value_changes(tmp_path, change):
     rows = grid_rows()
     base, changed = ResultsTable(tmp_path / "base"), ResultsTable(tmp_path / "changed")
@@ -244,8 +287,11 @@ def test_truncated_part_raises(tmp_path):
 def test_foreign_schema_part_raises_listing_missing_and_unexpected_columns(tmp_path):
     ResultsTable(tmp_path).append(grid_rows())
     pq.write_table(pa.table({"config_hash": ["a"], "loss": [1.0]}), tmp_path / "part-foreign.parquet")
-    with pytest.raises(TableError, match=r"part-foreign\.parquet: foreign schema: missing columns bits, ranks.*"
-                                         r"unexpected columns loss"):
+    with pytest.raises(
+        TableError,
+        match=r"part-foreign\.parquet: foreign schema: missing columns bits, ranks.*"
+        r"unexpected columns loss",
+    ):
         ResultsTable(tmp_path).validate()
 
 
@@ -263,8 +309,10 @@ def test_part_of_another_schema_version_or_type_raises(tmp_path):
 def test_part_whose_data_breaks_the_rules_raises(tmp_path):
     table = rows_to_table(grid_rows())
     status = pa.array(["ok"] * (table.num_rows - 1) + ["weird"])
-    pq.write_table(table.set_column(table.schema.get_field_index("status"), SCHEMA.field("status"), status),
-                   tmp_path / "part-status.parquet")
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("status"), SCHEMA.field("status"), status),
+        tmp_path / "part-status.parquet",
+    )
     with pytest.raises(TableError, match=r"status has values 'weird'"):
         ResultsTable(tmp_path / "part-status.parquet").read()
 

@@ -12,11 +12,32 @@ from tests.test_table import failed_row, make_row
 def _rows():
     rows = []
     for seed in (0, 1, 2):  # one config over three seeds, two checkpoints each
-        rows += [make_row("cfg-a", seed, f, fidelity_frac=f / 400, time_total_s=f * 0.9,
-                          trial_settings=json.dumps({"threads": 2}), run_id=f"r{seed}") for f in (200, 400)]
+        rows += [
+            make_row(
+                "cfg-a",
+                seed,
+                f,
+                fidelity_frac=f / 400,
+                time_total_s=f * 0.9,
+                trial_settings=json.dumps({"threads": 2}),
+                run_id=f"r{seed}",
+            )
+            for f in (200, 400)
+        ]
     # a uniform anchor, 4 bits rank 16 on every block
-    rows.append(make_row("cfg-u", 0, 400, bits=(4, 4, 4), ranks=(16, 16, 16), fidelity_frac=1.0, time_total_s=360.0,
-                         trial_settings=json.dumps({}), run_id="r3"))
+    rows.append(
+        make_row(
+            "cfg-u",
+            0,
+            400,
+            bits=(4, 4, 4),
+            ranks=(16, 16, 16),
+            fidelity_frac=1.0,
+            time_total_s=360.0,
+            trial_settings=json.dumps({}),
+            run_id="r3",
+        )
+    )
     rows.append(failed_row("cfg-f", 0, 400, fidelity_frac=1.0, time_total_s=36.0, run_id="r4"))
     return rows
 

@@ -15,8 +15,17 @@ from qra_bench.arch import ArchSpec
 from qra_bench.memory import MemoryModel
 from qra_bench.trial import TrialSettings, memory_settings, run_trial
 
-STORAGE_TERMS = ("quantized_weights", "quant_metadata", "unquantized_block_weights", "lora_adapters",
-                 "block_norms_and_biases", "embeddings", "final_norm", "rotary_tables", "lm_head")
+STORAGE_TERMS = (
+    "quantized_weights",
+    "quant_metadata",
+    "unquantized_block_weights",
+    "lora_adapters",
+    "block_norms_and_biases",
+    "embeddings",
+    "final_norm",
+    "rotary_tables",
+    "lm_head",
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +52,9 @@ def test_trial_yields_one_row_per_checkpoint_and_repeats_exactly(base_and_task):
     assert [r.fidelity for r in first.rows] == [2, 4]
     for row in first.rows:
         assert row.status == "ok" and row.config_hash == config.hash and row.model_sha256 == base.sha256
-        assert all(np.isfinite(v) for v in (row.eval_loss, row.accuracy, row.lm_loss, row.proxy_lm_loss, row.proxy_recon_error))
+        assert all(
+            np.isfinite(v) for v in (row.eval_loss, row.accuracy, row.lm_loss, row.proxy_lm_loss, row.proxy_recon_error)
+        )
         assert 0.0 <= row.accuracy <= 1.0 and row.proxy_recon_error > 0
     # Memory: rows record the bit-packed layout budgets charge; the storage torchao really allocated on this
     # CPU (int8 codes) equals the memory model's torchao layout, byte for byte.
@@ -52,7 +63,9 @@ def test_trial_yields_one_row_per_checkpoint_and_repeats_exactly(base_and_task):
     arch = ArchSpec.from_hf_config(base.model.config)
     packed = MemoryModel(arch, memory_settings(settings, torch.float32, task.seq_len)).breakdown(config)
     assert first.final.mem_predicted_bytes == packed.total
-    unpacked = MemoryModel(arch, replace(memory_settings(settings, torch.float32, task.seq_len), backend="torchao")).breakdown(config)
+    unpacked = MemoryModel(
+        arch, replace(memory_settings(settings, torch.float32, task.seq_len), backend="torchao")
+    ).breakdown(config)
     assert first.final.mem_measured_param_bytes == sum(unpacked.to_dict()["terms"][t] for t in STORAGE_TERMS)
     assert sum(terms[t] for t in STORAGE_TERMS) < first.final.mem_measured_param_bytes  # 2-4 bit codes packed
     again = run_trial(base, task, config, seed=3, settings=settings)
@@ -72,8 +85,16 @@ def test_a_cipher_trial_records_accuracy_on_the_permuted_targets_before_and_afte
 
 
 # -- the fast path (dequantization cache, proxy reuse, inference-mode evaluation) changes no number ------------
-METRICS = ("eval_loss", "accuracy", "lm_loss", "train_loss", "proxy_eval_loss", "proxy_accuracy", "proxy_lm_loss",
-           "proxy_recon_error")
+METRICS = (
+    "eval_loss",
+    "accuracy",
+    "lm_loss",
+    "train_loss",
+    "proxy_eval_loss",
+    "proxy_accuracy",
+    "proxy_lm_loss",
+    "proxy_recon_error",
+)
 CACHE_CASES = {
     "torchao": ((2, 3, 4, 8, 16, 4, 5, 6), (4, 8, 0, 4, 8, 16, 4, 8)),
     "hqq": ((2, 3, 4, 8, 16, 4, 1, 2), (4, 0, 16, 4, 8, 16, 4, 8)),
@@ -98,14 +119,23 @@ def _run(monkeypatch, fast: bool, base, task, config, seed, settings):
 
 
 @pytest.mark.parametrize("backend", sorted(CACHE_CASES))
-def test_cached_dequantization_gives_the_same_metrics_and_memory_as_the_plain_path(backend, base_and_task, small_news,
-                                                                                 monkeypatch):
+def test_cached_dequantization_gives_the_same_metrics_and_memory_as_the_plain_path(
+    backend, base_and_task, small_news, monkeypatch
+):
     base, _ = base_and_task
     bits, ranks = CACHE_CASES[backend]
     space = SearchSpace(8, bits=(1, 2, 3, 4, 5, 6, 8, 16), ranks=(0, 4, 8, 16))
     config = space.config(bits, ranks)
-    settings = replace(TrialSettings(), max_steps=6, warmup_steps=2, fidelities=(0.5, 1.0), partial_eval=12, eval_batch_size=48,
-                       threads=1, quant=replace(TrialSettings().quant, backend=backend))
+    settings = replace(
+        TrialSettings(),
+        max_steps=6,
+        warmup_steps=2,
+        fidelities=(0.5, 1.0),
+        partial_eval=12,
+        eval_batch_size=48,
+        threads=1,
+        quant=replace(TrialSettings().quant, backend=backend),
+    )
     plain = _run(monkeypatch, False, base, small_news, config, 1, settings)
     fast = _run(monkeypatch, True, base, small_news, config, 1, settings)
     assert [name for name, _ in fast.phases].count("dequant cache") == 1 and len(fast.cpu_phases) == len(fast.phases)
@@ -131,5 +161,9 @@ def test_the_shipped_tables_still_resume_under_the_recipe():
 
     table = Path(__file__).resolve().parent.parent / "datasets_cache" / "tables" / "tiny-news"
     frame = ResultsTable(table).read(dedupe=False, include_failed=True)
-    assert {k for text in frame["trial_settings"].unique() for k in json.loads(text)} == set(json.loads(TrialSettings().to_json()))
-    _check_table_matches(frame, CollectSpec(out=str(table), model="tiny", task="news"), replace(TrialSettings(), threads=1))
+    assert {k for text in frame["trial_settings"].unique() for k in json.loads(text)} == set(
+        json.loads(TrialSettings().to_json())
+    )
+    _check_table_matches(
+        frame, CollectSpec(out=str(table), model="tiny", task="news"), replace(TrialSettings(), threads=1)
+    )

@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Callable
 
 from faultlib.common import (
-    Outcome, PART_GLOB, REPO, ResultsTable, expect_error, fixture_copy, job_rows,
+    Outcome,
+    PART_GLOB,
+    REPO,
+    ResultsTable,
+    expect_error,
+    fixture_copy,
+    job_rows,
 )
 
 
@@ -36,7 +42,7 @@ def fault_damaged_artifacts(root: Path, quick: bool) -> Outcome:
     intact = load(copy())()
     out.check(intact.target == "eval_loss", "the intact surrogate copy does not load")
     s = copy()
-    (s / "model.pkl").write_bytes((s / "model.pkl").read_bytes()[: 1000])
+    (s / "model.pkl").write_bytes((s / "model.pkl").read_bytes()[:1000])
     expect_error(out, "truncated model.pkl", load(s), "model.pkl")
     s = copy()
     data = bytearray((s / "model.pkl").read_bytes())
@@ -67,8 +73,12 @@ def fault_damaged_artifacts(root: Path, quick: bool) -> Outcome:
     (s / "SHA256SUMS").write_text("garbage\n")
     expect_error(out, "garbled SHA256SUMS", load(s), "SHA256SUMS")
     s = copy()
-    expect_error(out, "surrogate bound to another table",
-                 lambda: SurrogateArtifact.load(s, table_path=scratch.path), str(scratch.path))
+    expect_error(
+        out,
+        "surrogate bound to another table",
+        lambda: SurrogateArtifact.load(s, table_path=scratch.path),
+        str(scratch.path),
+    )
 
     # the card: written once, then each damage on a fresh copy of the table
     write_card(scratch.path, recipe="fault injection")
@@ -110,7 +120,8 @@ def fault_damaged_artifacts(root: Path, quick: bool) -> Outcome:
     t = table_copy()
     with open(sorted(t.glob(PART_GLOB))[1], "r+b") as handle:
         handle.truncate(100)
-    expect_error(out, "a truncated part (read without a card)", lambda: ResultsTable(t).read(),
-                 sorted(t.glob(PART_GLOB))[1].name)
+    expect_error(
+        out, "a truncated part (read without a card)", lambda: ResultsTable(t).read(), sorted(t.glob(PART_GLOB))[1].name
+    )
     out.audit += scratch.audit()
     return out

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faultlib.common import (
-    BENCHMARKS, Outcome, PART_GLOB, ResultsTable, _collect_cmd, fixture_copy, job_keys, job_rows, raw_counts,
+    BENCHMARKS,
+    Outcome,
+    PART_GLOB,
+    ResultsTable,
+    _collect_cmd,
+    fixture_copy,
+    job_keys,
+    job_rows,
+    raw_counts,
     template_rows,
 )
 
@@ -40,8 +48,9 @@ class SimJob:
         return f"config {self.config.hash[:12]} seed {self.seed}"
 
 
-def sim_collector(table: str, keys: list[tuple[str, int]], hold_s: float, log: str, ttl_s: float = 30.0,
-                  barrier: str = "") -> None:
+def sim_collector(
+    table: str, keys: list[tuple[str, int]], hold_s: float, log: str, ttl_s: float = 30.0, barrier: str = ""
+) -> None:
     """A collector whose trials are stand-ins: claim each job as ``collect`` does, hold it ``hold_s``
     seconds (the trial), append its rows, release. Each start is logged as ``pid hash seed``. With a
     ``barrier`` path it first writes ``<barrier>.<pid>`` and waits for ``barrier`` to exist (a common start)."""
@@ -72,12 +81,18 @@ def sim_collector(table: str, keys: list[tuple[str, int]], hold_s: float, log: s
         claims.close()
 
 
-def _spawn_sim(table: Path, keys: list[tuple[str, int]], hold_s: float, log: Path, barrier: str = "") -> subprocess.Popen:
-    code = ("import sys, json; sys.path.insert(0, sys.argv[1]); from faultlib.collectors import sim_collector; "
-            "sim_collector(sys.argv[2], [tuple(k) for k in json.loads(sys.argv[3])], float(sys.argv[4]), "
-            "sys.argv[5], barrier=sys.argv[6])")
-    return subprocess.Popen([sys.executable, "-c", code, str(BENCHMARKS), str(table), json.dumps(keys),
-                             str(hold_s), str(log), barrier], start_new_session=True)
+def _spawn_sim(
+    table: Path, keys: list[tuple[str, int]], hold_s: float, log: Path, barrier: str = ""
+) -> subprocess.Popen:
+    code = (
+        "import sys, json; sys.path.insert(0, sys.argv[1]); from faultlib.collectors import sim_collector; "
+        "sim_collector(sys.argv[2], [tuple(k) for k in json.loads(sys.argv[3])], float(sys.argv[4]), "
+        "sys.argv[5], barrier=sys.argv[6])"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(BENCHMARKS), str(table), json.dumps(keys), str(hold_s), str(log), barrier],
+        start_new_session=True,
+    )
 
 
 def _starts(log: Path) -> list[tuple[int, str, int]]:
@@ -105,8 +120,10 @@ def fault_two_collectors(root: Path, quick: bool) -> Outcome:
     starts = _starts(log)
     started = collections.Counter((h, s) for _, h, s in starts)
     out.check(codes == [0, 0], f"collectors exited {codes}")
-    out.check(all(started[k] == 1 for k in keys) and len(started) == len(keys),
-              f"jobs started {sorted(set(started.values()))} times; expected each once")
+    out.check(
+        all(started[k] == 1 for k in keys) and len(started) == len(keys),
+        f"jobs started {sorted(set(started.values()))} times; expected each once",
+    )
     out.check(len({p for p, _, _ in starts}) == 2, "both collectors should have run jobs")
     out.check(not list((scratch.path / ".leases").glob("*.lease")), "leases left behind after both finished")
     out.check(ResultsTable(scratch.path).validate().startswith("OK"), "table does not validate")
@@ -130,8 +147,10 @@ def fault_two_collectors(root: Path, quick: bool) -> Outcome:
     held_by_victim = {(h, s) for p, h, s in starts if p == victim.pid}
     by_survivor = collections.Counter((h, s) for p, h, s in starts if p == survivor.pid)
     out.check(code == 0, f"survivor exited {code}")
-    out.check(len(held_by_victim) == 1 and all(by_survivor[k] == 1 for k in keys),
-              f"victim started {len(held_by_victim)} jobs; survivor should run each job once")
+    out.check(
+        len(held_by_victim) == 1 and all(by_survivor[k] == 1 for k in keys),
+        f"victim started {len(held_by_victim)} jobs; survivor should run each job once",
+    )
     out.check(time.time() - t0 < 30, "the killed collector's lease was not taken over promptly")
     out.audit += scratch.audit()
     out.notes.append(f"{len(keys)} jobs x 2 runs, stand-in trials")
@@ -146,11 +165,15 @@ def _real_two_collectors(root: Path, out: Outcome) -> None:
     cmd = _collect_cmd(table, 6)
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=1800)[0] for p in procs]
-    out.check(all(p.returncode == 0 for p in procs), f"real collectors exited {[p.returncode for p in procs]}: "
-              f"{outputs[0][-200:]}")
+    out.check(
+        all(p.returncode == 0 for p in procs),
+        f"real collectors exited {[p.returncode for p in procs]}: {outputs[0][-200:]}",
+    )
     counts, corrupt = raw_counts(table)
-    out.check(len(counts) == 6 * 2 and set(counts.values()) == {1} and corrupt == 0,
-              f"real collectors: {len(counts)} keys (expected 12), counts {sorted(set(counts.values()))}")
+    out.check(
+        len(counts) == 6 * 2 and set(counts.values()) == {1} and corrupt == 0,
+        f"real collectors: {len(counts)} keys (expected 12), counts {sorted(set(counts.values()))}",
+    )
     frame = ResultsTable(table).read()
     pids = {json.loads(m)["worker_pid"] for m in frame["extra_metrics"]}
     out.check(len(pids) == 2, f"expected trials from both collectors' workers, got {len(pids)} worker pids")
@@ -182,8 +205,12 @@ def fault_dask_worker_killed(root: Path, quick: bool) -> Outcome:
     keys = [(uuid.uuid4().hex * 2, 0) for _ in range(n_trials)]
     for h, s in keys:
         scratch.added |= job_keys(h, s)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=50) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.run(lambda: sys.path.insert(0, str(BENCHMARKS)))  # slow_trial is pickled by reference
 
         for i, (h, s) in enumerate(keys):
@@ -210,22 +237,30 @@ def _real_dask_collect(root: Path, out: Outcome) -> None:
     import psutil
 
     table = root / "real-dask"
-    proc = subprocess.Popen(_collect_cmd(table, 4, 2, "--executor", "dask"), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        _collect_cmd(table, 4, 2, "--executor", "dask"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     killed = 0
     deadline = time.time() + 900
     while proc.poll() is None and time.time() < deadline and not killed:
         time.sleep(0.5)
-        workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
-                   if "spawn_main" in " ".join(p.cmdline()) and p.cpu_percent(0.2) > 30]
+        workers = [
+            p
+            for p in psutil.Process(proc.pid).children(recursive=True)
+            if "spawn_main" in " ".join(p.cmdline()) and p.cpu_percent(0.2) > 30
+        ]
         if workers and list(table.glob(PART_GLOB)):  # one trial done, the next busy: kill a busy worker
             workers[0].kill()
             killed += 1
     output = proc.communicate(timeout=1800)[0]
     counts, corrupt = raw_counts(table)
-    out.check(proc.returncode == 0 and killed == 1, f"dask collect: rc {proc.returncode}, killed {killed}: {output[-300:]}")
-    out.check(len(counts) == 4 * 2 and set(counts.values()) == {1} and corrupt == 0,
-              f"dask collect: {len(counts)} keys (expected 8), counts {sorted(set(counts.values()))}")
+    out.check(
+        proc.returncode == 0 and killed == 1, f"dask collect: rc {proc.returncode}, killed {killed}: {output[-300:]}"
+    )
+    out.check(
+        len(counts) == 4 * 2 and set(counts.values()) == {1} and corrupt == 0,
+        f"dask collect: {len(counts)} keys (expected 8), counts {sorted(set(counts.values()))}",
+    )
     out.audit.duplicates += sum(c - 1 for c in counts.values())
     out.audit.corrupt += corrupt
     out.notes.append("plus a real dask collect with a worker killed")

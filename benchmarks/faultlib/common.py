@@ -59,8 +59,9 @@ def raw_counts(table: Path) -> tuple[collections.Counter, int]:
         except QRBenchError:
             corrupt += 1
             continue
-        counts.update(zip(t.column("config_hash").to_pylist(), t.column("seed").to_pylist(),
-                          t.column("fidelity").to_pylist()))
+        counts.update(
+            zip(t.column("config_hash").to_pylist(), t.column("seed").to_pylist(), t.column("fidelity").to_pylist())
+        )
     return counts, corrupt
 
 
@@ -162,8 +163,12 @@ def tmpfs(size: str) -> Iterator[Optional[Path]]:
     mounted = False
     try:
         if hasattr(os, "geteuid") and os.geteuid() == 0:
-            mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
-                                     capture_output=True).returncode == 0
+            mounted = (
+                subprocess.run(
+                    ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)], capture_output=True
+                ).returncode
+                == 0
+            )
         yield point if mounted else None
     finally:
         if mounted:
@@ -205,8 +210,9 @@ class Outcome:
         return text
 
 
-def expect_error(out: Outcome, what: str, call: Callable[[], object], *names: str,
-                 kind: type = QRBenchError) -> Optional[str]:
+def expect_error(
+    out: Outcome, what: str, call: Callable[[], object], *names: str, kind: type = QRBenchError
+) -> Optional[str]:
     """Check that ``call`` raises ``kind`` with a one-line message naming each of ``names``; return it."""
     try:
         call()
@@ -245,6 +251,30 @@ def real_model() -> str:
 
 def _collect_cmd(out_dir: Path, n: int, workers: int = 1, *extra: str, model: Optional[str] = None) -> list[str]:
     """A small real collection: ``n`` random configurations of ``model`` (:func:`real_model`), seed 0, 2 steps."""
-    return [*QRA, "collect", "--model", model or real_model(), "--design", "random", "--n", str(n), "--no-anchors", "--seeds", "0",
-            "--steps", "2", "--fidelities", "0.5,1.0", "--workers", str(workers), "--threads", "1",
-            "--max-retries", "1", "--out", str(out_dir), "--no-progress", *extra]
+    return [
+        *QRA,
+        "collect",
+        "--model",
+        model or real_model(),
+        "--design",
+        "random",
+        "--n",
+        str(n),
+        "--no-anchors",
+        "--seeds",
+        "0",
+        "--steps",
+        "2",
+        "--fidelities",
+        "0.5,1.0",
+        "--workers",
+        str(workers),
+        "--threads",
+        "1",
+        "--max-retries",
+        "1",
+        "--out",
+        str(out_dir),
+        "--no-progress",
+        *extra,
+    ]

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from faultlib.common import (
-    Outcome, REPO, expect_error, run_cli,
+    Outcome,
+    REPO,
+    expect_error,
+    run_cli,
 )
 
 
@@ -20,7 +23,9 @@ def fault_hostile_api(root: Path, quick: bool) -> Outcome:
     spec = importlib.util.spec_from_file_location("qra_properties", REPO / "tests" / "test_properties.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    properties = [(name, fn) for name, fn in vars(module).items() if name.startswith("test_") and hasattr(fn, "hypothesis")]
+    properties = [
+        (name, fn) for name, fn in vars(module).items() if name.startswith("test_") and hasattr(fn, "hypothesis")
+    ]
     for name, fn in properties:
         try:
             fn()
@@ -28,7 +33,9 @@ def fault_hostile_api(root: Path, quick: bool) -> Outcome:
         except Exception as exc:
             out.check(False, f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0][:150] if str(exc) else ''}")
     examples = sum(module.EXAMPLES.values())
-    out.notes.append(f"{len(properties)} properties, {examples} examples, fewest {min(module.EXAMPLES.values(), default=0)}")
+    out.notes.append(
+        f"{len(properties)} properties, {examples} examples, fewest {min(module.EXAMPLES.values(), default=0)}"
+    )
     out.check(min(module.EXAMPLES.values(), default=0) >= 200, "a property ran fewer than 200 examples")
     return out
 
@@ -44,15 +51,30 @@ def fault_ranges(root: Path, quick: bool) -> Outcome:
         (["bench", "--max-evals", "0", "--out", str(target)], "max evals must be >= 1"),
     ]
     if not quick:
-        cases.append((["sweep", "--budgets", "5:1:3", "--surrogate", str(REPO / "surrogates/tiny-news/xgb"),
-                       "--table", str(REPO / "tests/fixtures/tiny-news-small"), "--allow-hash-mismatch",
-                       "--out", str(target)],
-                      "must be below HI"))
+        cases.append(
+            (
+                [
+                    "sweep",
+                    "--budgets",
+                    "5:1:3",
+                    "--surrogate",
+                    str(REPO / "surrogates/tiny-news/xgb"),
+                    "--table",
+                    str(REPO / "tests/fixtures/tiny-news-small"),
+                    "--allow-hash-mismatch",
+                    "--out",
+                    str(target),
+                ],
+                "must be below HI",
+            )
+        )
     for args, message in cases:
         code, stderr = run_cli(args, in_process=quick)
         lines = [line for line in stderr.splitlines() if line.strip()]
-        out.check(code == 2 and len(lines) == 1 and message in lines[0] and not target.exists(),
-                  f"{' '.join(args[:3])}: rc {code}, {stderr[-200:]!r}")
+        out.check(
+            code == 2 and len(lines) == 1 and message in lines[0] and not target.exists(),
+            f"{' '.join(args[:3])}: rc {code}, {stderr[-200:]!r}",
+        )
     from qra_bench.arch import load_arch
     from qra_bench.memory import MemoryModel, MemorySettings
     from qra_bench.space import SearchSpace

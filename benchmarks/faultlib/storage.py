@@ -10,8 +10,20 @@ import sys
 from pathlib import Path
 
 from faultlib.common import (
-    BENCHMARKS, Outcome, QRA, ResultsTable, Scratch, _collect_cmd, _fill, expect_error, fixture_copy, job_rows,
-    one_line, part_bytes, run_cli, tmpfs,
+    BENCHMARKS,
+    Outcome,
+    QRA,
+    ResultsTable,
+    Scratch,
+    _collect_cmd,
+    _fill,
+    expect_error,
+    fixture_copy,
+    job_rows,
+    one_line,
+    part_bytes,
+    run_cli,
+    tmpfs,
 )
 
 
@@ -24,8 +36,9 @@ def _append_fails(out: Outcome, what: str, scratch: Scratch, reason: str) -> Non
 
     before = part_bytes(scratch.path)
     rows = job_rows("f" * 64, 7)
-    expect_error(out, what, lambda: ResultsTable(scratch.path).append(rows), str(scratch.path), reason,
-                 kind=TableWriteError)
+    expect_error(
+        out, what, lambda: ResultsTable(scratch.path).append(rows), str(scratch.path), reason, kind=TableWriteError
+    )
     out.check(part_bytes(scratch.path) == before, f"{what}: parts changed or a part appeared")
     out.check(ResultsTable(scratch.path).validate().startswith("OK"), f"{what}: table does not validate")
     out.audit += scratch.audit()
@@ -99,16 +112,33 @@ def _permission_denied(root: Path, out: Outcome) -> None:
     os.chmod(scratch.path, 0o555)
     try:
         if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("setpriv"):
-            code = ("import sys; sys.path.insert(0, sys.argv[1]); from faultlib.common import job_rows\n"
-                    "from qra_bench.table import ResultsTable, TableWriteError\n"
-                    "try:\n ResultsTable(sys.argv[2]).append(job_rows('e' * 64, 3))\n"
-                    "except TableWriteError as exc:\n print(exc); sys.exit(3)\n")
-            proc = subprocess.run(["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search,-fowner",
-                                   "--", sys.executable, "-c", code, str(BENCHMARKS), str(scratch.path)],
-                                  capture_output=True, text=True, timeout=120)
+            code = (
+                "import sys; sys.path.insert(0, sys.argv[1]); from faultlib.common import job_rows\n"
+                "from qra_bench.table import ResultsTable, TableWriteError\n"
+                "try:\n ResultsTable(sys.argv[2]).append(job_rows('e' * 64, 3))\n"
+                "except TableWriteError as exc:\n print(exc); sys.exit(3)\n"
+            )
+            proc = subprocess.run(
+                [
+                    "setpriv",
+                    "--inh-caps=-all",
+                    "--bounding-set=-dac_override,-dac_read_search,-fowner",
+                    "--",
+                    sys.executable,
+                    "-c",
+                    code,
+                    str(BENCHMARKS),
+                    str(scratch.path),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             message = proc.stdout.strip()
-            out.check(proc.returncode == 3 and one_line(message) and "EACCES" in message and not proc.stderr.strip(),
-                      f"permission denied: rc {proc.returncode}, {message[:120]!r} {proc.stderr[-200:]!r}")
+            out.check(
+                proc.returncode == 3 and one_line(message) and "EACCES" in message and not proc.stderr.strip(),
+                f"permission denied: rc {proc.returncode}, {message[:120]!r} {proc.stderr[-200:]!r}",
+            )
         elif hasattr(os, "geteuid") and os.geteuid() == 0:
             out.notes.append("permission case skipped: root without setpriv")
         else:
@@ -130,14 +160,22 @@ def _collector_on_full_disk(mount: Path, scratch: Scratch, out: Outcome, quick: 
         _fill(mount / "filler-2")
     before = part_bytes(table)
     cmd = _collect_cmd(table, 1, model="tiny" if quick else None)  # quick: fails before any model is loaded
-    code, stderr = run_cli(cmd[len(QRA):], in_process=quick)
+    code, stderr = run_cli(cmd[len(QRA) :], in_process=quick)
     # Library warnings and progress bars of a worker that loaded a model may precede it: the error is the
     # last line, the only one of its kind, and there is no traceback.
     lines = [line for line in stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("qra-bench: error:")]
-    out.check(code == 2 and len(errors) == 1 and lines[-1] == errors[0] and "ENOSPC" in errors[0]
-              and "Traceback" not in stderr, f"collector on a full disk: rc {code}, {stderr[-300:]!r}")
+    out.check(
+        code == 2
+        and len(errors) == 1
+        and lines[-1] == errors[0]
+        and "ENOSPC" in errors[0]
+        and "Traceback" not in stderr,
+        f"collector on a full disk: rc {code}, {stderr[-300:]!r}",
+    )
     out.check(part_bytes(table) == before and not list(table.glob("part-*")), "collector on a full disk wrote a part")
-    out.check(not list((table / ".leases").glob("*.lease")) if (table / ".leases").exists() else True,
-              "collector on a full disk left a lease")
+    out.check(
+        not list((table / ".leases").glob("*.lease")) if (table / ".leases").exists() else True,
+        "collector on a full disk left a lease",
+    )
     out.notes.append("collector stops with status 2")

@@ -34,5 +34,18 @@ from .cli import CLAIMS, MODULES, context, main, parser, run_claim
 from .context import DEFAULT_SCENARIO, RESULTS, Context, Options
 from .report import VERDICTS, Claim, NotTestable
 
-__all__ = ["CLAIMS", "DEFAULT_SCENARIO", "MODULES", "RESULTS", "VERDICTS", "Claim", "Context", "NotTestable",
-           "Options", "context", "main", "parser", "run_claim"]
+__all__ = [
+    "CLAIMS",
+    "DEFAULT_SCENARIO",
+    "MODULES",
+    "RESULTS",
+    "VERDICTS",
+    "Claim",
+    "Context",
+    "NotTestable",
+    "Options",
+    "context",
+    "main",
+    "parser",
+    "run_claim",
+]

@@ -34,8 +34,14 @@ def run_claim(ctx: Context, name: str, out: Path) -> Claim:
     except QRBenchError as exc:  # the table's recipe or budget cannot be rebuilt: a data gap, not a bug
         claim = Claim(name, f"not testable yet: {exc}", [], {})
     claim.plot = claim.numbers.get("plot") if (out / f"claim_{name}.png").is_file() else None
-    lines = [f"# Claim `{name}`: {module.TITLE}", "", f"**Paper**: {module.PAPER}", "",
-             f"**Verdict:** {claim.verdict}", ""]
+    lines = [
+        f"# Claim `{name}`: {module.TITLE}",
+        "",
+        f"**Paper**: {module.PAPER}",
+        "",
+        f"**Verdict:** {claim.verdict}",
+        "",
+    ]
     if claim.body:
         lines += ["## Ours", "", *claim.body, ""]
     if claim.plot:
@@ -43,10 +49,18 @@ def run_claim(ctx: Context, name: str, out: Path) -> Claim:
     uses = module.USES_SURROGATE
     lines += [*ctx.source_lines(uses), f"- regenerate: `{ctx.command(name, uses, out)}`", ""]
     (out / f"claim_{name}.md").write_text("\n".join(lines))
-    record = {"claim": name, "title": module.TITLE, "paper": module.PAPER, "verdict": claim.verdict,
-              "scenario": ctx.scenario.name, "budget": ctx.budget_name, "table": ctx.table_shown,
-              "table_hash": ctx.table_hash, "surrogate": ctx.surrogate_shown if uses else None,
-              "numbers": claim.numbers}
+    record = {
+        "claim": name,
+        "title": module.TITLE,
+        "paper": module.PAPER,
+        "verdict": claim.verdict,
+        "scenario": ctx.scenario.name,
+        "budget": ctx.budget_name,
+        "table": ctx.table_shown,
+        "table_hash": ctx.table_hash,
+        "surrogate": ctx.surrogate_shown if uses else None,
+        "numbers": claim.numbers,
+    }
     (out / f"claim_{name}.json").write_text(json.dumps(json_safe(record), indent=1, default=str) + "\n")
     return claim
 
@@ -63,26 +77,40 @@ def parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(description="Regenerate the paper's claims on a scenario's results table.")
     p.add_argument("--claim", default="all", help=f"all, or a comma list of: {', '.join(CLAIMS)}")
-    p.add_argument("--scenario", default=None,
-                   help=f"scenario whose table, budget, metric and surrogate are used: "
-                        f"{', '.join(s.name for s in SCENARIOS)} (default: the one whose table --table names, else "
-                        f"the headline, {DEFAULT_SCENARIO})")
+    p.add_argument(
+        "--scenario",
+        default=None,
+        help=f"scenario whose table, budget, metric and surrogate are used: "
+        f"{', '.join(s.name for s in SCENARIOS)} (default: the one whose table --table names, else "
+        f"the headline, {DEFAULT_SCENARIO})",
+    )
     p.add_argument("--table", default=None, help="results table directory (overrides the scenario's)")
-    p.add_argument("--surrogate", default=None,
-                   help="surrogate artifact directory (overrides the scenario's xgb surrogate, which is used only "
-                        "with the scenario's own table)")
+    p.add_argument(
+        "--surrogate",
+        default=None,
+        help="surrogate artifact directory (overrides the scenario's xgb surrogate, which is used only "
+        "with the scenario's own table)",
+    )
     p.add_argument("--out", default=str(RESULTS), help="output directory (default experiments/results)")
-    p.add_argument("--tolerance", type=float, default=0.01,
-                   help="evals_to_target: distance to the best known, in the surrogate target's units")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.01,
+        help="evals_to_target: distance to the best known, in the surrogate target's units",
+    )
     p.add_argument("--max-evals", type=int, default=100, help="evals_to_target: evaluations per run")
     p.add_argument("--seeds", default="0-9", help="evals_to_target: optimizer seeds")
     p.add_argument("--ablation-seeds", default="0-4", help="ablations: AutoQRA seeds")
     p.add_argument("--generations", type=int, default=None, help="AutoQRA Stage-1 generations (default 12)")
     p.add_argument("--stage2-evals", type=int, default=None, help="AutoQRA Stage-2 predictor evaluations (30)")
-    p.add_argument("--repick", action="store_true",
-                   help="table1: search for a new AutoQRA pick instead of reusing the recorded one")
-    p.add_argument("--allow-hash-mismatch", action="store_true",
-                   help="use a surrogate fitted on an earlier state of the table")
+    p.add_argument(
+        "--repick",
+        action="store_true",
+        help="table1: search for a new AutoQRA pick instead of reusing the recorded one",
+    )
+    p.add_argument(
+        "--allow-hash-mismatch", action="store_true", help="use a surrogate fitted on an earlier state of the table"
+    )
     return p
 
 
@@ -92,10 +120,16 @@ def context(args: argparse.Namespace) -> Context:
     from qra_bench.errors import QRBenchError
     from qra_bench.scenarios import SCENARIOS
 
-    options = Options(tolerance=args.tolerance, max_evals=args.max_evals, seeds=_int_list(args.seeds),
-                      ablation_seeds=_int_list(args.ablation_seeds), generations=args.generations,
-                      stage2_evals=args.stage2_evals, allow_hash_mismatch=args.allow_hash_mismatch,
-                      repick=args.repick)
+    options = Options(
+        tolerance=args.tolerance,
+        max_evals=args.max_evals,
+        seeds=_int_list(args.seeds),
+        ablation_seeds=_int_list(args.ablation_seeds),
+        generations=args.generations,
+        stage2_evals=args.stage2_evals,
+        allow_hash_mismatch=args.allow_hash_mismatch,
+        repick=args.repick,
+    )
     named = scenario_of_table(args.table) if args.scenario is None and args.table is not None else None
     wanted = args.scenario or DEFAULT_SCENARIO
     scenario = named or next((s for s in SCENARIOS if s.name == wanted), None)
@@ -127,8 +161,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         results.append(claim)
         print(f"{name}: {claim.verdict}", flush=True)
     if len(names) > 1:
-        print(f"\nScenario {ctx.scenario.name} (budget {ctx.budget_name}), table {ctx.table_shown} (hash "
-              f"{ctx.table_hash[:16]}), surrogate {ctx.surrogate_shown or 'none'}\n")
-        print("\n".join(table(["claim", "verdict", "file"],
-                              [[c.name, c.verdict.split(" — ")[0], str(out / f"claim_{c.name}.md")] for c in results])))
+        print(
+            f"\nScenario {ctx.scenario.name} (budget {ctx.budget_name}), table {ctx.table_shown} (hash "
+            f"{ctx.table_hash[:16]}), surrogate {ctx.surrogate_shown or 'none'}\n"
+        )
+        print(
+            "\n".join(
+                table(
+                    ["claim", "verdict", "file"],
+                    [[c.name, c.verdict.split(" — ")[0], str(out / f"claim_{c.name}.md")] for c in results],
+                )
+            )
+        )
     return 0

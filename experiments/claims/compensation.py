@@ -22,8 +22,7 @@ from .report import table as _table
 NAME = "compensation"
 TITLE = "Bit-rank compensation"
 USES_SURROGATE = False
-PAPER = ("(3) found configurations pair low bits with high rank (bits and rank negatively correlated: "
-         "\"compensation\")")
+PAPER = '(3) found configurations pair low bits with high rank (bits and rank negatively correlated: "compensation")'
 
 
 def _ols(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -54,18 +53,26 @@ def run(ctx: Context, out: Path) -> Claim:
                 continue
             s = sel.iloc[0]
             cells[r] = float(s["eval_loss"])
-            numbers["grid"][f"{b}x{r}"] = {"eval_loss": s["eval_loss"], "std": s["eval_loss_std"],
-                                            "n_seeds": int(s["n_seeds"]), "accuracy": s["accuracy"]}
+            numbers["grid"][f"{b}x{r}"] = {
+                "eval_loss": s["eval_loss"],
+                "std": s["eval_loss_std"],
+                "n_seeds": int(s["n_seeds"]),
+                "accuracy": s["accuracy"],
+            }
             row.append(_pm(s["eval_loss"], s["eval_loss_std"], int(s["n_seeds"])))
         gain = cells[min(cells)] - cells[max(cells)] if len(cells) >= 2 else math.nan
         numbers["grid"][f"{b}_rank_gain"] = gain
         row.append(_f(gain))
         rows.append(row)
-    body = ["What this tests: the mechanism behind the paper's claim, that a higher LoRA rank recovers quality lost to "
-            "low bits, on the uniform anchors (every block at the same bits and rank). It does not test whether the "
-            "configurations a search finds pair low bits with high rank block by block.", "",
-            "eval_loss at full fidelity, mean ± std over seeds (n = seeds). Rank gain: eval_loss at the lowest rank "
-            "minus at the highest (positive = rank helps).", ""]
+    body = [
+        "What this tests: the mechanism behind the paper's claim, that a higher LoRA rank recovers quality lost to "
+        "low bits, on the uniform anchors (every block at the same bits and rank). It does not test whether the "
+        "configurations a search finds pair low bits with high rank block by block.",
+        "",
+        "eval_loss at full fidelity, mean ± std over seeds (n = seeds). Rank gain: eval_loss at the lowest rank "
+        "minus at the highest (positive = rank helps).",
+        "",
+    ]
     if rows:
         body += _table(["bits \\ rank", *map(str, ranks), "rank gain (nats)"], rows)
     # Interaction fit on every anchor row (seeds as replicates): one mean per bit width (so the bits effect needs
@@ -91,21 +98,40 @@ def run(ctx: Context, out: Path) -> Claim:
         t = coef / np.where(se > 0, se, np.nan)
         k = len(fit_bits)
         slope, inter = coef[k], coef[k + 1]
-        numbers["fit"] = {"n_rows": len(y), "dof": dof, "bit_means": dict(zip(fit_bits, coef[:k].tolist())),
-                          "rank_slope": slope, "rank_slope_se": se[k], "interaction": inter,
-                          "interaction_se": se[k + 1], "interaction_t": t[k + 1], "centre_log2_bits": cb,
-                          "centre_log2_rank": cr}
+        numbers["fit"] = {
+            "n_rows": len(y),
+            "dof": dof,
+            "bit_means": dict(zip(fit_bits, coef[:k].tolist())),
+            "rank_slope": slope,
+            "rank_slope_se": se[k],
+            "interaction": inter,
+            "interaction_se": se[k + 1],
+            "interaction_t": t[k + 1],
+            "centre_log2_bits": cb,
+            "centre_log2_rank": cr,
+        }
         slopes = {b: slope + inter * (math.log2(b) - cb) for b in fit_bits}
         numbers["rank_slope_per_bits"] = slopes
-        body += ["", f"Fit over {len(y)} anchor rows at bits {fit_bits} ({dof} residual dof): eval_loss = a[bits] + b·(log2 rank − "
-                 f"{cr:.2f}) + c·(log2 rank − {cr:.2f})(log2 bits − {cb:.2f}), one level a per bit width. "
-                 "Compensation means c > 0: a doubling of rank lowers the loss more at low bits.", ""]
-        body += _table(["term", "coefficient", "std error", "t"],
-                       [["b: rank slope (nats per doubling, at the mean log2 bits)", _f(slope, 5), _f(se[k], 5),
-                         _f(t[k], 2)],
-                        ["c: rank x bits interaction", _f(inter, 5), _f(se[k + 1], 5), _f(t[k + 1], 2)]])
-        body += ["", "Slope of eval_loss per doubling of rank, at each bit width (negative = rank helps): "
-                 + ", ".join(f"{b} bits {s:+.4f}" for b, s in slopes.items()) + "."]
+        body += [
+            "",
+            f"Fit over {len(y)} anchor rows at bits {fit_bits} ({dof} residual dof): eval_loss = a[bits] + b·(log2 rank − "
+            f"{cr:.2f}) + c·(log2 rank − {cr:.2f})(log2 bits − {cb:.2f}), one level a per bit width. "
+            "Compensation means c > 0: a doubling of rank lowers the loss more at low bits.",
+            "",
+        ]
+        body += _table(
+            ["term", "coefficient", "std error", "t"],
+            [
+                ["b: rank slope (nats per doubling, at the mean log2 bits)", _f(slope, 5), _f(se[k], 5), _f(t[k], 2)],
+                ["c: rank x bits interaction", _f(inter, 5), _f(se[k + 1], 5), _f(t[k + 1], 2)],
+            ],
+        )
+        body += [
+            "",
+            "Slope of eval_loss per doubling of rank, at each bit width (negative = rank helps): "
+            + ", ".join(f"{b} bits {s:+.4f}" for b, s in slopes.items())
+            + ".",
+        ]
     mixed = c[~c["uniform"] & np.isfinite(c["eval_loss"])]
     if len(mixed) >= 10:
         m = mixed
@@ -115,16 +141,25 @@ def run(ctx: Context, out: Path) -> Claim:
         X = np.column_stack([np.ones(len(y)), xb - xb.mean(), xr - xr.mean(), (xb - xb.mean()) * (xr - xr.mean())])
         coef, se, dof = _ols(X, y)
         numbers["fit_all_configs"] = {"n": len(y), "coef": coef.tolist(), "se": se.tolist()}
-        body += ["", f"Mixed configurations ({len(y)}; mean log2 bits and mean log2 rank of each, linear in both with "
-                 f"their product): rank slope {coef[2]:+.5f} ± {se[2]:.5f}, interaction "
-                 f"{coef[3]:+.5f} ± {se[3]:.5f} (a crude summary: a mixed configuration is not its averages)."]
+        body += [
+            "",
+            f"Mixed configurations ({len(y)}; mean log2 bits and mean log2 rank of each, linear in both with "
+            f"their product): rank slope {coef[2]:+.5f} ± {se[2]:.5f}, interaction "
+            f"{coef[3]:+.5f} ± {se[3]:.5f} (a crude summary: a mixed configuration is not its averages).",
+        ]
     if rows and len(ranks) >= 2:
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(5.6, 3.8), dpi=110)
         for b in bits:
             sel = anchors[anchors["ubits"] == b].sort_values("urank")
-            ax.errorbar(sel["urank"].astype(float), sel["eval_loss"], marker="o", capsize=3, label=f"{b} bits",
-                        yerr=np.nan_to_num(sel["eval_loss_std"].to_numpy(float)))
+            ax.errorbar(
+                sel["urank"].astype(float),
+                sel["eval_loss"],
+                marker="o",
+                capsize=3,
+                label=f"{b} bits",
+                yerr=np.nan_to_num(sel["eval_loss_std"].to_numpy(float)),
+            )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("LoRA rank (every block)")
         ax.set_ylabel("eval_loss (nats/token)")
@@ -133,15 +168,30 @@ def run(ctx: Context, out: Path) -> Claim:
         ax.legend(fontsize=7)
         numbers["plot"] = _save(fig, out, NAME)
     if not fit_ok:
-        raise NotTestable(f"needs uniform anchors at >= 2 bit widths with >= 2 ranks each (and 4 rows more than bit "
-                          f"widths); have bits {fit_bits} with >= 2 ranks, {len(f)} rows", body, numbers)
+        raise NotTestable(
+            f"needs uniform anchors at >= 2 bit widths with >= 2 ranks each (and 4 rows more than bit "
+            f"widths); have bits {fit_bits} with >= 2 ranks, {len(f)} rows",
+            body,
+            numbers,
+        )
     fit = numbers["fit"]
     b3, t3, dof = fit["interaction"], fit["interaction_t"], fit["dof"]
     low = slopes[fit_bits[0]]
     if dof < 2 or not math.isfinite(t3):
         raise NotTestable(f"too few anchor rows for the interaction fit ({dof} residual dof)", body, numbers)
     comp = b3 > 0 and t3 >= 2 and low < 0
-    text = (f"rank x bits interaction c = {b3:+.4f} (t = {t3:.1f}, {dof} dof); per rank doubling eval_loss changes "
-            f"{low:+.4f} nats at {fit_bits[0]} bits and {slopes[fit_bits[-1]]:+.4f} at {fit_bits[-1]} bits")
-    return Claim(NAME, ("supported — higher rank recovers more at low bits: " if comp else
-                                  "not supported — no significant compensation: ") + text, body, numbers)
+    text = (
+        f"rank x bits interaction c = {b3:+.4f} (t = {t3:.1f}, {dof} dof); per rank doubling eval_loss changes "
+        f"{low:+.4f} nats at {fit_bits[0]} bits and {slopes[fit_bits[-1]]:+.4f} at {fit_bits[-1]} bits"
+    )
+    return Claim(
+        NAME,
+        (
+            "supported — higher rank recovers more at low bits: "
+            if comp
+            else "not supported — no significant compensation: "
+        )
+        + text,
+        body,
+        numbers,
+    )

@@ -72,8 +72,9 @@ class Context:
     table (a surrogate is bound to the table it was fitted on).
     """
 
-    def __init__(self, scenario: Scenario, options: Options, table: Optional[str] = None,
-                 surrogate: Optional[str] = None) -> None:
+    def __init__(
+        self, scenario: Scenario, options: Options, table: Optional[str] = None, surrogate: Optional[str] = None
+    ) -> None:
         from qra_bench.errors import QRBenchError
         from qra_bench.table import ResultsTable
 
@@ -144,8 +145,9 @@ class Context:
         if key not in self._cache:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._cache[key] = Benchmark.load(self.table_path, backend="table", budget=self.budget_name,
-                                                  metric=metric)
+                self._cache[key] = Benchmark.load(
+                    self.table_path, backend="table", budget=self.budget_name, metric=metric
+                )
         return self._cache[key]
 
     def _artifact_or_none(self):
@@ -161,23 +163,30 @@ class Context:
 
         if "artifact" not in self._cache:
             if not self.surrogate_path:
-                self._cache["artifact"] = NotTestable("needs a surrogate (--surrogate; fit one with `qra-bench fit "
-                                                      f"--table {self.table_path} --target eval_loss`)")
+                self._cache["artifact"] = NotTestable(
+                    "needs a surrogate (--surrogate; fit one with `qra-bench fit "
+                    f"--table {self.table_path} --target eval_loss`)"
+                )
             elif not (Path(self.surrogate_path) / "manifest.json").is_file():
                 self._cache["artifact"] = NotTestable(
                     f"no surrogate at {self.surrogate_shown} yet (fit one with `qra-bench fit --table "
-                    f"{self.table_shown} --target {self.metric} --out {self.surrogate_shown}`)")
+                    f"{self.table_shown} --target {self.metric} --out {self.surrogate_shown}`)"
+                )
             else:
                 try:
-                    art = SurrogateArtifact.load(self.surrogate_path, table_path=self.table_path,
-                                                 allow_hash_mismatch=True)
+                    art = SurrogateArtifact.load(
+                        self.surrogate_path, table_path=self.table_path, allow_hash_mismatch=True
+                    )
                     if art.multi_fidelity:
-                        raise QRBenchError(f"surrogate {self.surrogate_path} is multi-fidelity; the claims need one "
-                                           "fitted with --fidelity all or full")
+                        raise QRBenchError(
+                            f"surrogate {self.surrogate_path} is multi-fidelity; the claims need one "
+                            "fitted with --fidelity all or full"
+                        )
                     if art.table_hash != self.table_hash and not self.options.allow_hash_mismatch:
                         raise QRBenchError(
                             f"surrogate {self.surrogate_path} was fitted on table hash {art.table_hash[:16]}, the "
-                            f"table is now {self.table_hash[:16]}: refit it, or pass --allow-hash-mismatch")
+                            f"table is now {self.table_hash[:16]}: refit it, or pass --allow-hash-mismatch"
+                        )
                     self._cache["artifact"] = art
                 except QRBenchError as exc:
                     self._cache["artifact"] = NotTestable(str(exc))
@@ -201,8 +210,9 @@ class Context:
             mm = MemoryModel(bench.memory_model.arch, bench.memory_model.settings, art.space)
             budget = Budget(name=self.budget_name, bytes=self.budget()[0])
             iq, ir = art.encoder_spec.importance_q, art.encoder_spec.importance_r
-            priors = as_priors(Priors(importance_q=iq, importance_r=ir), art.space.n_blocks) \
-                if iq and any(iq + ir) else None
+            priors = (
+                as_priors(Priors(importance_q=iq, importance_r=ir), art.space.n_blocks) if iq and any(iq + ir) else None
+            )
             sign = self.sign()
 
             def predictor(bit_idx: np.ndarray, rank_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -223,8 +233,9 @@ class Context:
             settings = search_settings(self.options.generations, self.options.stage2_evals)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # ConfigSpace's, from inside SMAC3
-                self._cache[key] = autoqra_search(space, mm, budget, predictor, priors, seed=seed, settings=settings,
-                                                  axes=axes)
+                self._cache[key] = autoqra_search(
+                    space, mm, budget, predictor, priors, seed=seed, settings=settings, axes=axes
+                )
         return self._cache[key]
 
     # -- provenance --------------------------------------------------------------------------------------------
@@ -233,11 +244,14 @@ class Context:
         n_cfg = len(self.configs)
         seeds = sorted(int(s) for s in self.rows["seed"].unique()) if len(self.rows) else []
         own = "" if not self.table_given else " (its table replaced by `--table`)"
-        lines = ["## Source", "",
-                 f"- scenario: `{self.scenario.name}`{own}: {self.scenario.model} / {self.scenario.task}, budget "
-                 f"`{self.budget_name}`, metric `{self.metric}`",
-                 f"- table: `{self.table_shown}`, content hash `{self.table_hash}` ({len(self.rows)} ok rows; "
-                 f"{len(self.full)} at full fidelity, {n_cfg} configurations, seeds {seed_text(seeds)})"]
+        lines = [
+            "## Source",
+            "",
+            f"- scenario: `{self.scenario.name}`{own}: {self.scenario.model} / {self.scenario.task}, budget "
+            f"`{self.budget_name}`, metric `{self.metric}`",
+            f"- table: `{self.table_shown}`, content hash `{self.table_hash}` ({len(self.rows)} ok rows; "
+            f"{len(self.full)} at full fidelity, {n_cfg} configurations, seeds {seed_text(seeds)})",
+        ]
         if uses_surrogate:
             if not self.surrogate_path:
                 lines.append("- surrogate: none given")
@@ -246,11 +260,14 @@ class Context:
                 if manifest.is_file():
                     m = json.loads(manifest.read_text())
                     bound = m.get("table", {}).get("content_hash", "?")
-                    state = "matches the table" if bound == self.table_hash else \
-                        f"MISMATCH: fitted on table hash `{bound}`"
-                    lines.append(f"- surrogate: `{self.surrogate_shown}`, manifest sha256 `{sha256_file(manifest)}`, "
-                                 f"{m.get('model', {}).get('kind', '?')} of {m.get('target', {}).get('name', '?')} "
-                                 f"({m.get('fidelity', {}).get('mode', '?')} fidelities), {state}")
+                    state = (
+                        "matches the table" if bound == self.table_hash else f"MISMATCH: fitted on table hash `{bound}`"
+                    )
+                    lines.append(
+                        f"- surrogate: `{self.surrogate_shown}`, manifest sha256 `{sha256_file(manifest)}`, "
+                        f"{m.get('model', {}).get('kind', '?')} of {m.get('target', {}).get('name', '?')} "
+                        f"({m.get('fidelity', {}).get('mode', '?')} fidelities), {state}"
+                    )
                 else:
                     lines.append(f"- surrogate: `{self.surrogate_shown}` (no manifest.json there)")
         return lines
@@ -287,8 +304,21 @@ class Context:
 def per_config(full: pd.DataFrame) -> pd.DataFrame:
     """Full-fidelity rows averaged over seeds: one row per configuration (NaN-safe, nullable ints as floats)."""
     cols = ["eval_loss", "accuracy", "proxy_accuracy", *PROXIES, "mem_predicted_bytes", "avg_bits", "avg_rank"]
-    empty = pd.DataFrame(columns=["config_hash", "bits", "ranks", "n_seeds", "mem", "ubits", "urank", "uniform",
-                                  *cols, "eval_loss_std", "accuracy_std"])
+    empty = pd.DataFrame(
+        columns=[
+            "config_hash",
+            "bits",
+            "ranks",
+            "n_seeds",
+            "mem",
+            "ubits",
+            "urank",
+            "uniform",
+            *cols,
+            "eval_loss_std",
+            "accuracy_std",
+        ]
+    )
     if full.empty:
         return empty
     f = full[["config_hash", "bits", "ranks", "seed"]].copy()

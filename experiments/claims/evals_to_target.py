@@ -47,15 +47,24 @@ def run(ctx: Context, out: Path) -> Claim:
     opts = ctx.options
     base = ctx.bench(art.target)
     if (base.space.bits, base.space.ranks) != (art.space.bits, art.space.ranks):
-        raise NotTestable(f"the surrogate's ladders (bits {list(art.space.bits)}, ranks {list(art.space.ranks)}) differ "
-                          f"from the table's ({list(base.space.bits)}, {list(base.space.ranks)}): refit it")
+        raise NotTestable(
+            f"the surrogate's ladders (bits {list(art.space.bits)}, ranks {list(art.space.ranks)}) differ "
+            f"from the table's ({list(base.space.bits)}, {list(base.space.ranks)}): refit it"
+        )
     from qra_bench.memory import Budget
 
     bench = base.with_budget(Budget(name=ctx.budget_name, bytes=ctx.budget()[0]))
     bench.backend, bench.surrogates = "surrogate", {art.target: art}  # the surrogate answers every configuration
     sign = ctx.sign()
-    spec = BenchSpec(benchmark=ctx.table_path, backend="surrogate", optimizers=SEARCH_OPTIMIZERS, seeds=opts.seeds,
-                     max_cost_s=math.inf, max_evals=opts.max_evals, metric=art.target)
+    spec = BenchSpec(
+        benchmark=ctx.table_path,
+        backend="surrogate",
+        optimizers=SEARCH_OPTIMIZERS,
+        seeds=opts.seeds,
+        max_cost_s=math.inf,
+        max_evals=opts.max_evals,
+        metric=art.target,
+    )
     screen, screen_note = _low_fidelity_predictor(ctx)
     specs = {name: spec for name in SEARCH_OPTIMIZERS}
     # The paper's AutoQRA is surrogate-first: it screens with a model of cheap observations and spends full-fidelity
@@ -89,10 +98,22 @@ def run(ctx: Context, out: Path) -> Claim:
     for r in runs:
         k = next((e.eval for e in r.evaluations if e.best_so_far >= best_q - tol), cens)
         reach[r.optimizer].append(k)
-    evals = pd.DataFrame([{"optimizer": r.optimizer, "seed": e.seed, "eval": e.eval, art.target: e.quality * sign,
-                           "best_so_far": e.best_so_far * sign, "config_hash": e.config_hash,
-                           "bits": e.bits, "ranks": e.ranks}
-                          for r in runs for e in r.evaluations])
+    evals = pd.DataFrame(
+        [
+            {
+                "optimizer": r.optimizer,
+                "seed": e.seed,
+                "eval": e.eval,
+                art.target: e.quality * sign,
+                "best_so_far": e.best_so_far * sign,
+                "config_hash": e.config_hash,
+                "bits": e.bits,
+                "ranks": e.ranks,
+            }
+            for r in runs
+            for e in r.evaluations
+        ]
+    )
     evals.to_csv(out / "claim_evals_to_target_evaluations.csv", index=False, float_format="%.8g")
 
     def show(k: int) -> str:
@@ -100,14 +121,17 @@ def run(ctx: Context, out: Path) -> Claim:
 
     first = {r.seed: r.evaluations[0] for r in runs if r.optimizer == "autoqra" and r.evaluations}
     unit = "nats" if art.target != "accuracy" else "accuracy"
-    body = [f"Benchmark: the table's surrogate backend (every answer is the surrogate's prediction of {art.target} at "
-            f"full fidelity; no live trials), budget `{ctx.budget_name}` ({ctx.budget()[0]:,} bytes), seeds "
-            f"{_seed_text(list(opts.seeds))}, at most {opts.max_evals} evaluations per run. `autoqra` runs without a "
-            "surrogate (it fits its own model to what it is told). `autoqra+screen` is the paper's surrogate-first "
-            f"AutoQRA: {screen_note} The benchmark's answers are never shown to either. "
-            f"Best known {art.target}: {sign * best_q:.4f} (best surrogate prediction over the table's configurations "
-            f"within budget, AutoQRA's surrogate search and every evaluated configuration). Target: within {tol:g} "
-            f"{unit} of it.", ""]
+    body = [
+        f"Benchmark: the table's surrogate backend (every answer is the surrogate's prediction of {art.target} at "
+        f"full fidelity; no live trials), budget `{ctx.budget_name}` ({ctx.budget()[0]:,} bytes), seeds "
+        f"{_seed_text(list(opts.seeds))}, at most {opts.max_evals} evaluations per run. `autoqra` runs without a "
+        "surrogate (it fits its own model to what it is told). `autoqra+screen` is the paper's surrogate-first "
+        f"AutoQRA: {screen_note} The benchmark's answers are never shown to either. "
+        f"Best known {art.target}: {sign * best_q:.4f} (best surrogate prediction over the table's configurations "
+        f"within budget, AutoQRA's surrogate search and every evaluated configuration). Target: within {tol:g} "
+        f"{unit} of it.",
+        "",
+    ]
     body += _table(["seed", *names], [[str(s), *(show(reach[n][i]) for n in names)] for i, s in enumerate(opts.seeds)])
     med = {n: float(np.median(reach[n])) for n in names}
     mean = {n: float(np.mean(reach[n])) for n in names}
@@ -116,22 +140,54 @@ def run(ctx: Context, out: Path) -> Claim:
     bound = "≥ " if n_reached["random"] < len(opts.seeds) else ""
     a, r_ = np.asarray(reach[SCREENED], float), np.asarray(reach["random"], float)
     p = float(wilcoxon(a, r_).pvalue) if len(a) >= 2 and np.any(a != r_) else math.nan
-    body += ["", *_table(["", "AutoQRA (no surrogate)", "random", "SMAC3 alone", "AutoQRA + screen", "paper"],
-                         [["median evaluations to target", *(show(int(med[n])) if med[n] < cens else f"> {opts.max_evals}"
-                                                             for n in names), "6 (AutoQRA), 107 (random)"],
-                          ["mean (unreached counted as max + 1)", *(f"{mean[n]:.1f}" for n in names), "—"],
-                          ["runs that reached the target", *(f"{n_reached[n]}/{len(opts.seeds)}" for n in names), "—"],
-                          ["ratio random / AutoQRA + screen (means)", "", "", "", f"{bound}{ratio:.1f}",
-                           f"{107 / 6:.1f} (107/6)"]]),
-             "", f"Paired Wilcoxon signed-rank over seeds, AutoQRA + screen vs random: p = {_f(p, 3)}. Every told answer: "
-             "`claim_evals_to_target_evaluations.csv`.", "",
-             "AutoQRA's first ask is its warm start (importance priors of the benchmark, flat when there are none): "
-             + "; ".join(f"seeds {_seed_text(ss)}: bits [{b}], ranks [{r}], {art.target} {sign * q:.4f}"
-                         for (b, r, q), ss in _group_first(first).items()) + "."]
-    numbers = {"target": art.target, "best_known": sign * best_q, "tolerance": tol, "max_evals": opts.max_evals,
-               "seeds": list(opts.seeds), "evals_to_target": reach, "median": med, "mean": mean,
-               "n_reached": n_reached, "ratio_random_over_autoqra": ratio, "ratio_is_lower_bound": bool(bound),
-               "p_wilcoxon": p, "backend": "surrogate"}
+    body += [
+        "",
+        *_table(
+            ["", "AutoQRA (no surrogate)", "random", "SMAC3 alone", "AutoQRA + screen", "paper"],
+            [
+                [
+                    "median evaluations to target",
+                    *(show(int(med[n])) if med[n] < cens else f"> {opts.max_evals}" for n in names),
+                    "6 (AutoQRA), 107 (random)",
+                ],
+                ["mean (unreached counted as max + 1)", *(f"{mean[n]:.1f}" for n in names), "—"],
+                ["runs that reached the target", *(f"{n_reached[n]}/{len(opts.seeds)}" for n in names), "—"],
+                [
+                    "ratio random / AutoQRA + screen (means)",
+                    "",
+                    "",
+                    "",
+                    f"{bound}{ratio:.1f}",
+                    f"{107 / 6:.1f} (107/6)",
+                ],
+            ],
+        ),
+        "",
+        f"Paired Wilcoxon signed-rank over seeds, AutoQRA + screen vs random: p = {_f(p, 3)}. Every told answer: "
+        "`claim_evals_to_target_evaluations.csv`.",
+        "",
+        "AutoQRA's first ask is its warm start (importance priors of the benchmark, flat when there are none): "
+        + "; ".join(
+            f"seeds {_seed_text(ss)}: bits [{b}], ranks [{r}], {art.target} {sign * q:.4f}"
+            for (b, r, q), ss in _group_first(first).items()
+        )
+        + ".",
+    ]
+    numbers = {
+        "target": art.target,
+        "best_known": sign * best_q,
+        "tolerance": tol,
+        "max_evals": opts.max_evals,
+        "seeds": list(opts.seeds),
+        "evals_to_target": reach,
+        "median": med,
+        "mean": mean,
+        "n_reached": n_reached,
+        "ratio_random_over_autoqra": ratio,
+        "ratio_is_lower_bound": bool(bound),
+        "p_wilcoxon": p,
+        "backend": "surrogate",
+    }
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     for n in names:
@@ -145,16 +201,23 @@ def run(ctx: Context, out: Path) -> Claim:
     ax.legend(fontsize=7)
     numbers["plot"] = _save(fig, out, NAME)
     if n_reached[SCREENED] == 0 and n_reached["random"] == 0:
-        raise NotTestable(f"neither AutoQRA nor random search came within {tol:g} of the best known in "
-                          f"{opts.max_evals} evaluations (raise --max-evals or --tolerance)", body, numbers)
+        raise NotTestable(
+            f"neither AutoQRA nor random search came within {tol:g} of the best known in "
+            f"{opts.max_evals} evaluations (raise --max-evals or --tolerance)",
+            body,
+            numbers,
+        )
     faster = med[SCREENED] < med["random"] and math.isfinite(p) and p < 0.05
-    return Claim(NAME,
-                 f"{'supported' if faster else 'not supported'} — median evaluations to target: AutoQRA + screen "
-                 f"{show(int(min(med[SCREENED], cens)))}, AutoQRA without a surrogate "
-                 f"{show(int(min(med['autoqra'], cens)))}, random {show(int(min(med['random'], cens)))}, SMAC3 "
-                 f"{show(int(min(med['smac-hpo'], cens)))}; ratio random/(AutoQRA + screen) {bound}{ratio:.1f} (paper 107/6 = 17.8), "
-                 f"Wilcoxon p = {_f(p, 3)}", body, numbers)
-
+    return Claim(
+        NAME,
+        f"{'supported' if faster else 'not supported'} — median evaluations to target: AutoQRA + screen "
+        f"{show(int(min(med[SCREENED], cens)))}, AutoQRA without a surrogate "
+        f"{show(int(min(med['autoqra'], cens)))}, random {show(int(min(med['random'], cens)))}, SMAC3 "
+        f"{show(int(min(med['smac-hpo'], cens)))}; ratio random/(AutoQRA + screen) {bound}{ratio:.1f} (paper 107/6 = 17.8), "
+        f"Wilcoxon p = {_f(p, 3)}",
+        body,
+        numbers,
+    )
 
 
 def _low_fidelity_predictor(ctx: Context) -> tuple[Callable, str]:

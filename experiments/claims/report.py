@@ -55,8 +55,11 @@ def mib(b: Optional[float]) -> str:
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     """A Markdown table as lines."""
-    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|",
-            *("| " + " | ".join(r) + " |" for r in rows)]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
 
 
 def seed_text(seeds: list[int]) -> str:

@@ -29,8 +29,10 @@ def _out_of_fold(ctx: Context) -> tuple[pd.DataFrame, str]:
     if art.predictions is not None and {"config_hash", "fidelity_frac", "observed", "mean"} <= set(art.predictions):
         p = art.predictions
         p = p[np.isclose(p["fidelity_frac"].astype(float), 1.0)]
-        src = ("the artifact's predictions.csv (random 5-fold split by configuration, out-of-fold, fitted on table hash "
-               f"`{art.table_hash[:16]}`)")
+        src = (
+            "the artifact's predictions.csv (random 5-fold split by configuration, out-of-fold, fitted on table hash "
+            f"`{art.table_hash[:16]}`)"
+        )
     else:
         from sklearn.base import clone
 
@@ -53,14 +55,18 @@ def run(ctx: Context, out: Path) -> Claim:
     g, src = _out_of_fold(ctx)
     sign = 1.0 if art.higher_is_better else -1.0
     n = len(g)
-    body = [f"Target: {art.target} ({'higher' if art.higher_is_better else 'lower'} is better). Predictions: {src}. "
-            "Hit rate at k: the share of the true top 10 % configurations (by observed mean) that are in the "
-            "surrogate's top k. Random screening would hit k/n on average; p: the hypergeometric chance of at least "
-            "as many hits by random choice.", ""]
+    body = [
+        f"Target: {art.target} ({'higher' if art.higher_is_better else 'lower'} is better). Predictions: {src}. "
+        "Hit rate at k: the share of the true top 10 % configurations (by observed mean) that are in the "
+        "surrogate's top k. Random screening would hit k/n on average; p: the hypergeometric chance of at least "
+        "as many hits by random choice.",
+        "",
+    ]
     numbers: dict = {"target": art.target, "n_configs": n, "source": src}
     if n < 20:
-        raise NotTestable(f"only {n} configurations with out-of-fold predictions (need >= 20 so the top 10 % has "
-                          ">= 2)", body, numbers)
+        raise NotTestable(
+            f"only {n} configurations with out-of-fold predictions (need >= 20 so the top 10 % has >= 2)", body, numbers
+        )
     obs = sign * g["observed"].to_numpy(float)
     pred = sign * g["mean"].to_numpy(float)
     n_top = max(1, int(round(0.1 * n)))
@@ -72,17 +78,26 @@ def run(ctx: Context, out: Path) -> Claim:
         hits = len(true_top & picked)
         p = float(stats.hypergeom.sf(hits - 1, n, n_top, k))
         numbers[f"top{int(frac * 100)}"] = {"k": k, "hits": hits, "hit_rate": hits / n_top, "random": k / n, "p": p}
-        rows.append([f"{int(frac * 100)} % (k={k})", f"{hits}/{n_top} = {100 * hits / n_top:.1f} %",
-                     f"{100 * min(1.0, k / n) :.1f} %", f"{p:.3g}"])
+        rows.append(
+            [
+                f"{int(frac * 100)} % (k={k})",
+                f"{hits}/{n_top} = {100 * hits / n_top:.1f} %",
+                f"{100 * min(1.0, k / n):.1f} %",
+                f"{p:.3g}",
+            ]
+        )
     top3 = set(np.argsort(-obs, kind="stable")[:3].tolist())
     pick3 = set(np.argsort(-pred, kind="stable")[:3].tolist())
     numbers["top3_overlap"] = len(top3 & pick3) / 3
     rho = float(stats.spearmanr(obs, pred)[0])
     numbers["spearman"] = rho
     body += _table(["surrogate top k", "hit rate (ours)", "random screening", "p (hypergeometric)"], rows)
-    body += ["", f"Top-3 overlap (true top 3 among the surrogate's top 3): {100 * numbers['top3_overlap']:.1f} % "
-             "(paper's top-3 hit rate: 44.7 % without, 67.3 % with surrogate screening). Out-of-fold Spearman over "
-             f"configurations: {rho:.3f}."]
+    body += [
+        "",
+        f"Top-3 overlap (true top 3 among the surrogate's top 3): {100 * numbers['top3_overlap']:.1f} % "
+        "(paper's top-3 hit rate: 44.7 % without, 67.3 % with surrogate screening). Out-of-fold Spearman over "
+        f"configurations: {rho:.3f}.",
+    ]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.6, 4.2), dpi=110)
     top_mask = np.array([i in true_top for i in range(n)])
@@ -95,5 +110,10 @@ def run(ctx: Context, out: Path) -> Claim:
     numbers["plot"] = _save(fig, out, NAME)
     t20 = numbers["top20"]
     verdict = "supported" if t20["hit_rate"] > t20["random"] and t20["p"] < 0.05 else "not supported"
-    return Claim(NAME, f"{verdict} — the surrogate's top 20 % holds {100 * t20['hit_rate']:.0f} % of the true top "
-                              f"10 % (random screening: {100 * t20['random']:.0f} %, p = {t20['p']:.3g})", body, numbers)
+    return Claim(
+        NAME,
+        f"{verdict} — the surrogate's top 20 % holds {100 * t20['hit_rate']:.0f} % of the true top "
+        f"10 % (random screening: {100 * t20['random']:.0f} %, p = {t20['p']:.3g})",
+        body,
+        numbers,
+    )

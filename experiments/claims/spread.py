@@ -39,15 +39,38 @@ def run(ctx: Context, out: Path) -> Claim:
         sigma *= scale
         rng = float(np.ptp(v)) if len(v) else math.nan
         std = float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
-        numbers[metric] = {"range": rng, "std": std, "noise_std": sigma, "n_repeated": n_rep, "n": len(v),
-                           "min": float(v.min()) if len(v) else math.nan, "max": float(v.max()) if len(v) else math.nan}
-        rows.append([metric, unit, str(len(v)), _f(rng), _f(std), _f(sigma), _f(rng / sigma if sigma else math.nan, 1),
-                     _f(std / sigma if sigma else math.nan, 1), "> 25 points" if metric == "accuracy" else "—"])
-    body = [f"Configurations of the table whose `mem_predicted_bytes` fits `{ctx.budget_name}` ({budget:,} bytes, {how}); "
-            "each one's mean over its seeds at full fidelity. Seed noise: pooled std over configurations with >= 2 "
-            "seeds.", ""]
-    body += _table(["metric", "unit", "configs", "max - min", "std", "seed-noise std", "range / noise",
-                    "std / noise", "paper"], rows)
+        numbers[metric] = {
+            "range": rng,
+            "std": std,
+            "noise_std": sigma,
+            "n_repeated": n_rep,
+            "n": len(v),
+            "min": float(v.min()) if len(v) else math.nan,
+            "max": float(v.max()) if len(v) else math.nan,
+        }
+        rows.append(
+            [
+                metric,
+                unit,
+                str(len(v)),
+                _f(rng),
+                _f(std),
+                _f(sigma),
+                _f(rng / sigma if sigma else math.nan, 1),
+                _f(std / sigma if sigma else math.nan, 1),
+                "> 25 points" if metric == "accuracy" else "—",
+            ]
+        )
+    body = [
+        f"Configurations of the table whose `mem_predicted_bytes` fits `{ctx.budget_name}` ({budget:,} bytes, {how}); "
+        "each one's mean over its seeds at full fidelity. Seed noise: pooled std over configurations with >= 2 "
+        "seeds.",
+        "",
+    ]
+    body += _table(
+        ["metric", "unit", "configs", "max - min", "std", "seed-noise std", "range / noise", "std / noise", "paper"],
+        rows,
+    )
     if len(inside) >= 2:
         plt = _pyplot()
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.4), dpi=110)
@@ -72,10 +95,16 @@ def run(ctx: Context, out: Path) -> Claim:
     weak = ""
     if math.isfinite(loss["noise_std"]) and loss["noise_std"] > 0:
         ratio = loss["std"] / loss["noise_std"]
-        weak = (f"; the weaker form (configurations differ by more than seed noise) "
-                f"{'holds' if ratio > 2 else 'does not hold'}: eval_loss std {ratio:.1f}x the seed noise")
+        weak = (
+            f"; the weaker form (configurations differ by more than seed noise) "
+            f"{'holds' if ratio > 2 else 'does not hold'}: eval_loss std {ratio:.1f}x the seed noise"
+        )
     else:
         weak = "; no seed repeats yet to compare the spread with noise"
     verdict = "supported" if acc["range"] > 25 else "not supported"
-    return Claim(NAME, f"{verdict} — accuracy differs by {acc['range']:.2f} points within the budget "
-                           f"(paper: > 25){weak}", body, numbers)
+    return Claim(
+        NAME,
+        f"{verdict} — accuracy differs by {acc['range']:.2f} points within the budget (paper: > 25){weak}",
+        body,
+        numbers,
+    )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -52,11 +51,19 @@ def main(names: list[str]) -> None:
         uniform = {b: lm_loss([b] * n, q) - ref for b in (4, 3, 2)}
         block = [lm_loss([2 if i == l else 16 for i in range(n)], q) - ref for l in range(n)]
         others = float(np.median(block[1:]))
-        print(json.dumps({"variant": name, "uniform_damage": {b: round(v, 4) for b, v in uniform.items()},
-                          "block_2bit_damage": [round(v, 4) for v in block],
-                          "block0_over_median_other": round(block[0] / others, 1) if others > 0 else None,
-                          "sum_of_blocks_over_uniform": round(sum(block) / uniform[2], 2),
-                          "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "variant": name,
+                    "uniform_damage": {b: round(v, 4) for b, v in uniform.items()},
+                    "block_2bit_damage": [round(v, 4) for v in block],
+                    "block0_over_median_other": round(block[0] / others, 1) if others > 0 else None,
+                    "sum_of_blocks_over_uniform": round(sum(block) / uniform[2], 2),
+                    "seconds": round(time.perf_counter() - t0, 1),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

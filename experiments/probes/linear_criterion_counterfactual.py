@@ -41,8 +41,13 @@ def per_block_design(bits: np.ndarray, ranks: np.ndarray) -> np.ndarray:
 def configs(table: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, "object"]:
     """Every measured configuration (bits, ranks, mean eval loss), the seed-noise std, and the frame."""
     df, _ = full_fidelity_rows([table])
-    g = df.groupby("config_hash").agg(y=("eval_loss", "mean"), sd=("eval_loss", "std"), n=("eval_loss", "count"),
-                                      bits=("bits", "first"), ranks=("ranks", "first"))
+    g = df.groupby("config_hash").agg(
+        y=("eval_loss", "mean"),
+        sd=("eval_loss", "std"),
+        n=("eval_loss", "count"),
+        bits=("bits", "first"),
+        ranks=("ranks", "first"),
+    )
     noise = float(np.sqrt((g.loc[g["n"] >= 3, "sd"] ** 2).mean()))
     B = np.array([list(x) for x in g["bits"]])
     R = np.array([list(x) for x in g["ranks"]])
@@ -65,9 +70,9 @@ def main() -> None:
     Bc, Rc, yc, _, _ = configs("datasets_cache/tables/tiny-cipher")
     n = B.shape[1]
     coef, r2 = _fit(per_block_design(B, R), y)
-    two, three, rank = coef[1:1 + n], coef[1 + n:1 + 2 * n], coef[1 + 2 * n:]
+    two, three, rank = coef[1 : 1 + n], coef[1 + n : 1 + 2 * n], coef[1 + 2 * n :]
     coef_c, r2_c = _fit(per_block_design(Bc, Rc), yc)
-    rank_c = coef_c[1 + 2 * n:]
+    rank_c = coef_c[1 + 2 * n :]
 
     arch = load_arch("tiny")
     mm = trial_memory_model(arch, SearchSpace(n), "news")
@@ -86,7 +91,7 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     even2, even3 = np.full(n, np.median(two)), np.full(n, np.median(three))
-    linear, noise_shape = (lambda b: -b), (lambda b: 4.0 ** -b)
+    linear, noise_shape = (lambda b: -b), (lambda b: 4.0**-b)
     models = {
         "fitted (news)": (two, three, rank, None),
         "even blocks": (even2, even3, rank, None),
@@ -96,17 +101,26 @@ def main() -> None:
         "linear in bits, news rank": (None, None, rank, linear),
         "linear in bits, cipher rank": (None, None, rank_c, linear),
     }
-    print(f"table {news}: {len(B)} configurations, {keep.sum()} non-uniform within uniform-4bit; "
-          f"per-block model R^2 news {r2:.3f}, cipher {r2_c:.3f}; seed noise {noise:.4f} nats")
-    print(f"news 2-bit cost per block: {np.round(two, 3).tolist()}; rank per block (log2): news "
-          f"{np.round(rank, 4).tolist()}, cipher {np.round(rank_c, 4).tolist()}")
-    print(f"measured (table means): R^2 / drop bits / drop rank = "
-          + " / ".join(f"{v:.3f}" for v in criterion(Bf, Rf, y[keep])))
-    print("| landscape (additive, + seed noise) | R^2 both | drop without avg bits | drop without avg log2 rank | passes |")
+    print(
+        f"table {news}: {len(B)} configurations, {keep.sum()} non-uniform within uniform-4bit; "
+        f"per-block model R^2 news {r2:.3f}, cipher {r2_c:.3f}; seed noise {noise:.4f} nats"
+    )
+    print(
+        f"news 2-bit cost per block: {np.round(two, 3).tolist()}; rank per block (log2): news "
+        f"{np.round(rank, 4).tolist()}, cipher {np.round(rank_c, 4).tolist()}"
+    )
+    print(
+        "measured (table means): R^2 / drop bits / drop rank = "
+        + " / ".join(f"{v:.3f}" for v in criterion(Bf, Rf, y[keep]))
+    )
+    print(
+        "| landscape (additive, + seed noise) | R^2 both | drop without avg bits | drop without avg log2 rank | passes |"
+    )
     print("|---|---|---|---|---|")
     for name, (c2, c3, cr, shape) in models.items():
-        sims = np.array([criterion(Bf, Rf, score(c2, c3, cr, shape) + rng.normal(0, noise, len(Bf)))
-                         for _ in range(200)])
+        sims = np.array(
+            [criterion(Bf, Rf, score(c2, c3, cr, shape) + rng.normal(0, noise, len(Bf))) for _ in range(200)]
+        )
         m = sims.mean(axis=0)
         ok = (sims[:, 1] >= 0.10) & (sims[:, 2] >= 0.10)
         print(f"| {name} | {m[0]:.3f} | {m[1]:.3f} | {m[2]:.3f} | {ok.mean():.0%} of 200 noise draws |")

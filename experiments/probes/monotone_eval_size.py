@@ -56,9 +56,12 @@ def main() -> None:
         return lm_window_losses(model, chunks, device)
 
     full = losses([16] * n)
-    print(f"model tiny sha256 {base.sha256[:16]}...; quantizer {quant}; {len(chunks)} chunks of "
-          f"{LM_CHUNK_TOKENS} tokens ({len(chunks) * LM_CHUNK_TOKENS:,} tokens): first {LM_CHUNKS} = lm_ids, "
-          f"{len(chunks) - LM_CHUNKS} others", flush=True)
+    print(
+        f"model tiny sha256 {base.sha256[:16]}...; quantizer {quant}; {len(chunks)} chunks of "
+        f"{LM_CHUNK_TOKENS} tokens ({len(chunks) * LM_CHUNK_TOKENS:,} tokens): first {LM_CHUNKS} = lm_ids, "
+        f"{len(chunks) - LM_CHUNKS} others",
+        flush=True,
+    )
     print("| block | step | lm_ids (32): diff, nats (SE) | other chunks: diff, nats (SE) | all chunks: diff (z) |")
     print("|---|---|---|---|---|")
     inversions = {"lm_ids": 0, "other": 0, "all": 0}
@@ -71,10 +74,15 @@ def main() -> None:
             s = {k: paired_step(win[hi][sl], win[lo][sl]) for k, sl in parts.items()}
             for k in inversions:
                 inversions[k] += s[k]["diff"] < 0
-            print(f"| {block} | {hi}->{lo} | {s['lm_ids']['diff']:+.5f} ({s['lm_ids']['se']:.5f}) | "
-                  f"{s['other']['diff']:+.5f} ({s['other']['se']:.5f}) | {s['all']['diff']:+.5f} "
-                  f"({s['all']['diff'] / s['all']['se']:+.1f}) |", flush=True)
-    print(f"steps down the ladder that lower the loss (of {(len(ladder) - 1) * n}): {inversions}; {time.time() - t0:.0f} s")
+            print(
+                f"| {block} | {hi}->{lo} | {s['lm_ids']['diff']:+.5f} ({s['lm_ids']['se']:.5f}) | "
+                f"{s['other']['diff']:+.5f} ({s['other']['se']:.5f}) | {s['all']['diff']:+.5f} "
+                f"({s['all']['diff'] / s['all']['se']:+.1f}) |",
+                flush=True,
+            )
+    print(
+        f"steps down the ladder that lower the loss (of {(len(ladder) - 1) * n}): {inversions}; {time.time() - t0:.0f} s"
+    )
 
 
 if __name__ == "__main__":

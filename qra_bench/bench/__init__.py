@@ -15,13 +15,28 @@ Importing this package registers the adapters ``optuna-tpe``, ``smac`` and ``poo
 public surface; the records and helpers stay importable from ``benchmark``, ``runner`` and ``adapters``.
 """
 
-from qra_bench.bench.benchmark import (BACKENDS, METRICS, Benchmark, InfeasibleConfigError, NotInTableError, Result,
-                                       available_benchmarks)
+from qra_bench.bench.benchmark import (
+    BACKENDS,
+    METRICS,
+    Benchmark,
+    InfeasibleConfigError,
+    NotInTableError,
+    Result,
+    available_benchmarks,
+)
 from qra_bench.bench import adapters  # noqa: F401  (registers optuna-tpe, smac and pool-random)
 from qra_bench.bench.runner import BenchReport, BenchSpec, load_plugin, run_benchmark
 
 __all__ = [
-    "BACKENDS", "METRICS",
-    "BenchReport", "BenchSpec", "Benchmark", "InfeasibleConfigError", "NotInTableError", "Result",
-    "available_benchmarks", "load_plugin", "run_benchmark",
+    "BACKENDS",
+    "METRICS",
+    "BenchReport",
+    "BenchSpec",
+    "Benchmark",
+    "InfeasibleConfigError",
+    "NotInTableError",
+    "Result",
+    "available_benchmarks",
+    "load_plugin",
+    "run_benchmark",
 ]

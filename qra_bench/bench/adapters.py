@@ -44,8 +44,17 @@ class OptunaOptimizer(Optimizer):
 
     name = "optuna-tpe"
 
-    def __init__(self, space: SearchSpace, memory_model: MemoryModel, budget: "Budget | int | str", seed: int = 0,
-                 *, priors=None, sampler: Optional[Callable[[int], Any]] = None, n_startup: int = 10) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        memory_model: MemoryModel,
+        budget: "Budget | int | str",
+        seed: int = 0,
+        *,
+        priors=None,
+        sampler: Optional[Callable[[int], Any]] = None,
+        n_startup: int = 10,
+    ) -> None:
         super().__init__(space, memory_model, budget, seed, priors=priors)
         try:
             import optuna
@@ -58,10 +67,15 @@ class OptunaOptimizer(Optimizer):
         self._bit_names = [f"bits_{l:0{width}d}" for l in range(space.n_blocks)]
         self._rank_names = [f"rank_{l:0{width}d}" for l in range(space.n_blocks)]
         dist = optuna.distributions.CategoricalDistribution
-        self._dists = {**{n: dist(list(space.bits)) for n in self._bit_names},
-                       **{n: dist(list(space.ranks)) for n in self._rank_names}}
-        made = sampler(self.seed) if sampler is not None else optuna.samplers.TPESampler(
-            seed=self.seed, n_startup_trials=n_startup, multivariate=True)
+        self._dists = {
+            **{n: dist(list(space.bits)) for n in self._bit_names},
+            **{n: dist(list(space.ranks)) for n in self._rank_names},
+        }
+        made = (
+            sampler(self.seed)
+            if sampler is not None
+            else optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=n_startup, multivariate=True)
+        )
         self.study = optuna.create_study(direction="maximize", sampler=made)
         self._asked: dict[QRConfig, list[tuple[Any, bool]]] = {}
 
@@ -70,8 +84,9 @@ class OptunaOptimizer(Optimizer):
 
     def _ask(self) -> QRConfig:
         trial = self.study.ask(self._dists)
-        proposed = QRConfig(bits=[trial.params[n] for n in self._bit_names],
-                            ranks=[trial.params[n] for n in self._rank_names])
+        proposed = QRConfig(
+            bits=[trial.params[n] for n in self._bit_names], ranks=[trial.params[n] for n in self._rank_names]
+        )
         cfg = self.ctx.ensure_feasible(proposed)
         self._asked.setdefault(cfg, []).append((trial, cfg == proposed))
         return cfg
@@ -87,13 +102,19 @@ class OptunaOptimizer(Optimizer):
         if trial is not None:
             self.study.tell(trial, state=TrialState.FAIL)
         if value is not None:
-            self.study.add_trial(self._optuna.trial.create_trial(
-                params=self._params(obs.config), distributions=self._dists, value=value))
+            self.study.add_trial(
+                self._optuna.trial.create_trial(params=self._params(obs.config), distributions=self._dists, value=value)
+            )
 
 
-register_optimizer("smac")(named_variant(
-    SMACHPO, "smac", "SMAC3's hyperparameter-optimization facade: the same optimizer as smac-hpo, under the "
-    "name the benchmark runner uses."))
+register_optimizer("smac")(
+    named_variant(
+        SMACHPO,
+        "smac",
+        "SMAC3's hyperparameter-optimization facade: the same optimizer as smac-hpo, under the "
+        "name the benchmark runner uses.",
+    )
+)
 
 
 @register_optimizer("pool-random")
@@ -106,8 +127,16 @@ class PoolRandomSearch(Optimizer):
 
     name = "pool-random"
 
-    def __init__(self, space: SearchSpace, memory_model: MemoryModel, budget: "Budget | int | str", seed: int = 0,
-                 *, priors=None, pool: Optional[Sequence[QRConfig]] = None) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        memory_model: MemoryModel,
+        budget: "Budget | int | str",
+        seed: int = 0,
+        *,
+        priors=None,
+        pool: Optional[Sequence[QRConfig]] = None,
+    ) -> None:
         super().__init__(space, memory_model, budget, seed, priors=priors)
         self._pool: list[QRConfig] = []
         self._order: list[int] = []

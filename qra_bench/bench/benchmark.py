@@ -58,8 +58,17 @@ from qra_bench.memory import Budget, MemoryBreakdown, MemoryModel, MemorySetting
 from qra_bench.search.base import Priors, SearchContext
 from qra_bench.space import QRConfig, SearchSpace
 
-__all__ = ["BACKENDS", "METRICS", "Benchmark", "CostModel", "InfeasibleConfigError", "NotInTableError", "Result",
-           "available_benchmarks", "resolve_table"]
+__all__ = [
+    "BACKENDS",
+    "METRICS",
+    "Benchmark",
+    "CostModel",
+    "InfeasibleConfigError",
+    "NotInTableError",
+    "Result",
+    "available_benchmarks",
+    "resolve_table",
+]
 
 PathLike = Union[str, os.PathLike]
 BACKENDS: tuple[str, ...] = ("table", "surrogate", "live", "table+live")
@@ -140,12 +149,24 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         """Flat, JSON-ready record (memory as its total and terms, bytes)."""
         return {
-            "config_hash": self.config.hash, "bits": list(self.config.bits), "ranks": list(self.config.ranks),
-            "fidelity": self.fidelity, "seed": self.seed, "accuracy": self.accuracy, "eval_loss": self.eval_loss,
-            "accuracy_std": self.accuracy_std, "eval_loss_std": self.eval_loss_std, "metric": self.metric,
-            "quality": self.quality, "cost_s": self.cost_s, "cost_kind": self.cost_kind,
-            "memory_bytes": self.memory_bytes, "memory_terms": dict(self.memory.terms),
-            "budget_bytes": self.budget_bytes, "backend": self.backend, "seeds": list(self.seeds),
+            "config_hash": self.config.hash,
+            "bits": list(self.config.bits),
+            "ranks": list(self.config.ranks),
+            "fidelity": self.fidelity,
+            "seed": self.seed,
+            "accuracy": self.accuracy,
+            "eval_loss": self.eval_loss,
+            "accuracy_std": self.accuracy_std,
+            "eval_loss_std": self.eval_loss_std,
+            "metric": self.metric,
+            "quality": self.quality,
+            "cost_s": self.cost_s,
+            "cost_kind": self.cost_kind,
+            "memory_bytes": self.memory_bytes,
+            "memory_terms": dict(self.memory.terms),
+            "budget_bytes": self.budget_bytes,
+            "backend": self.backend,
+            "seeds": list(self.seeds),
             "exact_seed": self.exact_seed,
         }
 
@@ -190,8 +211,13 @@ def available_benchmarks(root: Optional[PathLike] = None) -> list[str]:
     tables = tables_dir(root)
     if not tables.is_dir():
         return []
-    return sorted({p.name if p.is_dir() else p.stem for p in tables.iterdir()
-                   if p.is_dir() or (p.is_file() and p.suffix == ".parquet")})
+    return sorted(
+        {
+            p.name if p.is_dir() else p.stem
+            for p in tables.iterdir()
+            if p.is_dir() or (p.is_file() and p.suffix == ".parquet")
+        }
+    )
 
 
 def resolve_table(name_or_path: PathLike, root: Optional[PathLike] = None) -> tuple[str, Path]:
@@ -204,8 +230,10 @@ def resolve_table(name_or_path: PathLike, root: Optional[PathLike] = None) -> tu
     if shipped.exists():
         return str(name_or_path), shipped
     names = available_benchmarks(root)
-    raise QRBenchError(f"unknown benchmark {str(name_or_path)!r}: no table directory there nor at {shipped}; "
-                       f"available: {', '.join(names) if names else 'none'} (or give a table directory)")
+    raise QRBenchError(
+        f"unknown benchmark {str(name_or_path)!r}: no table directory there nor at {shipped}; "
+        f"available: {', '.join(names) if names else 'none'} (or give a table directory)"
+    )
 
 
 def _surrogate_dirs(name: str, surrogate: PathLike, root: Optional[PathLike]) -> tuple[Path, Path]:
@@ -242,8 +270,11 @@ def _live_settings(recipe: dict):
     if "fidelities" in kw:
         kw["fidelities"] = tuple(float(f) for f in kw["fidelities"])
     if dropped:
-        warnings.warn(f"the table's trial settings have keys this qra-bench does not know ({', '.join(dropped)}); "
-                      "they were dropped, so live trials may not reproduce the table's recipe", stacklevel=3)
+        warnings.warn(
+            f"the table's trial settings have keys this qra-bench does not know ({', '.join(dropped)}); "
+            "they were dropped, so live trials may not reproduce the table's recipe",
+            stacklevel=3,
+        )
     return TrialSettings(**kw)
 
 
@@ -323,10 +354,26 @@ class Benchmark:
     or None), ``surrogates`` (metric -> :class:`~qra_bench.surrogate.SurrogateArtifact`).
     """
 
-    def __init__(self, *, name: str, table_path: Path, backend: str, frame: pd.DataFrame, space: SearchSpace,
-                 memory_model: MemoryModel, budget: Budget, metric: str, priors: Optional[Priors],
-                 surrogates: dict, recipe: dict, model_name: str, task_name: str, content_hash: str,
-                 live_table: Path, memory_offset: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        table_path: Path,
+        backend: str,
+        frame: pd.DataFrame,
+        space: SearchSpace,
+        memory_model: MemoryModel,
+        budget: Budget,
+        metric: str,
+        priors: Optional[Priors],
+        surrogates: dict,
+        recipe: dict,
+        model_name: str,
+        task_name: str,
+        content_hash: str,
+        live_table: Path,
+        memory_offset: int = 0,
+    ) -> None:
         self.name, self.table_path, self.backend, self.metric = name, table_path, backend, metric
         self.space, self.memory_model, self.priors, self.surrogates = space, memory_model, priors, surrogates
         self.recipe, self.model_name, self.task_name = recipe, model_name, task_name
@@ -339,9 +386,17 @@ class Benchmark:
 
     # -- construction ----------------------------------------------------------------------------------------
     @classmethod
-    def load(cls, name_or_path: PathLike, backend: str = "surrogate", budget: "Budget | int | str | None" = None,
-             *, metric: Optional[str] = None, surrogate: PathLike = "xgb", live_table: Optional[PathLike] = None,
-             root: Optional[PathLike] = None) -> "Benchmark":
+    def load(
+        cls,
+        name_or_path: PathLike,
+        backend: str = "surrogate",
+        budget: "Budget | int | str | None" = None,
+        *,
+        metric: Optional[str] = None,
+        surrogate: PathLike = "xgb",
+        live_table: Optional[PathLike] = None,
+        root: Optional[PathLike] = None,
+    ) -> "Benchmark":
         """Open a benchmark.
 
         Parameters
@@ -394,9 +449,12 @@ class Benchmark:
         arch = ArchSpec(**spec.arch)
         settings, offset = solve_seq_len(arch, MemorySettings(**spec.memory_settings), spec.memory_offset)
         if offset:
-            warnings.warn(f"the memory model of {name} differs from the table's mem_predicted_bytes by a constant "
-                          f"{offset:,} bytes (no sequence length explains it); budgets use seq_len "
-                          f"{settings.seq_len}", stacklevel=2)
+            warnings.warn(
+                f"the memory model of {name} differs from the table's mem_predicted_bytes by a constant "
+                f"{offset:,} bytes (no sequence length explains it); budgets use seq_len "
+                f"{settings.seq_len}",
+                stacklevel=2,
+            )
         space = SearchSpace(arch.n_blocks, bits=tuple(spec.bits), ranks=tuple(spec.ranks))
         memory_model = MemoryModel(arch, settings, space)
         priors = None
@@ -410,15 +468,29 @@ class Benchmark:
             budget = memory_model.budget(budget)
         elif not isinstance(budget, Budget):
             budget = Budget(name=str(budget), bytes=budget)
-        return cls(name=name, table_path=table_path, backend=backend, frame=frame, space=space,
-                   memory_model=memory_model, budget=budget, metric=metric, priors=priors, surrogates=surrogates,
-                   recipe=recipe, model_name=ts.table["model_name"], task_name=ts.table["task_name"],
-                   content_hash=ts.content_hash, live_table=Path(live_table) if live_table else table_path,
-                   memory_offset=offset)
+        return cls(
+            name=name,
+            table_path=table_path,
+            backend=backend,
+            frame=frame,
+            space=space,
+            memory_model=memory_model,
+            budget=budget,
+            metric=metric,
+            priors=priors,
+            surrogates=surrogates,
+            recipe=recipe,
+            model_name=ts.table["model_name"],
+            task_name=ts.table["task_name"],
+            content_hash=ts.content_hash,
+            live_table=Path(live_table) if live_table else table_path,
+            memory_offset=offset,
+        )
 
     @staticmethod
-    def _load_surrogates(name: str, table_path: Path, surrogate: PathLike, metric: str, space: SearchSpace,
-                         root: Optional[PathLike]) -> dict:
+    def _load_surrogates(
+        name: str, table_path: Path, surrogate: PathLike, metric: str, space: SearchSpace, root: Optional[PathLike]
+    ) -> dict:
         """metric -> artifact: the named one (must predict ``metric``) and same-kind siblings of other metrics."""
         from qra_bench.surrogate import SurrogateArtifact
 
@@ -430,14 +502,20 @@ class Benchmark:
             )
         main = SurrogateArtifact.load(primary, table_path=table_path)
         if main.target != metric:
-            raise QRBenchError(f"surrogate {primary} predicts {main.target}, the benchmark's metric is {metric}; "
-                               f"fit one with --target {metric} or choose metric={main.target!r}")
+            raise QRBenchError(
+                f"surrogate {primary} predicts {main.target}, the benchmark's metric is {metric}; "
+                f"fit one with --target {metric} or choose metric={main.target!r}"
+            )
         if main.multi_fidelity:
-            raise QRBenchError(f"surrogate {primary} is multi-fidelity (it needs an observed low-fidelity result); "
-                               "a benchmark needs one fitted with --fidelity all or full")
+            raise QRBenchError(
+                f"surrogate {primary} is multi-fidelity (it needs an observed low-fidelity result); "
+                "a benchmark needs one fitted with --fidelity all or full"
+            )
         if (main.space.bits, main.space.ranks) != (space.bits, space.ranks):
-            raise QRBenchError(f"surrogate {primary} has ladders bits {list(main.space.bits)} ranks "
-                               f"{list(main.space.ranks)}; the table's are {list(space.bits)} {list(space.ranks)}")
+            raise QRBenchError(
+                f"surrogate {primary} has ladders bits {list(main.space.bits)} ranks "
+                f"{list(main.space.ranks)}; the table's are {list(space.bits)} {list(space.ranks)}"
+            )
         found = {metric: main}
         kind = main.manifest["model"]["kind"]
         for path in sorted(folder.glob("*/manifest.json")) if folder.is_dir() else []:
@@ -515,8 +593,9 @@ class Benchmark:
             Table backend: the table has no row of ``config`` at ``fidelity``.
         """
         if not isinstance(config, QRConfig):
-            raise QRBenchError(f"config must be a QRConfig (e.g. benchmark.space.config(bits, ranks)), got "
-                               f"{type(config).__name__}")
+            raise QRBenchError(
+                f"config must be a QRConfig (e.g. benchmark.space.config(bits, ranks)), got {type(config).__name__}"
+            )
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise QRBenchError(f"seed must be an integer, got {seed!r}")
         self.space.validate(config)
@@ -542,20 +621,42 @@ class Benchmark:
                 raise
         return self._from_live(config, fidelity, seed)
 
-    def _result(self, config: QRConfig, fidelity: float, seed: int, backend: str, accuracy: float,
-                eval_loss: float, cost_s: float, cost_kind: str, **kw: Any) -> Result:
-        return Result(config=config, fidelity=fidelity, seed=int(seed), accuracy=float(accuracy),
-                      eval_loss=float(eval_loss), metric=self.metric, cost_s=float(cost_s), cost_kind=cost_kind,
-                      memory=self.memory_model.breakdown(config), budget_bytes=self.budget.bytes, backend=backend,
-                      **kw)
+    def _result(
+        self,
+        config: QRConfig,
+        fidelity: float,
+        seed: int,
+        backend: str,
+        accuracy: float,
+        eval_loss: float,
+        cost_s: float,
+        cost_kind: str,
+        **kw: Any,
+    ) -> Result:
+        return Result(
+            config=config,
+            fidelity=fidelity,
+            seed=int(seed),
+            accuracy=float(accuracy),
+            eval_loss=float(eval_loss),
+            metric=self.metric,
+            cost_s=float(cost_s),
+            cost_kind=cost_kind,
+            memory=self.memory_model.breakdown(config),
+            budget_bytes=self.budget.bytes,
+            backend=backend,
+            **kw,
+        )
 
     def _from_table(self, config: QRConfig, fidelity: float, seed: int) -> Result:
         f = round(fidelity, _FRAC_DIGITS)
         rows = self._index.rows.get((config.hash, f))
         if not rows:
             if f not in self.fidelities:
-                raise NotInTableError(f"fidelity {fidelity:g} is not in table {self.name!r}; its fidelities: "
-                                      f"{', '.join(f'{x:g}' for x in self.fidelities)}")
+                raise NotInTableError(
+                    f"fidelity {fidelity:g} is not in table {self.name!r}; its fidelities: "
+                    f"{', '.join(f'{x:g}' for x in self.fidelities)}"
+                )
             n = sum(1 for (_, frac) in self._index.rows if frac == f)
             raise NotInTableError(
                 f"configuration {config} (hash {config.hash[:12]}) is not in table {self.name!r} ({n} configurations "
@@ -568,8 +669,18 @@ class Benchmark:
         kind = "measured"
         if not math.isfinite(cost):
             cost, kind = self.cost_model.seconds(fidelity), "predicted"
-        return self._result(config, fidelity, seed, "table", np.nanmean(self._index.acc[use]), np.nanmean(self._index.loss[use]),
-                            cost, kind, seeds=tuple(sorted(int(s) for s in self._index.seed[use])), exact_seed=bool(exact))
+        return self._result(
+            config,
+            fidelity,
+            seed,
+            "table",
+            np.nanmean(self._index.acc[use]),
+            np.nanmean(self._index.loss[use]),
+            cost,
+            kind,
+            seeds=tuple(sorted(int(s) for s in self._index.seed[use])),
+            exact_seed=bool(exact),
+        )
 
     def _from_surrogate(self, config: QRConfig, fidelity: float, seed: int) -> Result:
         values: dict[str, tuple[float, Optional[float]]] = {}
@@ -579,30 +690,62 @@ class Benchmark:
                 values[metric] = (math.nan, None)
                 continue
             if not art.encoder_spec.include_fidelity and fidelity != 1.0:
-                raise QRBenchError(f"the {metric} surrogate of {self.name!r} was fitted on full-fidelity rows only; "
-                                   f"it cannot answer fidelity {fidelity:g}")
+                raise QRBenchError(
+                    f"the {metric} surrogate of {self.name!r} was fitted on full-fidelity rows only; "
+                    f"it cannot answer fidelity {fidelity:g}"
+                )
             mean, std = art.predict_configs([config], fidelity_frac=fidelity)
             values[metric] = (float(mean[0]), float(std[0]))
-        return self._result(config, fidelity, seed, "surrogate", values["accuracy"][0], values["eval_loss"][0],
-                            self.cost_model.seconds(fidelity), "predicted", seeds=(), exact_seed=False,
-                            accuracy_std=values["accuracy"][1], eval_loss_std=values["eval_loss"][1])
+        return self._result(
+            config,
+            fidelity,
+            seed,
+            "surrogate",
+            values["accuracy"][0],
+            values["eval_loss"][0],
+            self.cost_model.seconds(fidelity),
+            "predicted",
+            seeds=(),
+            exact_seed=False,
+            accuracy_std=values["accuracy"][1],
+            eval_loss_std=values["eval_loss"][1],
+        )
 
     def _from_live(self, config: QRConfig, fidelity: float, seed: int) -> Result:
         fractions = self._live.fractions()
         f = round(fidelity, _FRAC_DIGITS)
         if f not in fractions:
-            raise QRBenchError(f"a live trial of {self.name!r} is evaluated at fidelities "
-                               f"{', '.join(f'{x:g}' for x in fractions)}; {fidelity:g} is not one of them")
+            raise QRBenchError(
+                f"a live trial of {self.name!r} is evaluated at fidelities "
+                f"{', '.join(f'{x:g}' for x in fractions)}; {fidelity:g} is not one of them"
+            )
         result = self._live.run(config, seed)
         self._index.add(result.rows)
         row = next(r for r in result.rows if round(r.fidelity_frac, _FRAC_DIGITS) == f)
         nan = math.nan
         if row.status != "ok":  # a failed trial is a NaN answer, as optimizers expect; its time was still spent
-            return self._result(config, fidelity, seed, "live", nan, nan,
-                                row.time_total_s if row.time_total_s is not None else nan, "measured", seeds=(seed,))
-        return self._result(config, fidelity, seed, "live", row.accuracy if row.accuracy is not None else nan,
-                            row.eval_loss, row.time_total_s if row.time_total_s is not None else nan, "measured",
-                            seeds=(seed,))
+            return self._result(
+                config,
+                fidelity,
+                seed,
+                "live",
+                nan,
+                nan,
+                row.time_total_s if row.time_total_s is not None else nan,
+                "measured",
+                seeds=(seed,),
+            )
+        return self._result(
+            config,
+            fidelity,
+            seed,
+            "live",
+            row.accuracy if row.accuracy is not None else nan,
+            row.eval_loss,
+            row.time_total_s if row.time_total_s is not None else nan,
+            "measured",
+            seeds=(seed,),
+        )
 
     # -- description -----------------------------------------------------------------------------------------
     def describe(self) -> str:
@@ -614,8 +757,8 @@ class Benchmark:
             f"backend {self.backend}; metric {self.metric} ({'higher' if METRICS[self.metric] else 'lower'} is better)",
             f"budget {self.budget.name}: {self.budget.bytes:,} bytes; {len(self.pool())} table configurations fit",
             f"space: {self.space.n_blocks} blocks, bits {list(self.space.bits)}, ranks {list(self.space.ranks)}",
-            "predicted cost per fidelity: " + ", ".join(f"{f:g}: {s:.1f} s" for f, s in
-                                                       zip(self.cost_model.fractions, self.cost_model.median_s)),
+            "predicted cost per fidelity: "
+            + ", ".join(f"{f:g}: {s:.1f} s" for f, s in zip(self.cost_model.fractions, self.cost_model.median_s)),
         ]
         for metric, art in self.surrogates.items():
             lines.append(f"surrogate of {metric}: {art.manifest['model']['kind']} (table hash {art.table_hash[:16]})")

@@ -42,8 +42,16 @@ from qra_bench.errors import QRBenchError
 from qra_bench.search import make_optimizer
 from qra_bench.space import QRConfig
 
-__all__ = ["DEFAULT_OPTIMIZERS", "BenchReport", "BenchSpec", "Evaluation", "RunRecord", "load_plugin",
-           "parse_duration", "run_benchmark"]
+__all__ = [
+    "DEFAULT_OPTIMIZERS",
+    "BenchReport",
+    "BenchSpec",
+    "Evaluation",
+    "RunRecord",
+    "load_plugin",
+    "parse_duration",
+    "run_benchmark",
+]
 
 DEFAULT_OPTIMIZERS: tuple[str, ...] = ("autoqra", "random", "smac", "evolution", "optuna-tpe")
 _DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -56,8 +64,9 @@ def parse_duration(text: str) -> float:
         return math.inf
     m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)", raw)
     if not m or m.group(2) not in _DURATION_UNITS or float(m.group(1)) <= 0:
-        raise QRBenchError(f"cannot parse duration {text!r}; give a positive number with s, m, h or d "
-                           "(e.g. 2h, 90m, 7200) or inf")
+        raise QRBenchError(
+            f"cannot parse duration {text!r}; give a positive number with s, m, h or d (e.g. 2h, 90m, 7200) or inf"
+        )
     return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
 
 
@@ -219,8 +228,10 @@ def run_one(name: str, bench: Benchmark, seed: int, spec: BenchSpec) -> RunRecor
         wall += time.perf_counter() - t0
         result = bench.objective(cfg, spec.fidelity, seed)
         if not math.isfinite(result.cost_s) and math.isfinite(spec.max_cost_s):
-            raise QRBenchError(f"benchmark {bench.name!r} has no timing for this answer (no time_total_s in its "
-                               "table); run with max cost inf and max evals N")
+            raise QRBenchError(
+                f"benchmark {bench.name!r} has no timing for this answer (no time_total_s in its "
+                "table); run with max cost inf and max evals N"
+            )
         if clock + result.cost_s > spec.max_cost_s:
             stopped_by = "max_cost"
             break
@@ -231,18 +242,44 @@ def run_one(name: str, bench: Benchmark, seed: int, spec: BenchSpec) -> RunRecor
         wall += time.perf_counter() - t0
         if math.isfinite(quality) and not quality <= best:  # `not <=` also replaces the initial NaN
             best = quality
-        evals.append(Evaluation(
-            optimizer=name, budget=bench.budget.name, seed=seed, eval=len(evals) + 1, clock_s=clock,
-            cost_s=result.cost_s, quality=quality, best_so_far=best, accuracy=result.accuracy,
-            eval_loss=result.eval_loss, memory_bytes=result.memory_bytes, backend=result.backend,
-            config_hash=cfg.hash, bits=",".join(map(str, cfg.bits)), ranks=",".join(map(str, cfg.ranks)),
-        ))
-    return RunRecord(optimizer=name, budget=bench.budget.name, seed=seed, evaluations=tuple(evals), final_best=best,
-                     clock_s=clock, stopped_by=stopped_by, optimizer_wall_s=wall)
+        evals.append(
+            Evaluation(
+                optimizer=name,
+                budget=bench.budget.name,
+                seed=seed,
+                eval=len(evals) + 1,
+                clock_s=clock,
+                cost_s=result.cost_s,
+                quality=quality,
+                best_so_far=best,
+                accuracy=result.accuracy,
+                eval_loss=result.eval_loss,
+                memory_bytes=result.memory_bytes,
+                backend=result.backend,
+                config_hash=cfg.hash,
+                bits=",".join(map(str, cfg.bits)),
+                ranks=",".join(map(str, cfg.ranks)),
+            )
+        )
+    return RunRecord(
+        optimizer=name,
+        budget=bench.budget.name,
+        seed=seed,
+        evaluations=tuple(evals),
+        final_best=best,
+        clock_s=clock,
+        stopped_by=stopped_by,
+        optimizer_wall_s=wall,
+    )
 
 
-def run_benchmark(spec: BenchSpec, out: Optional[PathLike] = None, *, plots: bool = True,
-                  progress: Optional[Callable[[str], None]] = None) -> BenchReport:
+def run_benchmark(
+    spec: BenchSpec,
+    out: Optional[PathLike] = None,
+    *,
+    plots: bool = True,
+    progress: Optional[Callable[[str], None]] = None,
+) -> BenchReport:
     """Run every (budget, optimizer, seed) of ``spec``; write the outputs under ``out`` when given.
 
     Every optimizer name and budget is checked (and, on the table backend, every optimizer is checked to be
@@ -255,7 +292,9 @@ def run_benchmark(spec: BenchSpec, out: Optional[PathLike] = None, *, plots: boo
     known = set(available_optimizers())
     unknown = [n for n in spec.optimizers if n not in known]
     if unknown:
-        raise QRBenchError(f"unknown optimizer(s) {', '.join(map(repr, unknown))}; available: {', '.join(sorted(known))}")
+        raise QRBenchError(
+            f"unknown optimizer(s) {', '.join(map(repr, unknown))}; available: {', '.join(sorted(known))}"
+        )
     base = Benchmark.load(spec.benchmark, spec.backend, spec.budgets[0], metric=spec.metric, surrogate=spec.surrogate)
     spec = dataclasses.replace(spec, metric=base.metric)  # None -> the task's main metric
     benches = {b: base.with_budget(b) for b in spec.budgets}
@@ -319,8 +358,9 @@ def curves_by_cost(runs: Sequence[RunRecord], spec: BenchSpec, n_points: int = 1
         values = _in_metric_units(np.asarray(per_run, dtype=float), spec.metric)
         for j, t in enumerate(grid):
             mean, se, n = _mean_se(values[:, j])
-            rows.append({"budget": budget, "optimizer": name, "cost_s": float(t), "mean_best": mean, "se_best": se,
-                         "n_runs": n})
+            rows.append(
+                {"budget": budget, "optimizer": name, "cost_s": float(t), "mean_best": mean, "se_best": se, "n_runs": n}
+            )
     return pd.DataFrame(rows, columns=["budget", "optimizer", "cost_s", "mean_best", "se_best", "n_runs"])
 
 
@@ -333,8 +373,9 @@ def curves_by_evals(runs: Sequence[RunRecord], spec: BenchSpec) -> pd.DataFrame:
         for k in range(1, longest + 1):
             vals = np.asarray([r.evaluations[k - 1].best_so_far for r in group if len(r.evaluations) >= k], float)
             mean, se, n = _mean_se(_in_metric_units(vals, spec.metric))
-            rows.append({"budget": budget, "optimizer": name, "evals": k, "mean_best": mean, "se_best": se,
-                         "n_runs": n})
+            rows.append(
+                {"budget": budget, "optimizer": name, "evals": k, "mean_best": mean, "se_best": se, "n_runs": n}
+            )
     return pd.DataFrame(rows, columns=["budget", "optimizer", "evals", "mean_best", "se_best", "n_runs"])
 
 
@@ -375,8 +416,10 @@ def leaderboard(runs: Sequence[RunRecord], spec: BenchSpec) -> pd.DataFrame:
                 finals.setdefault(r.optimizer, {})[r.seed] = float(_in_metric_units(r.final_best, spec.metric))
         for (b, name), group in _groups(runs):
             if b == budget:
-                stats[name] = {"mean_evals": float(np.mean([len(r.evaluations) for r in group])),
-                               "mean_cost_s": float(np.mean([r.clock_s for r in group]))}
+                stats[name] = {
+                    "mean_evals": float(np.mean([len(r.evaluations) for r in group])),
+                    "mean_cost_s": float(np.mean([r.clock_s for r in group])),
+                }
         means = {n: _mean_se(np.asarray(list(v.values())))[0] for n, v in finals.items()}
         key = {n: (-m if higher else m) if math.isfinite(m) else math.inf for n, m in means.items()}
         ordered = sorted(finals, key=lambda n: (key[n], n))
@@ -384,34 +427,70 @@ def leaderboard(runs: Sequence[RunRecord], spec: BenchSpec) -> pd.DataFrame:
         for name in ordered:
             mean, se, n = _mean_se(np.asarray(list(finals[name].values())))
             seeds = sorted(set(finals[name]) & set(finals[best]))
-            p = math.nan if name == best else _wilcoxon_p(np.asarray([finals[name][s] for s in seeds]),
-                                                          np.asarray([finals[best][s] for s in seeds]))
+            p = (
+                math.nan
+                if name == best
+                else _wilcoxon_p(
+                    np.asarray([finals[name][s] for s in seeds]), np.asarray([finals[best][s] for s in seeds])
+                )
+            )
             rank = 1 + sum(1 for other in ordered if key[other] < key[name])
-            rows.append({"budget": budget, "optimizer": name, "rank": rank, f"mean_best_{spec.metric}": mean,
-                         f"se_best_{spec.metric}": se, "n_seeds": n, "p_wilcoxon_vs_best": p, "best": best,
-                         **stats[name]})
-    cols = ["budget", "optimizer", "rank", f"mean_best_{spec.metric}", f"se_best_{spec.metric}", "n_seeds",
-            "p_wilcoxon_vs_best", "best", "mean_evals", "mean_cost_s"]
+            rows.append(
+                {
+                    "budget": budget,
+                    "optimizer": name,
+                    "rank": rank,
+                    f"mean_best_{spec.metric}": mean,
+                    f"se_best_{spec.metric}": se,
+                    "n_seeds": n,
+                    "p_wilcoxon_vs_best": p,
+                    "best": best,
+                    **stats[name],
+                }
+            )
+    cols = [
+        "budget",
+        "optimizer",
+        "rank",
+        f"mean_best_{spec.metric}",
+        f"se_best_{spec.metric}",
+        "n_seeds",
+        "p_wilcoxon_vs_best",
+        "best",
+        "mean_evals",
+        "mean_cost_s",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
 def leaderboard_markdown(board: pd.DataFrame, spec: BenchSpec, backend_label: str, name: Optional[str] = None) -> str:
     """The leaderboard as Markdown tables, one per budget, saying which backend answered."""
     m = spec.metric
-    lines = [f"# Leaderboard: {name or spec.benchmark}, backend {backend_label}", "",
-             f"Final best {m} ({'higher' if METRICS[m] else 'lower'} is better), mean ± standard error over "
-             f"{len(spec.seeds)} seeds; max cost {_fmt_seconds(spec.max_cost_s)} simulated"
-             + (f", max {spec.max_evals} evaluations" if spec.max_evals else "") + "; p: paired Wilcoxon "
-             "signed-rank test against the best optimizer over seeds.", ""]
+    lines = [
+        f"# Leaderboard: {name or spec.benchmark}, backend {backend_label}",
+        "",
+        f"Final best {m} ({'higher' if METRICS[m] else 'lower'} is better), mean ± standard error over "
+        f"{len(spec.seeds)} seeds; max cost {_fmt_seconds(spec.max_cost_s)} simulated"
+        + (f", max {spec.max_evals} evaluations" if spec.max_evals else "")
+        + "; p: paired Wilcoxon "
+        "signed-rank test against the best optimizer over seeds.",
+        "",
+    ]
     for budget, group in board.groupby("budget", sort=False):
-        lines += [f"## Budget {budget}", "", f"| rank | optimizer | best {m} | p vs best | evals | cost |",
-                  "|---:|---|---|---:|---:|---:|"]
+        lines += [
+            f"## Budget {budget}",
+            "",
+            f"| rank | optimizer | best {m} | p vs best | evals | cost |",
+            "|---:|---|---|---:|---:|---:|",
+        ]
         for row in group.itertuples(index=False):
             mean, se = getattr(row, f"mean_best_{m}"), getattr(row, f"se_best_{m}")
             p = "" if not math.isfinite(row.p_wilcoxon_vs_best) else f"{row.p_wilcoxon_vs_best:.3g}"
             se_text = f" ± {se:.4f}" if math.isfinite(se) else ""
-            lines.append(f"| {row.rank} | {row.optimizer} | {mean:.4f}{se_text} | {p} | {row.mean_evals:.1f} | "
-                         f"{_fmt_seconds(row.mean_cost_s)} |")
+            lines.append(
+                f"| {row.rank} | {row.optimizer} | {mean:.4f}{se_text} | {p} | {row.mean_evals:.1f} | "
+                f"{_fmt_seconds(row.mean_cost_s)} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -439,10 +518,22 @@ def _plot(frame: pd.DataFrame, x: str, xlabel: str, title: str, ylabel: str, pat
     for name, group in frame.groupby("optimizer", sort=False):
         g = group[group["n_runs"] > 0]
         xs, mean, se = g[x].to_numpy(float), g["mean_best"].to_numpy(float), np.nan_to_num(g["se_best"].to_numpy(float))
-        line, = ax.plot(xs / 3600 if x == "cost_s" else xs, mean, label=name, lw=1.6,
-                        drawstyle="steps-post" if x == "cost_s" else "default")
-        ax.fill_between(xs / 3600 if x == "cost_s" else xs, mean - se, mean + se, color=line.get_color(), alpha=0.18,
-                        step="post" if x == "cost_s" else None, lw=0)
+        (line,) = ax.plot(
+            xs / 3600 if x == "cost_s" else xs,
+            mean,
+            label=name,
+            lw=1.6,
+            drawstyle="steps-post" if x == "cost_s" else "default",
+        )
+        ax.fill_between(
+            xs / 3600 if x == "cost_s" else xs,
+            mean - se,
+            mean + se,
+            color=line.get_color(),
+            alpha=0.18,
+            step="post" if x == "cost_s" else None,
+            lw=0,
+        )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
@@ -453,8 +544,14 @@ def _plot(frame: pd.DataFrame, x: str, xlabel: str, title: str, ylabel: str, pat
     plt.close(fig)
 
 
-def write_outputs(spec: BenchSpec, runs: Sequence[RunRecord], board: pd.DataFrame, benches: Mapping[str, Benchmark],
-                  out: Path, plots: bool = True) -> list[Path]:
+def write_outputs(
+    spec: BenchSpec,
+    runs: Sequence[RunRecord],
+    board: pd.DataFrame,
+    benches: Mapping[str, Benchmark],
+    out: Path,
+    plots: bool = True,
+) -> list[Path]:
     """Write the CSVs, the leaderboard, ``bench.json`` and (``plots``) the PNGs; return the paths."""
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
@@ -468,9 +565,24 @@ def write_outputs(spec: BenchSpec, runs: Sequence[RunRecord], board: pd.DataFram
     csv(evaluations_frame(runs), "evaluations.csv")
     csv(cost, "curves_cost.csv")
     csv(evals, "curves_evals.csv")
-    csv(pd.DataFrame([{"optimizer": r.optimizer, "budget": r.budget, "seed": r.seed, "n_evals": len(r.evaluations),
-                       "final_best": r.final_best, "clock_s": r.clock_s, "stopped_by": r.stopped_by,
-                       "optimizer_wall_s": round(r.optimizer_wall_s, 3)} for r in runs]), "runs.csv")
+    csv(
+        pd.DataFrame(
+            [
+                {
+                    "optimizer": r.optimizer,
+                    "budget": r.budget,
+                    "seed": r.seed,
+                    "n_evals": len(r.evaluations),
+                    "final_best": r.final_best,
+                    "clock_s": r.clock_s,
+                    "stopped_by": r.stopped_by,
+                    "optimizer_wall_s": round(r.optimizer_wall_s, 3),
+                }
+                for r in runs
+            ]
+        ),
+        "runs.csv",
+    )
     csv(board, "leaderboard.csv")
     # The backend(s) that really answered (table+live mixes two), for every table and figure.
     answered = sorted({e.backend for r in runs for e in r.evaluations})
@@ -480,18 +592,33 @@ def write_outputs(spec: BenchSpec, runs: Sequence[RunRecord], board: pd.DataFram
     md.write_text(leaderboard_markdown(board, spec, label, any_bench.name) + "\n")
     files.append(md)
     info = {
-        "spec": {**asdict(spec), "max_cost_s": spec.max_cost_s if math.isfinite(spec.max_cost_s) else None,
-                 "optimizer_kwargs": {k: dict(v) for k, v in spec.optimizer_kwargs.items()}},
-        "benchmark": {"name": any_bench.name, "table": str(any_bench.table_path),
-                      "table_content_hash": any_bench.content_hash, "model": any_bench.model_name,
-                      "task": any_bench.task_name, "space": {"n_blocks": any_bench.space.n_blocks,
-                                                             "bits": list(any_bench.space.bits),
-                                                             "ranks": list(any_bench.space.ranks)},
-                      "memory_settings": asdict(any_bench.memory_model.settings),
-                      "cost_model": asdict(any_bench.cost_model),
-                      "surrogates": {m: {"kind": a.manifest["model"]["kind"], "table_content_hash": a.table_hash,
-                                         "model_sha256": a.manifest.get("model_file", {}).get("sha256")}
-                                     for m, a in any_bench.surrogates.items()}},
+        "spec": {
+            **asdict(spec),
+            "max_cost_s": spec.max_cost_s if math.isfinite(spec.max_cost_s) else None,
+            "optimizer_kwargs": {k: dict(v) for k, v in spec.optimizer_kwargs.items()},
+        },
+        "benchmark": {
+            "name": any_bench.name,
+            "table": str(any_bench.table_path),
+            "table_content_hash": any_bench.content_hash,
+            "model": any_bench.model_name,
+            "task": any_bench.task_name,
+            "space": {
+                "n_blocks": any_bench.space.n_blocks,
+                "bits": list(any_bench.space.bits),
+                "ranks": list(any_bench.space.ranks),
+            },
+            "memory_settings": asdict(any_bench.memory_model.settings),
+            "cost_model": asdict(any_bench.cost_model),
+            "surrogates": {
+                m: {
+                    "kind": a.manifest["model"]["kind"],
+                    "table_content_hash": a.table_hash,
+                    "model_sha256": a.manifest.get("model_file", {}).get("sha256"),
+                }
+                for m, a in any_bench.surrogates.items()
+            },
+        },
         "budgets": {name: b.budget.bytes for name, b in benches.items()},
         "backends_answered": answered,
     }
@@ -501,10 +628,14 @@ def write_outputs(spec: BenchSpec, runs: Sequence[RunRecord], board: pd.DataFram
     if plots:
         unit = f"best {spec.metric} so far ({'higher' if METRICS[spec.metric] else 'lower'} is better)"
         for budget in spec.budgets:
-            title = (f"{any_bench.name}, budget {budget}, backend {label}\n"
-                     f"mean ± standard error over {len(spec.seeds)} seeds")
-            for frame, x, xlabel, stem in ((cost, "cost_s", "simulated cost (hours)", "anytime_cost"),
-                                          (evals, "evals", "evaluations", "anytime_evals")):
+            title = (
+                f"{any_bench.name}, budget {budget}, backend {label}\n"
+                f"mean ± standard error over {len(spec.seeds)} seeds"
+            )
+            for frame, x, xlabel, stem in (
+                (cost, "cost_s", "simulated cost (hours)", "anytime_cost"),
+                (evals, "evals", "evaluations", "anytime_evals"),
+            ):
                 p = out / f"{stem}_{_slug(budget)}.png"
                 _plot(frame[frame["budget"] == budget], x, xlabel, title, unit, p)
                 files.append(p)

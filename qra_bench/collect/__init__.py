@@ -81,7 +81,24 @@ from qra_bench.space import DEFAULT_BITS as DEFAULT_BITS
 from qra_bench.space import DEFAULT_RANKS as DEFAULT_RANKS
 
 __all__ = [
-    "ANCHOR_BITS", "DESIGNS", "EXECUTORS", "CollectReport", "CollectSpec", "Job", "JobOutcome", "MemoryBin",
-    "anchor_configs", "collect", "collect_space", "file_design", "importance_design", "load_importance",
-    "make_design", "memory_bins", "random_design", "run_job", "space_filling_design", "stratified_design",
+    "ANCHOR_BITS",
+    "DESIGNS",
+    "EXECUTORS",
+    "CollectReport",
+    "CollectSpec",
+    "Job",
+    "JobOutcome",
+    "MemoryBin",
+    "anchor_configs",
+    "collect",
+    "collect_space",
+    "file_design",
+    "importance_design",
+    "load_importance",
+    "make_design",
+    "memory_bins",
+    "random_design",
+    "run_job",
+    "space_filling_design",
+    "stratified_design",
 ]

@@ -22,8 +22,18 @@ if TYPE_CHECKING:
     from qra_bench.memory import MemoryModel
 
 __all__ = [
-    "ANCHOR_BITS", "DESIGNS", "MemoryBin", "anchor_configs", "file_design", "importance_design", "load_importance",
-    "make_design", "memory_bins", "random_design", "space_filling_design", "stratified_design",
+    "ANCHOR_BITS",
+    "DESIGNS",
+    "MemoryBin",
+    "anchor_configs",
+    "file_design",
+    "importance_design",
+    "load_importance",
+    "make_design",
+    "memory_bins",
+    "random_design",
+    "space_filling_design",
+    "stratified_design",
 ]
 
 #: Bit widths of the anchor configurations (those on the space's bit ladder), each with every rank.
@@ -74,8 +84,9 @@ def _start(space: SearchSpace, n: int, anchors: bool) -> tuple[_Picker, int]:
     return picker, n - len(picker)
 
 
-def _fill(picker: _Picker, n: int, draw: Callable[[int], tuple[np.ndarray, np.ndarray]], space: SearchSpace,
-          what: str) -> list[QRConfig]:
+def _fill(
+    picker: _Picker, n: int, draw: Callable[[int], tuple[np.ndarray, np.ndarray]], space: SearchSpace, what: str
+) -> list[QRConfig]:
     """Add configurations from ``draw(m) -> (bit_idx, rank_idx)`` batches until ``picker`` holds ``n``."""
     for attempt in range(1000):
         missing = n - len(picker)
@@ -140,9 +151,16 @@ def _standardize(values: Sequence[float] | np.ndarray, n_blocks: int, what: str)
     return centred / scale if scale > 0 else np.zeros(n_blocks)
 
 
-def importance_design(space: SearchSpace, n: int, seed: int = 0, importance_q: Sequence[float] | None = None,
-                      importance_r: Sequence[float] | None = None, *, temperature: float = 3.0,
-                      anchors: bool = True) -> list[QRConfig]:
+def importance_design(
+    space: SearchSpace,
+    n: int,
+    seed: int = 0,
+    importance_q: Sequence[float] | None = None,
+    importance_r: Sequence[float] | None = None,
+    *,
+    temperature: float = 3.0,
+    anchors: bool = True,
+) -> list[QRConfig]:
     """``n`` configurations: the anchors, then draws biased by per-block importance.
 
     Importances are centred and scaled to [-1, 1] per axis; block ``l``'s rung ``i`` (of ``k``) is drawn with
@@ -157,8 +175,10 @@ def importance_design(space: SearchSpace, n: int, seed: int = 0, importance_q: S
     rng = np.random.default_rng(seed)
 
     def draw(m: int) -> tuple[np.ndarray, np.ndarray]:
-        return (_tilted_rungs(rng, m, len(space.bits), zq, temperature),
-                _tilted_rungs(rng, m, len(space.ranks), zr, temperature))
+        return (
+            _tilted_rungs(rng, m, len(space.bits), zq, temperature),
+            _tilted_rungs(rng, m, len(space.ranks), zr, temperature),
+        )
 
     return _fill(picker, n, draw, space, "importance")
 
@@ -177,7 +197,9 @@ def load_importance(path: str | os.PathLike, n_blocks: int) -> tuple[np.ndarray,
         q = np.asarray(data["importance_q"], dtype=float)
         r = np.asarray(data["importance_r"], dtype=float)
     except (TypeError, ValueError):
-        raise QRBenchError(f"importance file {str(path)!r}: importance_q and importance_r must be lists of numbers") from None
+        raise QRBenchError(
+            f"importance file {str(path)!r}: importance_q and importance_r must be lists of numbers"
+        ) from None
     for name, arr in (("importance_q", q), ("importance_r", r)):
         _standardize(arr, n_blocks, f"{path}: {name}")
     return q, r
@@ -198,7 +220,9 @@ class MemoryBin:
         return (total >= self.lo) & ((total <= self.hi) if self.closed else (total < self.hi))
 
 
-def memory_bins(memory_model: "MemoryModel", n_bins: int = 8, focus_width: float = 0.05) -> tuple[list[MemoryBin], list[MemoryBin]]:
+def memory_bins(
+    memory_model: "MemoryModel", n_bins: int = 8, focus_width: float = 0.05
+) -> tuple[list[MemoryBin], list[MemoryBin]]:
     """``(focus, main)`` memory bins of the space, bytes of total training memory.
 
     ``main``: ``n_bins`` equal-width bins over the part of 0.3-1.0 x fp16-lora the space can reach, plus one
@@ -219,13 +243,21 @@ def memory_bins(memory_model: "MemoryModel", n_bins: int = 8, focus_width: float
         edges[-1] = b
         for i in range(n_bins):
             closed = i == n_bins - 1 and hi_all <= fp16
-            main.append(MemoryBin(f"{edges[i] / fp16:.3f}-{edges[i + 1] / fp16:.3f}xfp16-lora", int(edges[i]),
-                                  int(edges[i + 1]), closed))
+            main.append(
+                MemoryBin(
+                    f"{edges[i] / fp16:.3f}-{edges[i + 1] / fp16:.3f}xfp16-lora",
+                    int(edges[i]),
+                    int(edges[i + 1]),
+                    closed,
+                )
+            )
     if hi_all > fp16 or not main:
         main.append(MemoryBin("above fp16-lora", max(b, lo_all), hi_all, closed=True))
     width = max(1, int(focus_width * (hi_all - lo_all)))
-    focus = [MemoryBin("just below uniform-4bit", u4 - width, u4, closed=True),
-             MemoryBin("just above uniform-4bit", u4 + 1, u4 + 1 + width)]
+    focus = [
+        MemoryBin("just below uniform-4bit", u4 - width, u4, closed=True),
+        MemoryBin("just above uniform-4bit", u4 + 1, u4 + 1 + width),
+    ]
     return focus, main
 
 
@@ -246,8 +278,17 @@ def _quotas(total: int, n_bins: int) -> list[int]:
     return [base + (i < extra) for i in range(n_bins)]
 
 
-def stratified_design(space: SearchSpace, memory_model: "MemoryModel", n: int, seed: int = 0, *, n_bins: int = 8,
-                      focus_share: float = 0.25, focus_width: float = 0.05, anchors: bool = True) -> list[QRConfig]:
+def stratified_design(
+    space: SearchSpace,
+    memory_model: "MemoryModel",
+    n: int,
+    seed: int = 0,
+    *,
+    n_bins: int = 8,
+    focus_share: float = 0.25,
+    focus_width: float = 0.05,
+    anchors: bool = True,
+) -> list[QRConfig]:
     """``n`` configurations: the anchors, then even coverage of the memory bins of :func:`memory_bins`.
 
     A share ``focus_share`` of the non-anchor configurations goes to the two bins around uniform-4bit, the
@@ -291,8 +332,12 @@ def stratified_design(space: SearchSpace, memory_model: "MemoryModel", n: int, s
         for i in above[: 20 * want]:
             if got == want:
                 break
-            cfg = memory_model.repair(space.from_indices(bit_idx[i], rank_idx[i]), max(1, b.hi - (not b.closed)),
-                                      importance_q=rng.random(space.n_blocks), importance_r=rng.random(space.n_blocks))
+            cfg = memory_model.repair(
+                space.from_indices(bit_idx[i], rank_idx[i]),
+                max(1, b.hi - (not b.closed)),
+                importance_q=rng.random(space.n_blocks),
+                importance_r=rng.random(space.n_blocks),
+            )
             if b.contains(memory_model.total_bytes(cfg)):
                 got += picker.add(cfg)
         return got
@@ -369,14 +414,21 @@ def file_design(space: SearchSpace, path: str | os.PathLike, *, anchors: bool = 
             except json.JSONDecodeError as exc:
                 raise QRBenchError(f"{p}:{lineno}: not a JSON object ({exc.msg}): {line.strip()[:80]!r}") from None
             if not isinstance(rec, dict) or not {"bits", "ranks"} <= set(rec):
-                raise QRBenchError(f"{p}:{lineno}: needs an object with keys 'bits' and 'ranks', got {line.strip()[:80]!r}")
+                raise QRBenchError(
+                    f"{p}:{lineno}: needs an object with keys 'bits' and 'ranks', got {line.strip()[:80]!r}"
+                )
             entries.append((lineno, rec["bits"], rec["ranks"]))
     else:
-        lines = [(i, line) for i, line in enumerate(text.splitlines(), start=1)
-                 if line.strip() and not line.lstrip().startswith("#")]
+        lines = [
+            (i, line)
+            for i, line in enumerate(text.splitlines(), start=1)
+            if line.strip() and not line.lstrip().startswith("#")
+        ]
         reader = csv.DictReader([line for _, line in lines])
         if reader.fieldnames is None or not {"bits", "ranks"} <= {f.strip() for f in reader.fieldnames}:
-            raise QRBenchError(f"{p}: a CSV design needs a header with 'bits' and 'ranks' columns, got {reader.fieldnames}")
+            raise QRBenchError(
+                f"{p}: a CSV design needs a header with 'bits' and 'ranks' columns, got {reader.fieldnames}"
+            )
         reader.fieldnames = [f.strip() for f in reader.fieldnames]
         for (lineno, _), rec in zip(lines[1:], reader):
             if rec.get("bits") is None or rec.get("ranks") is None:
@@ -394,9 +446,18 @@ def file_design(space: SearchSpace, path: str | os.PathLike, *, anchors: bool = 
     return picker.configs
 
 
-def make_design(name: str, space: SearchSpace, n: int, seed: int = 0, *, memory_model: "MemoryModel | None" = None,
-                importance_q: Sequence[float] | None = None, importance_r: Sequence[float] | None = None,
-                path: str | os.PathLike | None = None, anchors: bool = True) -> list[QRConfig]:
+def make_design(
+    name: str,
+    space: SearchSpace,
+    n: int,
+    seed: int = 0,
+    *,
+    memory_model: "MemoryModel | None" = None,
+    importance_q: Sequence[float] | None = None,
+    importance_r: Sequence[float] | None = None,
+    path: str | os.PathLike | None = None,
+    anchors: bool = True,
+) -> list[QRConfig]:
     """The design ``name`` (one of :data:`DESIGNS`): ``n`` configurations (``file`` and ``anchors``: all listed)."""
     if name == "random":
         return random_design(space, n, seed, anchors=anchors)
@@ -408,8 +469,10 @@ def make_design(name: str, space: SearchSpace, n: int, seed: int = 0, *, memory_
         return space_filling_design(space, n, seed, anchors=anchors)
     if name == "importance":
         if importance_q is None and importance_r is None:
-            raise QRBenchError("the importance design needs importances: --importance FILE (JSON with importance_q "
-                               "and importance_r, one number per block)")
+            raise QRBenchError(
+                "the importance design needs importances: --importance FILE (JSON with importance_q "
+                "and importance_r, one number per block)"
+            )
         return importance_design(space, n, seed, importance_q, importance_r, anchors=anchors)
     if name == "file":
         if path is None:

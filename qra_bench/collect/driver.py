@@ -103,9 +103,11 @@ class CollectReport:
     def summary(self) -> str:
         head = "interrupted" if self.interrupted else "collected"
         failed = f"{self.failed} failed" + (f" ({self.failed_before} in earlier runs)" if self.failed_before else "")
-        text = (f"{head}: {self.n_jobs} jobs: {self.done} done, {failed}, {self.skipped} skipped (already in the table), "
-                f"{self.pending} pending; {self.failed_attempts} failed attempts; wall {self.wall_s:.1f} s, "
-                f"trials {self.trial_s:.1f} s -> {self.out}")
+        text = (
+            f"{head}: {self.n_jobs} jobs: {self.done} done, {failed}, {self.skipped} skipped (already in the table), "
+            f"{self.pending} pending; {self.failed_attempts} failed attempts; wall {self.wall_s:.1f} s, "
+            f"trials {self.trial_s:.1f} s -> {self.out}"
+        )
         if self.interrupted:
             text += "; rerun the same command to resume"
         return text
@@ -142,13 +144,23 @@ def design_for(spec: CollectSpec, settings: "TrialSettings") -> list[QRConfig]:
     if spec.design == "stratified":
         # Bins in 16-bit storage (MemorySettings' defaults) with the trial's layout: one binning for every
         # device and dtype a trial may run in, so a design (and its resume) does not depend on the machine.
-        memory_model = MemoryModel(arch, MemorySettings(backend=storage_layout(settings.quant), group_size=settings.quant.group_size),
-                                   space)
+        memory_model = MemoryModel(
+            arch, MemorySettings(backend=storage_layout(settings.quant), group_size=settings.quant.group_size), space
+        )
     q = r = None
     if spec.importance_file:
         q, r = load_importance(spec.importance_file, arch.n_blocks)
-    return make_design(spec.design, space, spec.n, spec.design_seed, memory_model=memory_model, importance_q=q,
-                       importance_r=r, path=spec.design_file, anchors=spec.anchors)
+    return make_design(
+        spec.design,
+        space,
+        spec.n,
+        spec.design_seed,
+        memory_model=memory_model,
+        importance_q=q,
+        importance_r=r,
+        path=spec.design_file,
+        anchors=spec.anchors,
+    )
 
 
 def collect(spec: CollectSpec, progress: bool = True) -> CollectReport:
@@ -181,8 +193,16 @@ def collect(spec: CollectSpec, progress: bool = True) -> CollectReport:
     exhausted = plan.exhausted + (claims.exhausted if claims else [])
     unfinished = len(plan.jobs) - tracker.done - tracker.failed - elsewhere - (len(exhausted) - len(plan.exhausted))
     return CollectReport(
-        out=spec.out, n_jobs=plan.n_jobs, done=tracker.done, failed=tracker.failed + len(exhausted),
-        failed_before=len(exhausted), skipped=plan.skipped + elsewhere, pending=unfinished,
-        failed_attempts=tracker.failed_attempts, wall_s=time.perf_counter() - t0, trial_s=tracker.trial_s,
-        interrupted=interrupted, failures=tuple(exhausted + tracker.failures),
+        out=spec.out,
+        n_jobs=plan.n_jobs,
+        done=tracker.done,
+        failed=tracker.failed + len(exhausted),
+        failed_before=len(exhausted),
+        skipped=plan.skipped + elsewhere,
+        pending=unfinished,
+        failed_attempts=tracker.failed_attempts,
+        wall_s=time.perf_counter() - t0,
+        trial_s=tracker.trial_s,
+        interrupted=interrupted,
+        failures=tuple(exhausted + tracker.failures),
     )

@@ -70,8 +70,15 @@ def _local_worker(conn, threads: int, parent_pid: int) -> None:
         try:
             outcome = run_job(job)
         except Exception as exc:  # the table could not be written: the driver records the attempt
-            outcome = JobOutcome(job.config.hash, job.seed, job.attempt, "crashed", 0.0, os.getpid(),
-                                 error=f"{_one_line(exc)}\n{traceback.format_exc(limit=3)}")
+            outcome = JobOutcome(
+                job.config.hash,
+                job.seed,
+                job.attempt,
+                "crashed",
+                0.0,
+                os.getpid(),
+                error=f"{_one_line(exc)}\n{traceback.format_exc(limit=3)}",
+            )
         try:
             conn.send(outcome)
         except (EOFError, OSError):
@@ -81,8 +88,9 @@ def _local_worker(conn, threads: int, parent_pid: int) -> None:
 class _Worker:
     def __init__(self, ctx, threads: int) -> None:
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_local_worker, args=(child, threads, os.getpid()), daemon=True,
-                                   name="qra-bench-worker")
+        self.process = ctx.Process(
+            target=_local_worker, args=(child, threads, os.getpid()), daemon=True, name="qra-bench-worker"
+        )
         self.process.start()
         child.close()
         self.job: Optional[Job] = None
@@ -146,8 +154,15 @@ def _run_local(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker, claims
                 job, w.job = w.job, None
                 if outcome is None:  # died mid-trial (e.g. killed by the OOM killer): the driver records it
                     code = w.process.exitcode
-                    outcome = JobOutcome(job.config.hash, job.seed, job.attempt, "crashed", time.perf_counter() - w.started,
-                                         -1, error=f"worker process died (exit code {code}) while running the trial")
+                    outcome = JobOutcome(
+                        job.config.hash,
+                        job.seed,
+                        job.attempt,
+                        "crashed",
+                        time.perf_counter() - w.started,
+                        -1,
+                        error=f"worker process died (exit code {code}) while running the trial",
+                    )
                     w.stop()
                     workers[i] = _Worker(ctx, spec.threads)
                 retry = tracker.handle(job, outcome)
@@ -175,8 +190,15 @@ def run_job_once(job: Job) -> JobOutcome:
     watch = TableWatch(Path(job.out))
     watch.refresh()
     if all((job.config.hash, job.seed, step) in watch.ok for step in job.settings.checkpoints()):
-        return JobOutcome(job.config.hash, job.seed, job.attempt, "ok", 0.0, os.getpid(),
-                          error="already in the table: a rerun of a task whose worker died after writing it")
+        return JobOutcome(
+            job.config.hash,
+            job.seed,
+            job.attempt,
+            "ok",
+            0.0,
+            os.getpid(),
+            error="already in the table: a rerun of a task whose worker died after writing it",
+        )
     return run_job(job)
 
 
@@ -199,8 +221,13 @@ def _run_dask(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker, claims:
         except (OSError, TimeoutError) as exc:
             raise QRBenchError(f"cannot reach the dask scheduler at {spec.address!r}: {_one_line(exc)}") from None
     else:
-        cluster = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
+        cluster = LocalCluster(
+            n_workers=spec.workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
         client = Client(cluster)
     futures: dict = {}
     try:
@@ -230,8 +257,9 @@ def _run_dask(spec: CollectSpec, jobs: Sequence[Job], tracker: _Tracker, claims:
             try:
                 outcome = future.result()
             except Exception as exc:  # the worker died (KilledWorker) or could not write: record it here
-                outcome = JobOutcome(job.config.hash, job.seed, job.attempt, "crashed", 0.0, -1,
-                                     error=f"dask: {_one_line(exc)}")
+                outcome = JobOutcome(
+                    job.config.hash, job.seed, job.attempt, "crashed", 0.0, -1, error=f"dask: {_one_line(exc)}"
+                )
             future.release()
             retry = tracker.handle(job, outcome)
             if retry is not None:

@@ -100,8 +100,15 @@ def run_job(job: Job) -> JobOutcome:
     try:
         base, data = _context(job.model, job.task)
     except Exception as exc:  # every job of this process would fail the same way: stop the run
-        return JobOutcome(job.config.hash, job.seed, job.attempt, "setup", 0.0, pid,
-                          error=f"{_one_line(exc)} (loading model {job.model!r} and task {job.task!r} on pid {pid})")
+        return JobOutcome(
+            job.config.hash,
+            job.seed,
+            job.attempt,
+            "setup",
+            0.0,
+            pid,
+            error=f"{_one_line(exc)} (loading model {job.model!r} and task {job.task!r} on pid {pid})",
+        )
     from qra_bench.table import ResultsTable
     from qra_bench.trial import failed_rows, run_trial
 
@@ -117,11 +124,14 @@ def run_job(job: Job) -> JobOutcome:
         rows = failed_rows(base, data, job.config, job.seed, job.settings, f"{error}\n{tb}", started_at, seconds).rows
         rows = [replace(r, extra_metrics=_with_metrics(r.extra_metrics, **tag)) for r in rows]
         part = table.append(rows)
-        return JobOutcome(job.config.hash, job.seed, job.attempt, "failed", seconds, pid, error=error[:500], part=str(part))
+        return JobOutcome(
+            job.config.hash, job.seed, job.attempt, "failed", seconds, pid, error=error[:500], part=str(part)
+        )
     rows = [replace(r, extra_metrics=_with_metrics(r.extra_metrics, **tag)) for r in result.rows]
     part = table.append(rows)
-    return JobOutcome(job.config.hash, job.seed, job.attempt, "ok", float(result.final.time_total_s or 0.0), pid,
-                      part=str(part))
+    return JobOutcome(
+        job.config.hash, job.seed, job.attempt, "ok", float(result.final.time_total_s or 0.0), pid, part=str(part)
+    )
 
 
 def _normalized_settings(text: str) -> dict:
@@ -138,19 +148,24 @@ def _check_table_matches(frame, spec: CollectSpec, settings: "TrialSettings") ->
     # that a relative and an absolute path to it agree.
     got_models = {Path(m).name for m in frame["model_name"].unique()}
     if got_models != {Path(spec.model).name}:
-        raise QRBenchError(f"table {spec.out} holds rows of model {sorted(got_models)}; this run uses {spec.model!r}. "
-                           "Use another --out")
+        raise QRBenchError(
+            f"table {spec.out} holds rows of model {sorted(got_models)}; this run uses {spec.model!r}. "
+            "Use another --out"
+        )
     got_tasks = set(frame["task_name"].unique())
     if got_tasks != {spec.task}:
-        raise QRBenchError(f"table {spec.out} holds rows of task {sorted(got_tasks)}; this run uses {spec.task!r}. "
-                           "Use another --out")
+        raise QRBenchError(
+            f"table {spec.out} holds rows of task {sorted(got_tasks)}; this run uses {spec.task!r}. Use another --out"
+        )
     mine = _normalized_settings(settings.to_json())
     for text in frame["trial_settings"].unique():
         theirs = _normalized_settings(text)
         if theirs != mine:
             diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-            raise QRBenchError(f"table {spec.out} holds rows of other trial settings (differing: {', '.join(diff)}); "
-                               "a resume must use the same recipe. Use another --out")
+            raise QRBenchError(
+                f"table {spec.out} holds rows of other trial settings (differing: {', '.join(diff)}); "
+                "a resume must use the same recipe. Use another --out"
+            )
 
 
 @dataclass(frozen=True)
@@ -207,13 +222,15 @@ class _Tracker:
         self.done = self.failed = self.failed_attempts = 0
         self.trial_s = 0.0
         self.failures: list[str] = []
-        self.bar = tqdm(total=n_run, disable=not progress, unit="trial", desc="collect", dynamic_ncols=True,
-                        file=sys.stderr)
+        self.bar = tqdm(
+            total=n_run, disable=not progress, unit="trial", desc="collect", dynamic_ncols=True, file=sys.stderr
+        )
         self._postfix()
 
     def _postfix(self) -> None:
-        self.bar.set_postfix_str(f"done={self.done} failed={self.failed} retries={self.failed_attempts - self.failed}",
-                                 refresh=False)
+        self.bar.set_postfix_str(
+            f"done={self.done} failed={self.failed} retries={self.failed_attempts - self.failed}", refresh=False
+        )
 
     def record_crash(self, job: Job, error: str, seconds: float) -> None:
         """Failed rows for an attempt whose worker died or could not write: written here by the driver."""
@@ -245,7 +262,9 @@ class _Tracker:
             self.bar.refresh()
             return replace(job, attempt=job.attempt + 1)
         self.failed += 1
-        self.failures.append(f"{job.label}: {job.attempt} failed attempts, last: {(outcome.error or '').splitlines()[0][:200]}")
+        self.failures.append(
+            f"{job.label}: {job.attempt} failed attempts, last: {(outcome.error or '').splitlines()[0][:200]}"
+        )
         self._postfix()
         self.bar.update(1)
         return None

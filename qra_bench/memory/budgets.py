@@ -37,10 +37,22 @@ class Budget:
         object.__setattr__(self, "bytes", int(self.bytes))
 
 
-BUDGET_FORMS = ("uniform-<b>bit (e.g. uniform-4bit), fp16-lora, <x>xfp16-lora (e.g. 0.5xfp16-lora), "
-                "or a size: 3.5GiB, 800MiB, 2GB, 123456 (bytes)")
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+BUDGET_FORMS = (
+    "uniform-<b>bit (e.g. uniform-4bit), fp16-lora, <x>xfp16-lora (e.g. 0.5xfp16-lora), "
+    "or a size: 3.5GiB, 800MiB, 2GB, 123456 (bytes)"
+)
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|[+-]?(?:nan|inf|infinity)"
 
 

@@ -17,8 +17,15 @@ if TYPE_CHECKING:
     from qra_bench.memory.model import MemorySettings
 
 __all__ = [
-    "BACKENDS", "bnb_layout", "formula_layout", "hqq_layout", "lora_bytes", "method_formula_bytes", "storage_layout",
-    "supported_bits", "torchao_layout",
+    "BACKENDS",
+    "bnb_layout",
+    "formula_layout",
+    "hqq_layout",
+    "lora_bytes",
+    "method_formula_bytes",
+    "storage_layout",
+    "supported_bits",
+    "torchao_layout",
 ]
 
 UNQUANTIZED_BITS = 16
@@ -151,8 +158,11 @@ def _linear_weight_bytes(n_in: int, n_out: int, bits: int, s: MemorySettings) ->
 def lora_bytes(n_in: int, n_out: int, rank: int, s: MemorySettings) -> tuple[int, int, int]:
     """(adapter, gradient, optimizer-state) bytes of a rank-``rank`` LoRA on one linear (A: r x in, B: out x r)."""
     params = rank * (n_in + n_out)
-    return (params * s.lora_dtype_bytes, params * s.grad_dtype_bytes,
-            params * OPTIMIZER_STATES[s.optimizer] * s.optimizer_state_bytes)
+    return (
+        params * s.lora_dtype_bytes,
+        params * s.grad_dtype_bytes,
+        params * OPTIMIZER_STATES[s.optimizer] * s.optimizer_state_bytes,
+    )
 
 
 def method_formula_bytes(arch: ArchSpec, cfg: QRConfig, group_size: int = 128) -> int:
@@ -163,4 +173,6 @@ def method_formula_bytes(arch: ArchSpec, cfg: QRConfig, group_size: int = 128) -
     """
     w = arch.block_linear_params()
     ab_per_rank = sum(lin.in_features + lin.out_features for lin in arch.block_linears())
-    return sum(-(-w * q // 8) + ab_per_rank * r * 2 + _groups(w, group_size) * 2 * 2 for q, r in zip(cfg.bits, cfg.ranks))
+    return sum(
+        -(-w * q // 8) + ab_per_rank * r * 2 + _groups(w, group_size) * 2 * 2 for q, r in zip(cfg.bits, cfg.ranks)
+    )

@@ -16,7 +16,13 @@ from qra_bench.memory.layouts import BACKENDS, OPTIMIZER_STATES, _linear_weight_
 from qra_bench.space import DEFAULT_BITS, DEFAULT_RANKS, QRConfig, SearchSpace
 
 __all__ = [
-    "MemoryBreakdown", "MemoryModel", "MemorySettings", "TERMS", "activation_bytes", "human_bytes", "solve_seq_len",
+    "MemoryBreakdown",
+    "MemoryModel",
+    "MemorySettings",
+    "TERMS",
+    "activation_bytes",
+    "human_bytes",
+    "solve_seq_len",
 ]
 
 REPAIR_EPS = 1e-3  # keeps zero-importance blocks ordered by bytes saved instead of all tying at 0
@@ -37,7 +43,12 @@ TERMS: tuple[str, ...] = (
     "activations",
 )
 #: The terms the method's reference formula M(C) covers (blocks' weights and adapters only).
-WEIGHTS_AND_ADAPTERS: tuple[str, ...] = ("quantized_weights", "quant_metadata", "unquantized_block_weights", "lora_adapters")
+WEIGHTS_AND_ADAPTERS: tuple[str, ...] = (
+    "quantized_weights",
+    "quant_metadata",
+    "unquantized_block_weights",
+    "lora_adapters",
+)
 
 
 @dataclass(frozen=True)
@@ -95,8 +106,18 @@ class MemorySettings:
             raise QRBenchError(f"unknown backend {self.backend!r}; allowed: {', '.join(BACKENDS)}")
         if self.optimizer not in OPTIMIZER_STATES:
             raise QRBenchError(f"unknown optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZER_STATES)}")
-        for name in ("group_size", "weight_dtype_bytes", "meta_dtype_bytes", "lora_dtype_bytes", "grad_dtype_bytes",
-                     "optimizer_state_bytes", "batch_size", "seq_len", "activation_dtype_bytes", "bnb_blocksize"):
+        for name in (
+            "group_size",
+            "weight_dtype_bytes",
+            "meta_dtype_bytes",
+            "lora_dtype_bytes",
+            "grad_dtype_bytes",
+            "optimizer_state_bytes",
+            "batch_size",
+            "seq_len",
+            "activation_dtype_bytes",
+            "bnb_blocksize",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise QRBenchError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
@@ -200,8 +221,10 @@ class MemoryBreakdown:
         lines.append("-" * (width + 32))
         lines.append(f"{'total':<{width}}{self.total:>18,}  {human_bytes(self.total):>12}")
         wa = self.weights_and_adapters
-        lines.append(f"{'weights_and_adapters':<{width}}{wa:>18,}  {human_bytes(wa):>12}"
-                     "  (quantized_weights + quant_metadata + unquantized_block_weights + lora_adapters)")
+        lines.append(
+            f"{'weights_and_adapters':<{width}}{wa:>18,}  {human_bytes(wa):>12}"
+            "  (quantized_weights + quant_metadata + unquantized_block_weights + lora_adapters)"
+        )
         return "\n".join(lines)
 
 
@@ -219,7 +242,9 @@ class MemoryModel:
         and ranks :data:`~qra_bench.space.DEFAULT_RANKS`.
     """
 
-    def __init__(self, arch: ArchSpec, settings: MemorySettings | None = None, space: SearchSpace | None = None) -> None:
+    def __init__(
+        self, arch: ArchSpec, settings: MemorySettings | None = None, space: SearchSpace | None = None
+    ) -> None:
         settings = settings or MemorySettings()
         allowed = supported_bits(settings.backend)
         if space is None:
@@ -244,13 +269,19 @@ class MemoryModel:
     # -- per-block terms ---------------------------------------------------------------------------------
     def _block_bits_bytes(self, bits: int) -> np.ndarray:
         """(codes, metadata, unquantized) bytes of one block's linears at ``bits``."""
-        return np.sum([_linear_weight_bytes(lin.in_features, lin.out_features, bits, self.settings)
-                       for lin in self._linears], axis=0, dtype=np.int64)
+        return np.sum(
+            [_linear_weight_bytes(lin.in_features, lin.out_features, bits, self.settings) for lin in self._linears],
+            axis=0,
+            dtype=np.int64,
+        )
 
     def _block_rank_bytes(self, rank: int) -> np.ndarray:
         """(adapters, gradients, optimizer states) bytes of one block's LoRAs at ``rank``."""
-        return np.sum([lora_bytes(lin.in_features, lin.out_features, rank, self.settings)
-                       for lin in self._linears], axis=0, dtype=np.int64)
+        return np.sum(
+            [lora_bytes(lin.in_features, lin.out_features, rank, self.settings) for lin in self._linears],
+            axis=0,
+            dtype=np.int64,
+        )
 
     def _constant_terms(self) -> dict[str, int]:
         a, s = self.arch, self.settings
@@ -288,12 +319,21 @@ class MemoryModel:
         for l, (b, r) in enumerate(zip(cfg.bits, cfg.ranks)):
             codes, meta, unq = (int(x) for x in self._block_bits_bytes(b))
             ad, gr, opt = (int(x) for x in self._block_rank_bytes(r))
-            per_block.append({
-                "block": l, "bits": b, "rank": r, "quantized_weights": codes, "quant_metadata": meta,
-                "unquantized_block_weights": unq, "block_norms_and_biases": extra, "lora_adapters": ad,
-                "lora_gradients": gr, "optimizer_state": opt,
-                "total": codes + meta + unq + extra + ad + gr + opt,
-            })
+            per_block.append(
+                {
+                    "block": l,
+                    "bits": b,
+                    "rank": r,
+                    "quantized_weights": codes,
+                    "quant_metadata": meta,
+                    "unquantized_block_weights": unq,
+                    "block_norms_and_biases": extra,
+                    "lora_adapters": ad,
+                    "lora_gradients": gr,
+                    "optimizer_state": opt,
+                    "total": codes + meta + unq + extra + ad + gr + opt,
+                }
+            )
         const = self._constant_terms()
         terms = {}
         for name in TERMS:
@@ -311,8 +351,11 @@ class MemoryModel:
     def total_bytes_batch(self, bit_idx: np.ndarray, rank_idx: np.ndarray) -> np.ndarray:
         """Total bytes of ``n`` configurations given as rung indices of shape (n, L); int64 array (n,)."""
         bit_idx, rank_idx = np.atleast_2d(bit_idx), np.atleast_2d(rank_idx)
-        return (self.bit_cost[self._arange, bit_idx].sum(axis=1) + self.rank_cost[self._arange, rank_idx].sum(axis=1)
-                + self.constant)
+        return (
+            self.bit_cost[self._arange, bit_idx].sum(axis=1)
+            + self.rank_cost[self._arange, rank_idx].sum(axis=1)
+            + self.constant
+        )
 
     def budget(self, text: str) -> Budget:
         """:func:`parse_budget` for this model."""
@@ -360,15 +403,22 @@ class MemoryModel:
                 f"budget {limit:,} bytes is below the smallest configuration of the space ({min_total:,} bytes: "
                 f"bits {self.space.bits[0]}, rank {self.space.ranks[0]} everywhere)"
             )
-        imp = np.stack([self._importance(importance_q, "importance_q"),
-                        self._importance(importance_r, "importance_r")], axis=1) + REPAIR_EPS  # (L, 2)
+        imp = (
+            np.stack(
+                [self._importance(importance_q, "importance_q"), self._importance(importance_r, "importance_r")], axis=1
+            )
+            + REPAIR_EPS
+        )  # (L, 2)
         ar = self._arange
         while total > limit:
             # saved[l, axis]: bytes freed by lowering block l one rung on that axis (0 where already lowest).
-            saved = np.stack([
-                self.bit_cost[ar, bi] - self.bit_cost[ar, np.maximum(bi - 1, 0)],
-                self.rank_cost[ar, ri] - self.rank_cost[ar, np.maximum(ri - 1, 0)],
-            ], axis=1)
+            saved = np.stack(
+                [
+                    self.bit_cost[ar, bi] - self.bit_cost[ar, np.maximum(bi - 1, 0)],
+                    self.rank_cost[ar, ri] - self.rank_cost[ar, np.maximum(ri - 1, 0)],
+                ],
+                axis=1,
+            )
             movable = np.stack([bi > 0, ri > 0], axis=1)
             if not movable.any():  # unreachable when the min config fits; kept as a guard
                 raise InfeasibleBudgetError(f"cannot fit {limit:,} bytes: every block is on its lowest rungs")

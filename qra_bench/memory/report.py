@@ -49,8 +49,13 @@ def memory_report(
     if list_presets:
         return _presets_table()
     spec = load_arch(arch)
-    settings = MemorySettings(backend=backend, group_size=group_size, batch_size=batch_size, seq_len=seq_len,
-                              grad_checkpointing=grad_checkpointing)
+    settings = MemorySettings(
+        backend=backend,
+        group_size=group_size,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        grad_checkpointing=grad_checkpointing,
+    )
     model = MemoryModel(spec, settings)
     space = model.space
     L = spec.n_blocks
@@ -73,28 +78,40 @@ def memory_report(
         if parsed_budget is not None:
             total = model.total_bytes(cfg)
             verdict = "fits" if total <= parsed_budget.bytes else "does NOT fit"
-            note.append(f"budget         {parsed_budget.name} = {parsed_budget.bytes:,} bytes ({human_bytes(parsed_budget.bytes)}): "
-                        f"configuration {verdict} (margin {parsed_budget.bytes - total:+,} bytes)")
+            note.append(
+                f"budget         {parsed_budget.name} = {parsed_budget.bytes:,} bytes ({human_bytes(parsed_budget.bytes)}): "
+                f"configuration {verdict} (margin {parsed_budget.bytes - total:+,} bytes)"
+            )
     elif parsed_budget.reference is not None:
         cfg = parsed_budget.reference
         frac = f"{parsed_budget.fraction:g} x the total of " if parsed_budget.fraction != 1.0 else "the total of "
-        header.append(f"budget         {parsed_budget.name} = {parsed_budget.bytes:,} bytes ({human_bytes(parsed_budget.bytes)}): "
-                      f"{frac}the configuration below")
+        header.append(
+            f"budget         {parsed_budget.name} = {parsed_budget.bytes:,} bytes ({human_bytes(parsed_budget.bytes)}): "
+            f"{frac}the configuration below"
+        )
     else:
-        header.append(f"budget         {parsed_budget.name} = {parsed_budget.bytes:,} bytes ({human_bytes(parsed_budget.bytes)})")
+        header.append(
+            f"budget         {parsed_budget.name} = {parsed_budget.bytes:,} bytes ({human_bytes(parsed_budget.bytes)})"
+        )
         min_total = model.total_bytes(model.min_config())
         if min_total > parsed_budget.bytes:
-            return "\n".join(header + [f"infeasible     the smallest configuration needs {min_total:,} bytes "
-                                       f"({human_bytes(min_total)})"])
+            return "\n".join(
+                header
+                + [f"infeasible     the smallest configuration needs {min_total:,} bytes ({human_bytes(min_total)})"]
+            )
         cfg = model.repair(model.max_config(), parsed_budget)
         header.append("               below: the largest configuration repaired to fit (no importance priors)")
 
     bd = model.breakdown(cfg)
-    header.append(f"configuration  bits {_describe(cfg.bits)} (avg {cfg.avg_bits:.2f}); "
-                  f"ranks {_describe(cfg.ranks)} (avg {cfg.avg_rank:.2f})")
+    header.append(
+        f"configuration  bits {_describe(cfg.bits)} (avg {cfg.avg_bits:.2f}); "
+        f"ranks {_describe(cfg.ranks)} (avg {cfg.avg_rank:.2f})"
+    )
     formula = method_formula_bytes(spec, cfg, group_size)
     diff = (bd.weights_and_adapters - formula) / formula * 100
-    footer = [f"{'reference M(C) formula':<27}{formula:>18,}  {human_bytes(formula):>12}  (reference M(C), weights and adapters; "
-              f"{diff:+.1f}% vs weights_and_adapters)"]
+    footer = [
+        f"{'reference M(C) formula':<27}{formula:>18,}  {human_bytes(formula):>12}  (reference M(C), weights and adapters; "
+        f"{diff:+.1f}% vs weights_and_adapters)"
+    ]
     footer.append("activations is an estimate (qra_bench.memory.activation_bytes); trials record measured peak memory.")
     return "\n".join(header + [""] + [bd.format_table()] + footer + note)

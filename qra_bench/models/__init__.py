@@ -74,11 +74,15 @@ def _load_base(name: str) -> BaseModel:
         from qra_bench.models.tiny import TINY_DIR
 
         if not (TINY_DIR / "model.safetensors").exists():
-            raise QRBenchError(f"the tiny checkpoint is missing under {TINY_DIR}; run `qra-bench prepare` to rebuild it")
+            raise QRBenchError(
+                f"the tiny checkpoint is missing under {TINY_DIR}; run `qra-bench prepare` to rebuild it"
+            )
         base = _from_dir("tiny", TINY_DIR, "model.safetensors")
         manifest = json.loads((TINY_DIR / "manifest.json").read_text())
         if manifest["model_sha256"] != base.sha256:
-            raise QRBenchError(f"{TINY_DIR}/model.safetensors does not match its manifest sha256; run `qra-bench prepare`")
+            raise QRBenchError(
+                f"{TINY_DIR}/model.safetensors does not match its manifest sha256; run `qra-bench prepare`"
+            )
         return base
     if name == "smollm2-135m":
         from qra_bench.models.smollm2 import load_smollm2

@@ -27,16 +27,19 @@ def check_model_dir(path: Path) -> dict:
         raise QRBenchError(f"model directory {path} does not exist")
     config_file = path / "config.json"
     if not config_file.is_file():
-        raise QRBenchError(f"model directory {path} has no config.json; it must be a transformers model directory "
-                           "(config.json, weights, tokenizer)")
+        raise QRBenchError(
+            f"model directory {path} has no config.json; it must be a transformers model directory "
+            "(config.json, weights, tokenizer)"
+        )
     try:
         config = json.loads(config_file.read_text())
     except (OSError, ValueError) as exc:
         raise QRBenchError(f"cannot read {config_file}: {exc}") from None
     model_type = config.get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
-        raise QRBenchError(f"{config_file}: model_type {model_type!r} is not supported; allowed: "
-                           f"{', '.join(SUPPORTED_MODEL_TYPES)}")
+        raise QRBenchError(
+            f"{config_file}: model_type {model_type!r} is not supported; allowed: {', '.join(SUPPORTED_MODEL_TYPES)}"
+        )
     if not weight_files(path):
         raise QRBenchError(f"no *.safetensors or *.bin weights in {path}")
     return config
@@ -67,9 +70,15 @@ def load_local(path: Path, name: str | None = None):
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as exc:
-        raise QRBenchError(f"cannot load a tokenizer from {path}: {type(exc).__name__}: "
-                           f"{(str(exc).splitlines() or [''])[0][:200]}") from None
+        raise QRBenchError(
+            f"cannot load a tokenizer from {path}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+        ) from None
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     model.eval()
-    return BaseModel(name=name or str(path), sha256=weights_sha256(path), model=model, tokenizer=tokenizer,
-                     note="" if dtype == torch.float32 else "weights loaded in bfloat16")
+    return BaseModel(
+        name=name or str(path),
+        sha256=weights_sha256(path),
+        model=model,
+        tokenizer=tokenizer,
+        note="" if dtype == torch.float32 else "weights loaded in bfloat16",
+    )

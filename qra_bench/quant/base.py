@@ -83,7 +83,9 @@ def decoder_blocks(model: nn.Module) -> nn.ModuleList:
         while hasattr(inner, attr) and not hasattr(inner, "layers"):
             inner = getattr(inner, attr)
     if not hasattr(inner, "layers"):
-        raise QRBenchError(f"{type(model).__name__} has no decoder blocks at .model.layers; only LLaMA-style models are supported")
+        raise QRBenchError(
+            f"{type(model).__name__} has no decoder blocks at .model.layers; only LLaMA-style models are supported"
+        )
     return inner.layers
 
 

@@ -25,11 +25,17 @@ class BnbBackend(QuantBackend):
         has_bias = linear.bias is not None
         if bits == 4:
             module = bnb.nn.Linear4bit(
-                linear.in_features, linear.out_features, bias=has_bias, compute_dtype=weight.dtype,
-                quant_type=self.settings.bnb_quant_type, compress_statistics=self.settings.bnb_double_quant,
+                linear.in_features,
+                linear.out_features,
+                bias=has_bias,
+                compute_dtype=weight.dtype,
+                quant_type=self.settings.bnb_quant_type,
+                compress_statistics=self.settings.bnb_double_quant,
             )
             module.weight = bnb.nn.Params4bit(
-                weight.cpu().clone(), requires_grad=False, quant_type=self.settings.bnb_quant_type,
+                weight.cpu().clone(),
+                requires_grad=False,
+                quant_type=self.settings.bnb_quant_type,
                 compress_statistics=self.settings.bnb_double_quant,
             )
             module.support_avx512bf16_for_cpu = False
@@ -45,5 +51,7 @@ class BnbBackend(QuantBackend):
 
         weight = module.weight
         if isinstance(weight, bnb.nn.Params4bit):
-            return bnb.functional.dequantize_4bit(weight.data, weight.quant_state).reshape(module.out_features, module.in_features)
+            return bnb.functional.dequantize_4bit(weight.data, weight.quant_state).reshape(
+                module.out_features, module.in_features
+            )
         return weight.data.float() * weight.SCB.float().unsqueeze(1) / 127.0

@@ -186,4 +186,3 @@ def install_dequant_cache(model: nn.Module, backend: str) -> int:
                 layer.forward = types.MethodType(forward, layer)
                 n += 1
     return n
-

@@ -24,7 +24,9 @@ class HqqBackend(QuantBackend):
         if not self.settings.hqq_optimize:
             config["weight_quant_params"]["optimize"] = False
         device = linear.weight.device
-        return HQQLinear(linear, quant_config=config, compute_dtype=linear.weight.dtype, device=str(device), del_orig=True)
+        return HQQLinear(
+            linear, quant_config=config, compute_dtype=linear.weight.dtype, device=str(device), del_orig=True
+        )
 
     def dequantized_weight(self, module: nn.Module) -> torch.Tensor:
         return module.dequantize().reshape(module.meta["shape"])

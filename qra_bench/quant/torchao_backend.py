@@ -27,7 +27,9 @@ class TorchaoBackend(QuantBackend):
                 f"unknown torchao mapping {self.settings.mapping!r}; use symmetric_no_clipping_err, symmetric or asymmetric"
             ) from None
         config = IntxWeightOnlyConfig(
-            weight_dtype=getattr(torch, f"int{bits}"), granularity=PerGroup(self.settings.group_size), mapping_type=mapping
+            weight_dtype=getattr(torch, f"int{bits}"),
+            granularity=PerGroup(self.settings.group_size),
+            mapping_type=mapping,
         )
         # quantize_ works on a module tree; a one-element Sequential lets it swap the weight in place.
         holder = nn.Sequential(linear)

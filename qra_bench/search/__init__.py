@@ -9,9 +9,18 @@ AutoQRA search and the optimizers it is compared with. Building blocks (operator
 helpers) stay importable from their modules (``qra_bench.search.operators``, ``.base``, ``.nsga2``, ...).
 """
 
-from qra_bench.search.base import (ENTRY_POINT_GROUP, Observation, Optimizer, Priors, SearchContext,
-                                   available_optimizers, make_optimizer, observe_and_suggest, register_optimizer,
-                                   result_value)
+from qra_bench.search.base import (
+    ENTRY_POINT_GROUP,
+    Observation,
+    Optimizer,
+    Priors,
+    SearchContext,
+    available_optimizers,
+    make_optimizer,
+    observe_and_suggest,
+    register_optimizer,
+    result_value,
+)
 from qra_bench.search.evolution import EvolutionOptimizer, EvolutionSettings, evolve
 from qra_bench.search.trust_region import TrustRegionBO
 from qra_bench.search.baselines import MilpBaseline, RandomSearch, SMACHPO, UniformBaseline
@@ -19,9 +28,25 @@ from qra_bench.search.autoqra import AutoQRAOptimizer, AutoQRASettings, SearchRe
 
 __all__ = [
     "ENTRY_POINT_GROUP",
-    "AutoQRAOptimizer", "AutoQRASettings", "EvolutionOptimizer", "EvolutionSettings", "MilpBaseline",
-    "Observation", "Optimizer", "Priors", "RandomSearch", "SMACHPO", "SearchContext", "SearchResult",
-    "TrustRegionBO", "UniformBaseline",
-    "autoqra_search", "available_optimizers", "evolve", "make_optimizer", "observe_and_suggest",
-    "register_optimizer", "result_value",
+    "AutoQRAOptimizer",
+    "AutoQRASettings",
+    "EvolutionOptimizer",
+    "EvolutionSettings",
+    "MilpBaseline",
+    "Observation",
+    "Optimizer",
+    "Priors",
+    "RandomSearch",
+    "SMACHPO",
+    "SearchContext",
+    "SearchResult",
+    "TrustRegionBO",
+    "UniformBaseline",
+    "autoqra_search",
+    "available_optimizers",
+    "evolve",
+    "make_optimizer",
+    "observe_and_suggest",
+    "register_optimizer",
+    "result_value",
 ]

@@ -23,13 +23,29 @@ import numpy as np
 from qra_bench.errors import QRBenchError
 from qra_bench.memory import Budget, MemoryBreakdown, MemoryModel
 from qra_bench.space import QRConfig, SearchSpace
-from qra_bench.search.base import (named_variant, CountingPredictor, Observation, Optimizer, Predictor, SearchContext,
-                                   register_optimizer)
+from qra_bench.search.base import (
+    named_variant,
+    CountingPredictor,
+    Observation,
+    Optimizer,
+    Predictor,
+    SearchContext,
+    register_optimizer,
+)
 from qra_bench.search.evolution import EvolutionOptimizer, EvolutionSettings, evolve
 from qra_bench.search.trust_region import TrustRegionBO
 
-__all__ = ["AXES", "AutoQRAOptimizer", "AutoQRASettings", "Candidate", "Restriction", "SearchRecord",
-           "SearchResult", "autoqra_search", "restrict_axes"]
+__all__ = [
+    "AXES",
+    "AutoQRAOptimizer",
+    "AutoQRASettings",
+    "Candidate",
+    "Restriction",
+    "SearchRecord",
+    "SearchResult",
+    "autoqra_search",
+    "restrict_axes",
+]
 
 AXES = ("both", "bits", "ranks")
 RealEval = Callable[[list[QRConfig]], Sequence[float]]
@@ -147,8 +163,14 @@ class Restriction:
         return sub
 
 
-def restrict_axes(space: SearchSpace, memory_model: MemoryModel, budget: "Budget | int | str", axes: str,
-                  fixed_bits: int = 4, fixed_rank: int = 16) -> Optional[Restriction]:
+def restrict_axes(
+    space: SearchSpace,
+    memory_model: MemoryModel,
+    budget: "Budget | int | str",
+    axes: str,
+    fixed_bits: int = 4,
+    fixed_rank: int = 16,
+) -> Optional[Restriction]:
     """``None`` for ``axes="both"``; else the subspace searching only bits (rank fixed) or only ranks (bits
     fixed). The fixed value is ``fixed_rank``/``fixed_bits`` (or the nearest rung of the ladder), lowered
     rung by rung until the subspace's smallest configuration fits the budget."""
@@ -166,9 +188,12 @@ def restrict_axes(space: SearchSpace, memory_model: MemoryModel, budget: "Budget
             sub = SearchSpace(space.n_blocks, bits=(ladder[j],), ranks=space.ranks)
         mm = MemoryModel(memory_model.arch, memory_model.settings, sub)
         if mm.total_bytes(sub.min_config()) <= limit:
-            return Restriction(space=sub, memory_model=mm,
-                               bit_map=np.asarray([space.bits.index(b) for b in sub.bits], dtype=np.int64),
-                               rank_map=np.asarray([space.ranks.index(r) for r in sub.ranks], dtype=np.int64))
+            return Restriction(
+                space=sub,
+                memory_model=mm,
+                bit_map=np.asarray([space.bits.index(b) for b in sub.bits], dtype=np.int64),
+                rank_map=np.asarray([space.ranks.index(r) for r in sub.ranks], dtype=np.int64),
+            )
     # Nothing fits at any fixed value: let SearchContext raise the usual InfeasibleBudgetError.
     SearchContext.build(space, memory_model, budget).repair(space.min_config())
     raise QRBenchError(f"no {axes}-only subspace fits the budget")  # pragma: no cover - repair raised above
@@ -229,23 +254,47 @@ def autoqra_search(
     history: list[SearchRecord] = []
 
     # Stage 1
-    evo = evolve(pred, space, memory_model, ctx.budget, ctx.priors, seed, settings.evolution,
-                 low_fidelity=low_fidelity_eval)
+    evo = evolve(
+        pred, space, memory_model, ctx.budget, ctx.priors, seed, settings.evolution, low_fidelity=low_fidelity_eval
+    )
     for e in evo.archive:
-        history.append(SearchRecord(step=len(history), stage="stage1", config=e.config, predicted_mean=e.mean,
-                                    predicted_std=e.std, measured=None, memory_bytes=e.memory_bytes,
-                                    generation=e.generation))
+        history.append(
+            SearchRecord(
+                step=len(history),
+                stage="stage1",
+                config=e.config,
+                predicted_mean=e.mean,
+                predicted_std=e.std,
+                measured=None,
+                memory_bytes=e.memory_bytes,
+                generation=e.generation,
+            )
+        )
     ranked = _dedupe([e for e in evo.pareto] + sorted(evo.archive, key=lambda e: -e.quality))
 
     # Stage 2
     measured: dict[QRConfig, float] = {}
-    bo_kw = dict(priors=ctx.priors, radius=settings.radius, max_radius=max(settings.radius, settings.max_radius),
-                 ei_tol=settings.ei_tol, n_candidates=settings.n_bo_candidates)
+    bo_kw = dict(
+        priors=ctx.priors,
+        radius=settings.radius,
+        max_radius=max(settings.radius, settings.max_radius),
+        ei_tol=settings.ei_tol,
+        n_candidates=settings.n_bo_candidates,
+    )
     stopped_by = "evals"
     if real_eval is None:
         start = [(e.config, e.quality) for e in ranked[: settings.n_start]]
-        bo = TrustRegionBO(space, memory_model, ctx.budget, seed, predictor=pred, start=start,
-                           max_evals=settings.stage2_evals, correct=False, **bo_kw)
+        bo = TrustRegionBO(
+            space,
+            memory_model,
+            ctx.budget,
+            seed,
+            predictor=pred,
+            start=start,
+            max_evals=settings.stage2_evals,
+            correct=False,
+            **bo_kw,
+        )
         while not bo.should_stop:
             cfg = bo.ask()
             if bo.converged:
@@ -260,8 +309,9 @@ def autoqra_search(
         n_init = settings.initial_real or min(3, max(1, real_evals // 3))
         n_init = min(n_init, real_evals)
         start = [e.config for e in ranked[:n_init]]
-        bo = TrustRegionBO(space, memory_model, ctx.budget, seed, predictor=pred, start=start,
-                           max_evals=real_evals, **bo_kw)
+        bo = TrustRegionBO(
+            space, memory_model, ctx.budget, seed, predictor=pred, start=start, max_evals=real_evals, **bo_kw
+        )
         batch = [bo.ask() for _ in range(len(start))]
         while batch:
             m, s = pred(*ctx.indices_batch(batch))
@@ -290,16 +340,34 @@ def autoqra_search(
         pool = [evo.best.config]
     m, s = pred(*ctx.indices_batch(pool))
     mem = memory_model.total_bytes_batch(*ctx.indices_batch(pool))
-    cands = [Candidate(config=c, predicted_mean=float(m[i]), predicted_std=float(s[i]), measured=measured.get(c),
-                       memory_bytes=int(mem[i]), stage=_first_stage(history, c)) for i, c in enumerate(pool)]
+    cands = [
+        Candidate(
+            config=c,
+            predicted_mean=float(m[i]),
+            predicted_std=float(s[i]),
+            measured=measured.get(c),
+            memory_bytes=int(mem[i]),
+            stage=_first_stage(history, c),
+        )
+        for i, c in enumerate(pool)
+    ]
     cands.sort(key=lambda c: (c.measured is None, -(c.measured if c.measured is not None else c.predicted_mean)))
     cands = cands[: max(settings.n_candidates, len(measured))]
     best = cands[0]
     return SearchResult(
-        incumbent=best.config, predicted_mean=best.predicted_mean, predicted_std=best.predicted_std,
-        measured=best.measured, memory=memory_model.breakdown(best.config), budget=ctx.budget, candidates=cands,
-        history=history, hypervolume=list(evo.hypervolume), n_predictor_rows=sum(c.rows for c in counters),
-        n_predictor_calls=sum(c.calls for c in counters), n_real_evals=len(measured), stopped_by=stopped_by,
+        incumbent=best.config,
+        predicted_mean=best.predicted_mean,
+        predicted_std=best.predicted_std,
+        measured=best.measured,
+        memory=memory_model.breakdown(best.config),
+        budget=ctx.budget,
+        candidates=cands,
+        history=history,
+        hypervolume=list(evo.hypervolume),
+        n_predictor_rows=sum(c.rows for c in counters),
+        n_predictor_calls=sum(c.calls for c in counters),
+        n_real_evals=len(measured),
+        stopped_by=stopped_by,
     )
 
 
@@ -326,11 +394,27 @@ def _first_stage(history: list[SearchRecord], cfg: QRConfig) -> str:
     return next(r.stage for r in history if r.config == cfg)
 
 
-def _record(history: list[SearchRecord], stage: str, ctx: SearchContext, cfg: QRConfig, mean: float, std: float,
-            measured: Optional[float], bo: TrustRegionBO) -> SearchRecord:
-    return SearchRecord(step=len(history), stage=stage, config=cfg, predicted_mean=float(mean),
-                        predicted_std=float(std), measured=measured, memory_bytes=ctx.memory_bytes(cfg),
-                        radius=bo.radius, max_ei=bo.last_max_ei)
+def _record(
+    history: list[SearchRecord],
+    stage: str,
+    ctx: SearchContext,
+    cfg: QRConfig,
+    mean: float,
+    std: float,
+    measured: Optional[float],
+    bo: TrustRegionBO,
+) -> SearchRecord:
+    return SearchRecord(
+        step=len(history),
+        stage=stage,
+        config=cfg,
+        predicted_mean=float(mean),
+        predicted_std=float(std),
+        measured=measured,
+        memory_bytes=ctx.memory_bytes(cfg),
+        radius=bo.radius,
+        max_ei=bo.last_max_ei,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -348,10 +432,20 @@ class AutoQRAOptimizer(Optimizer):
 
     name = "autoqra"
 
-    def __init__(self, space: SearchSpace, memory_model: MemoryModel, budget: "Budget | int | str", seed: int = 0,
-                 *, priors=None, predictor: Optional[Predictor] = None, stage1_evals: int = 12,
-                 evolution_settings: Optional[EvolutionSettings] = None, bo_kwargs: Optional[dict] = None,
-                 axes: str = "both") -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        memory_model: MemoryModel,
+        budget: "Budget | int | str",
+        seed: int = 0,
+        *,
+        priors=None,
+        predictor: Optional[Predictor] = None,
+        stage1_evals: int = 12,
+        evolution_settings: Optional[EvolutionSettings] = None,
+        bo_kwargs: Optional[dict] = None,
+        axes: str = "both",
+    ) -> None:
         super().__init__(space, memory_model, budget, seed, priors=priors)
         self.axes = axes
         self._restriction = restrict_axes(space, memory_model, self.budget, axes)
@@ -360,9 +454,15 @@ class AutoQRAOptimizer(Optimizer):
         self._predictor = None if predictor is None else _restricted(predictor, self._restriction)
         self.stage1_evals = stage1_evals
         self._bo_kwargs = dict(bo_kwargs or {})
-        self.stage1 = EvolutionOptimizer(self._sub_space, self._sub_mm, self.budget, seed, priors=self.ctx.priors,
-                                         predictor=self._predictor,
-                                         settings=evolution_settings or EvolutionSettings(top_k=6))
+        self.stage1 = EvolutionOptimizer(
+            self._sub_space,
+            self._sub_mm,
+            self.budget,
+            seed,
+            priors=self.ctx.priors,
+            predictor=self._predictor,
+            settings=evolution_settings or EvolutionSettings(top_k=6),
+        )
         self.stage2: Optional[TrustRegionBO] = None
 
     @property
@@ -378,11 +478,19 @@ class AutoQRAOptimizer(Optimizer):
 
     def _ask(self) -> QRConfig:
         if self.stage2 is None and (self.stage1.n_asked >= self.stage1_evals or self.stage1.converged):
-            start = [(o.config, o.value) for o in self.history
-                     if not math.isnan(o.value) and self._in_subspace(o.config)]
-            self.stage2 = TrustRegionBO(self._sub_space, self._sub_mm, self.budget, self.seed,
-                                        priors=self.ctx.priors, predictor=self._predictor, start=start or (),
-                                        **self._bo_kwargs)
+            start = [
+                (o.config, o.value) for o in self.history if not math.isnan(o.value) and self._in_subspace(o.config)
+            ]
+            self.stage2 = TrustRegionBO(
+                self._sub_space,
+                self._sub_mm,
+                self.budget,
+                self.seed,
+                priors=self.ctx.priors,
+                predictor=self._predictor,
+                start=start or (),
+                **self._bo_kwargs,
+            )
         return (self.stage2 or self.stage1).ask()
 
     def _tell(self, obs: Observation) -> None:
@@ -391,7 +499,9 @@ class AutoQRAOptimizer(Optimizer):
         (self.stage2 or self.stage1).tell(obs.config, obs.value)
 
 
-register_optimizer("autoqra-bits-only")(named_variant(
-    AutoQRAOptimizer, "autoqra-bits-only", "AutoQRA searching bits only (ranks fixed).", axes="bits"))
-register_optimizer("autoqra-ranks-only")(named_variant(
-    AutoQRAOptimizer, "autoqra-ranks-only", "AutoQRA searching ranks only (bits fixed).", axes="ranks"))
+register_optimizer("autoqra-bits-only")(
+    named_variant(AutoQRAOptimizer, "autoqra-bits-only", "AutoQRA searching bits only (ranks fixed).", axes="bits")
+)
+register_optimizer("autoqra-ranks-only")(
+    named_variant(AutoQRAOptimizer, "autoqra-ranks-only", "AutoQRA searching ranks only (bits fixed).", axes="ranks")
+)

@@ -88,7 +88,9 @@ def as_priors(obj: "Priors | ImportancePriors | None", n_blocks: int) -> Optiona
         if arr.shape != (n_blocks,) or not np.all(np.isfinite(arr)):
             raise QRBenchError(f"priors.{name} must be {n_blocks} finite numbers, got shape {arr.shape}")
         if name.startswith("importance") and (arr.min() < 0 or arr.max() > 1):
-            raise QRBenchError(f"priors.{name} must lie in [0, 1] (min-max normalized), got {arr.min():g}..{arr.max():g}")
+            raise QRBenchError(
+                f"priors.{name} must lie in [0, 1] (min-max normalized), got {arr.min():g}..{arr.max():g}"
+            )
         out[name] = tuple(float(x) for x in arr)
     return Priors(**out)
 
@@ -109,7 +111,9 @@ class CountingPredictor:
     def __call__(self, bit_idx: np.ndarray, rank_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         bi, ri = np.atleast_2d(np.asarray(bit_idx, dtype=np.int64)), np.atleast_2d(np.asarray(rank_idx, dtype=np.int64))
         if bi.shape != ri.shape or bi.shape[1] != self.n_blocks:
-            raise QRBenchError(f"predictor input must be two (n, {self.n_blocks}) index arrays, got {bi.shape}, {ri.shape}")
+            raise QRBenchError(
+                f"predictor input must be two (n, {self.n_blocks}) index arrays, got {bi.shape}, {ri.shape}"
+            )
         n = bi.shape[0]
         if n == 0:
             return np.zeros(0), np.zeros(0)
@@ -123,8 +127,9 @@ class CountingPredictor:
         return mean, np.maximum(np.nan_to_num(std, nan=0.0), 0.0)
 
 
-def predictor_from_estimator(model: Any, space: SearchSpace,
-                             features: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> Predictor:
+def predictor_from_estimator(
+    model: Any, space: SearchSpace, features: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+) -> Predictor:
     """Adapt a scikit-learn style regressor with ``predict(X, return_std=True)`` into a :data:`Predictor`.
 
     ``features(bit_idx, rank_idx)`` builds ``X``; default :meth:`SearchSpace.encode_indices` (the 2L+2 ordinal
@@ -184,8 +189,6 @@ class LinearPredictor:
         return mean * self.y_scale_ + self.y_mean_, np.sqrt(var) * self.y_scale_
 
 
-
-
 class GPPredictor:
     """Gaussian process on the 2L+2 ordinal encoding (Matern-5/2 with one length scale per feature, plus white
     noise; the Stage-2 model of ``docs/algorithm.md``), fitted to an optimizer's own observations.
@@ -201,8 +204,9 @@ class GPPredictor:
     prior ranks the neighbours of a good incumbent reliably on the shipped table.
     """
 
-    def __init__(self, space: SearchSpace, prior: Optional[Predictor] = None, min_gp: int = 8, seed: int = 0,
-                 kernel=None) -> None:
+    def __init__(
+        self, space: SearchSpace, prior: Optional[Predictor] = None, min_gp: int = 8, seed: int = 0, kernel=None
+    ) -> None:
         self.space, self.prior, self.min_gp, self.seed = space, prior, min_gp, seed
         self.kernel = kernel  # fitted hyper-parameters to reuse as they are (no marginal-likelihood search)
         self._model = None
@@ -228,8 +232,9 @@ class GPPredictor:
         if self.kernel is not None:
             gp = GaussianProcessRegressor(self.kernel, normalize_y=True, optimizer=None)
         else:
-            kernel = (ConstantKernel(1.0, (1e-2, 1e2)) * Matern(np.ones(X.shape[1]), (0.05, 50.0), nu=2.5)
-                      + WhiteKernel(1e-2, (1e-6, 1.0)))
+            kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(np.ones(X.shape[1]), (0.05, 50.0), nu=2.5) + WhiteKernel(
+                1e-2, (1e-6, 1.0)
+            )
             gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=1, random_state=self.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence warnings at the length-scale bounds are expected
@@ -256,8 +261,15 @@ class GPPredictor:
 GP_REFIT_EVERY = 5
 
 
-def refit_gp(previous: Optional[GPPredictor], space: SearchSpace, prior: Optional[Predictor], seed: int,
-             bit_idx: np.ndarray, rank_idx: np.ndarray, y: np.ndarray) -> GPPredictor:
+def refit_gp(
+    previous: Optional[GPPredictor],
+    space: SearchSpace,
+    prior: Optional[Predictor],
+    seed: int,
+    bit_idx: np.ndarray,
+    rank_idx: np.ndarray,
+    y: np.ndarray,
+) -> GPPredictor:
     """An optimizer's GP fitted to its told results: ``previous``'s kernel is reused as it is (milliseconds),
     except every :data:`GP_REFIT_EVERY` results, when the hyper-parameters are re-estimated."""
     kernel = previous.kernel_ if previous is not None and len(y) % GP_REFIT_EVERY else None
@@ -283,18 +295,30 @@ class SearchContext:
     importance_r: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
 
     @classmethod
-    def build(cls, space: SearchSpace, memory_model: MemoryModel, budget: "Budget | int | str",
-              priors: "Priors | ImportancePriors | None" = None) -> "SearchContext":
-        if (space.n_blocks, space.bits, space.ranks) != (memory_model.space.n_blocks, memory_model.space.bits,
-                                                         memory_model.space.ranks):
-            raise QRBenchError(f"search space (bits {list(space.bits)}, ranks {list(space.ranks)}) differs from the "
-                               f"memory model's (bits {list(memory_model.space.bits)}, ranks "
-                               f"{list(memory_model.space.ranks)}); build the MemoryModel with space=...")
+    def build(
+        cls,
+        space: SearchSpace,
+        memory_model: MemoryModel,
+        budget: "Budget | int | str",
+        priors: "Priors | ImportancePriors | None" = None,
+    ) -> "SearchContext":
+        if (space.n_blocks, space.bits, space.ranks) != (
+            memory_model.space.n_blocks,
+            memory_model.space.bits,
+            memory_model.space.ranks,
+        ):
+            raise QRBenchError(
+                f"search space (bits {list(space.bits)}, ranks {list(space.ranks)}) differs from the "
+                f"memory model's (bits {list(memory_model.space.bits)}, ranks "
+                f"{list(memory_model.space.ranks)}); build the MemoryModel with space=..."
+            )
         if isinstance(budget, str):
             budget = memory_model.budget(budget)
         elif not isinstance(budget, Budget):
             if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
-                raise QRBenchError(f"budget must be a Budget, a budget string or a positive number of bytes, got {budget!r}")
+                raise QRBenchError(
+                    f"budget must be a Budget, a budget string or a positive number of bytes, got {budget!r}"
+                )
             budget = Budget(name=f"{int(budget)}", bytes=int(budget))
         p = as_priors(priors, space.n_blocks)
         iq = np.asarray(p.importance_q if p else np.full(space.n_blocks, 0.5), dtype=float)
@@ -388,8 +412,15 @@ class Optimizer(ABC):
 
     name: ClassVar[str] = "optimizer"
 
-    def __init__(self, space: SearchSpace, memory_model: MemoryModel, budget: "Budget | int | str", seed: int = 0,
-                 *, priors: "Priors | ImportancePriors | None" = None) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        memory_model: MemoryModel,
+        budget: "Budget | int | str",
+        seed: int = 0,
+        *,
+        priors: "Priors | ImportancePriors | None" = None,
+    ) -> None:
         self.ctx = SearchContext.build(space, memory_model, budget, priors)
         self.space, self.memory_model, self.budget = space, memory_model, self.ctx.budget
         self.seed = int(seed)
@@ -416,10 +447,14 @@ class Optimizer(ABC):
             source = result.get("source")
         if config in self.pending:
             self.pending.remove(config)
-        obs = Observation(step=len(self.history), config=config, value=value,
-                          memory_bytes=self.ctx.memory_bytes(config),
-                          fidelity=None if fidelity is None else float(fidelity),
-                          source=None if source is None else str(source))
+        obs = Observation(
+            step=len(self.history),
+            config=config,
+            value=value,
+            memory_bytes=self.ctx.memory_bytes(config),
+            fidelity=None if fidelity is None else float(fidelity),
+            source=None if source is None else str(source),
+        )
         self.history.append(obs)
         self._tell(obs)
 
@@ -472,8 +507,9 @@ def observe_and_suggest(fn: Callable[..., QRConfig], name: Optional[str] = None)
     priors, a seeded ``numpy`` generator and :meth:`SearchContext.repair`). Whatever ``fn`` returns is repaired
     to the budget. Register the result with ``register_optimizer("name")(observe_and_suggest(fn))``.
     """
-    n_params = len([p for p in inspect.signature(fn).parameters.values()
-                    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
+    n_params = len(
+        [p for p in inspect.signature(fn).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    )
     wants_ctx = n_params >= 3
 
     class FunctionOptimizer(Optimizer):
@@ -541,8 +577,9 @@ def available_optimizers() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def make_optimizer(name: str, space: SearchSpace, memory_model: MemoryModel, budget: "Budget | int | str",
-                   seed: int = 0, **kw: Any) -> Optimizer:
+def make_optimizer(
+    name: str, space: SearchSpace, memory_model: MemoryModel, budget: "Budget | int | str", seed: int = 0, **kw: Any
+) -> Optimizer:
     """Build the optimizer registered as ``name``; ``kw`` goes to its constructor (e.g. ``priors``, ``predictor``)."""
     if name not in _REGISTRY:
         _load_entry_points()

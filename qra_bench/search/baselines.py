@@ -25,8 +25,15 @@ from qra_bench.memory import Budget, MemoryModel
 from qra_bench.space import QRConfig, SearchSpace
 from qra_bench.search.base import Observation, Optimizer, SearchContext, named_variant, register_optimizer
 
-__all__ = ["MilpBaseline", "RandomSearch", "SMACHPO", "UniformBaseline", "UNIFORM_BASELINES", "milp_config",
-           "quantization_error"]
+__all__ = [
+    "MilpBaseline",
+    "RandomSearch",
+    "SMACHPO",
+    "UniformBaseline",
+    "UNIFORM_BASELINES",
+    "milp_config",
+    "quantization_error",
+]
 
 #: name -> bit width of the uniform baselines (all at rank 16, or the ladder's largest rank without 16).
 UNIFORM_BASELINES: dict[str, int] = {"qlora-4bit": 4, "uniform-3bit": 3, "uniform-8bit": 8, "lora-fp16": 16}
@@ -44,8 +51,17 @@ class UniformBaseline(Optimizer):
 
     name = "uniform"
 
-    def __init__(self, space: SearchSpace, memory_model: MemoryModel, budget: "Budget | int | str", seed: int = 0,
-                 *, bits: int = 4, rank: Optional[int] = None, priors=None) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        memory_model: MemoryModel,
+        budget: "Budget | int | str",
+        seed: int = 0,
+        *,
+        bits: int = 4,
+        rank: Optional[int] = None,
+        priors=None,
+    ) -> None:
         super().__init__(space, memory_model, budget, seed, priors=priors)
         rank = _default_rank(space) if rank is None else rank
         self.target = space.config((bits,) * space.n_blocks, (rank,) * space.n_blocks)
@@ -57,8 +73,14 @@ class UniformBaseline(Optimizer):
 
 
 for _name, _bits in UNIFORM_BASELINES.items():
-    register_optimizer(_name)(named_variant(
-        UniformBaseline, _name, f"{_name}: uniform {_bits}-bit configuration at rank 16 (repaired to the budget).", bits=_bits))
+    register_optimizer(_name)(
+        named_variant(
+            UniformBaseline,
+            _name,
+            f"{_name}: uniform {_bits}-bit configuration at rank 16 (repaired to the budget).",
+            bits=_bits,
+        )
+    )
 
 
 @register_optimizer("random")
@@ -111,9 +133,19 @@ class SMACHPO(Optimizer):
 
     name = "smac-hpo"
 
-    def __init__(self, space: SearchSpace, memory_model: MemoryModel, budget: "Budget | int | str", seed: int = 0,
-                 *, priors=None, n_trials: int = 200, n_initial: int = 10, challengers: int = 1000,
-                 local_search_iterations: int = 5) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        memory_model: MemoryModel,
+        budget: "Budget | int | str",
+        seed: int = 0,
+        *,
+        priors=None,
+        n_trials: int = 200,
+        n_initial: int = 10,
+        challengers: int = 1000,
+        local_search_iterations: int = 5,
+    ) -> None:
         super().__init__(space, memory_model, budget, seed, priors=priors)
         self.n_trials, self.n_initial = n_trials, n_initial
         self.challengers, self.local_search_iterations = challengers, local_search_iterations
@@ -133,22 +165,36 @@ class SMACHPO(Optimizer):
         self._codec = _Codec(self.space, cs)
         self._outdir = tempfile.mkdtemp(prefix="qra-smac-hpo-")
         weakref.finalize(self, shutil.rmtree, self._outdir, True)
-        scenario = Scenario(cs, deterministic=True, n_trials=self.n_trials, seed=self.seed,
-                            output_directory=self._outdir)
+        scenario = Scenario(
+            cs, deterministic=True, n_trials=self.n_trials, seed=self.seed, output_directory=self._outdir
+        )
         self._smac = HPO(
-            scenario, None,
+            scenario,
+            None,
             # HPO.get_model's random forest with two speed-only changes: one thread (n_jobs=-1 waits on a joblib
             # pool for 10 small trees on a shared 2-core machine) and no leaf cap (max_leaf_nodes=2**20 makes
             # scikit-learn's best-first builder allocate ~2M nodes per tree, 0.25 s each; the trees grow fully
             # either way).
-            model=RandomForest(configspace=cs, log_y=True, n_trees=10, bootstrapping=True, ratio_features=1.0,
-                               min_samples_split=2, min_samples_leaf=1, max_depth=2**20, max_leaf_nodes=None,
-                               seed=self.seed, n_jobs=1),
+            model=RandomForest(
+                configspace=cs,
+                log_y=True,
+                n_trees=10,
+                bootstrapping=True,
+                ratio_features=1.0,
+                min_samples_split=2,
+                min_samples_leaf=1,
+                max_depth=2**20,
+                max_leaf_nodes=None,
+                seed=self.seed,
+                n_jobs=1,
+            ),
             initial_design=HPO.get_initial_design(scenario, n_configs=self.n_initial),
             acquisition_maximizer=HPO.get_acquisition_maximizer(
-                scenario, challengers=self.challengers, local_search_iterations=self.local_search_iterations),
+                scenario, challengers=self.challengers, local_search_iterations=self.local_search_iterations
+            ),
             intensifier=HPO.get_intensifier(scenario, max_config_calls=1),
-            logging_level=False, overwrite=True,
+            logging_level=False,
+            overwrite=True,
         )
         _order_local_search_starts(self._smac._acquisition_maximizer)
 
@@ -181,8 +227,13 @@ def quantization_error(bits: Sequence[int]) -> np.ndarray:
     return np.where(b >= 16, 0.0, 4.0 ** -(b - b.min()))
 
 
-def milp_config(space: SearchSpace, memory_model: MemoryModel, budget: "Budget | int | str",
-                sensitivity: Sequence[float] | np.ndarray, rank: Optional[int] = None) -> QRConfig:
+def milp_config(
+    space: SearchSpace,
+    memory_model: MemoryModel,
+    budget: "Budget | int | str",
+    sensitivity: Sequence[float] | np.ndarray,
+    rank: Optional[int] = None,
+) -> QRConfig:
     """Bits per block minimizing total quantization sensitivity under the budget, at one fixed rank.
 
     The integer program (LQ-LoRA's, with our memory model): binary ``x[l, i]`` = block ``l`` at bit rung ``i``;
@@ -220,9 +271,15 @@ def milp_config(space: SearchSpace, memory_model: MemoryModel, budget: "Budget |
         room = ctx.budget_bytes - mm.constant - int(mm.rank_cost[np.arange(L), j].sum())
         if room < int(mm.bit_cost[:, 0].sum()):
             continue
-        res = milp(c, integrality=np.ones(L * nb), bounds=Bounds(0, 1),
-                   constraints=[LinearConstraint(A_one, 1, 1),
-                                LinearConstraint(mm.bit_cost.reshape(1, -1).astype(float), -np.inf, room)])
+        res = milp(
+            c,
+            integrality=np.ones(L * nb),
+            bounds=Bounds(0, 1),
+            constraints=[
+                LinearConstraint(A_one, 1, 1),
+                LinearConstraint(mm.bit_cost.reshape(1, -1).astype(float), -np.inf, room),
+            ],
+        )
         if res.status != 0 or res.x is None:
             continue
         bit_idx = np.argmax(np.rint(res.x).reshape(L, nb), axis=1)
@@ -238,13 +295,23 @@ class MilpBaseline(Optimizer):
 
     name = "lq-lora-milp"
 
-    def __init__(self, space: SearchSpace, memory_model: MemoryModel, budget: "Budget | int | str", seed: int = 0,
-                 *, priors=None, sensitivity: Optional[Sequence[float] | np.ndarray] = None,
-                 rank: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        memory_model: MemoryModel,
+        budget: "Budget | int | str",
+        seed: int = 0,
+        *,
+        priors=None,
+        sensitivity: Optional[Sequence[float] | np.ndarray] = None,
+        rank: Optional[int] = None,
+    ) -> None:
         super().__init__(space, memory_model, budget, seed, priors=priors)
         if sensitivity is None:
             if self.ctx.priors is None or self.ctx.priors.raw_q is None:
-                raise QRBenchError("lq-lora-milp needs per-block sensitivities: pass sensitivity=... or priors with raw_q")
+                raise QRBenchError(
+                    "lq-lora-milp needs per-block sensitivities: pass sensitivity=... or priors with raw_q"
+                )
             sensitivity = self.ctx.priors.raw_q
         self.config = milp_config(space, memory_model, self.budget, sensitivity, rank)
 

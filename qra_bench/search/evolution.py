@@ -24,8 +24,15 @@ import numpy as np
 from qra_bench.memory import Budget, MemoryModel
 from qra_bench.space import QRConfig, SearchSpace
 from qra_bench.search import nsga2
-from qra_bench.search.base import (CountingPredictor, GPPredictor, Optimizer, Predictor, SearchContext,
-                                   refit_gp, register_optimizer)
+from qra_bench.search.base import (
+    CountingPredictor,
+    GPPredictor,
+    Optimizer,
+    Predictor,
+    SearchContext,
+    refit_gp,
+    register_optimizer,
+)
 from qra_bench.search.operators import OPERATORS, apply_operator, fill_budget, jitter, warm_start
 
 __all__ = ["ArchiveEntry", "EvolutionOptimizer", "EvolutionResult", "EvolutionSettings", "evolve", "prior_score"]
@@ -73,7 +80,11 @@ class EvolutionSettings:
                 raise ValueError(f"EvolutionSettings.{name} must be >= 1, got {getattr(self, name)}")
         if self.generations < 0:
             raise ValueError(f"EvolutionSettings.generations must be >= 0, got {self.generations}")
-        if len(self.operator_weights) != len(OPERATORS) or min(self.operator_weights) < 0 or sum(self.operator_weights) <= 0:
+        if (
+            len(self.operator_weights) != len(OPERATORS)
+            or min(self.operator_weights) < 0
+            or sum(self.operator_weights) <= 0
+        ):
             raise ValueError(f"operator_weights needs {len(OPERATORS)} non-negative weights ({', '.join(OPERATORS)})")
 
 
@@ -207,8 +218,9 @@ class _Stage1:
                     break
         return out
 
-    def promote(self, cfgs: list[QRConfig], mean: np.ndarray, std: np.ndarray, k: int,
-                first: Optional[QRConfig] = None) -> np.ndarray:
+    def promote(
+        self, cfgs: list[QRConfig], mean: np.ndarray, std: np.ndarray, k: int, first: Optional[QRConfig] = None
+    ) -> np.ndarray:
         """Indices of the ``k`` best by ``mean + beta * std`` (stable); ``first`` (the warm start) always goes."""
         score = np.asarray(mean, dtype=float) + self.settings.beta * np.asarray(std, dtype=float)
         score = np.where(np.isnan(score), -np.inf, score)
@@ -299,12 +311,23 @@ def evolve(
             values, source = mean[idx], "predictor"
         mem = ctx.memory_model.total_bytes_batch(bi[idx], ri[idx])
         for j, i in enumerate(idx):
-            archive.append(ArchiveEntry(config=cfgs[i], quality=float(values[j]), mean=float(mean[i]),
-                                        std=float(std[i]), memory_bytes=int(mem[j]), generation=gen, source=source))
+            archive.append(
+                ArchiveEntry(
+                    config=cfgs[i],
+                    quality=float(values[j]),
+                    mean=float(mean[i]),
+                    std=float(std[i]),
+                    memory_bytes=int(mem[j]),
+                    generation=gen,
+                    source=source,
+                )
+            )
 
     def arrays() -> tuple[np.ndarray, np.ndarray]:
-        return (np.asarray([e.quality for e in archive], dtype=float),
-                np.asarray([e.memory_bytes for e in archive], dtype=np.int64))
+        return (
+            np.asarray([e.quality for e in archive], dtype=float),
+            np.asarray([e.memory_bytes for e in archive], dtype=np.int64),
+        )
 
     cands = st.initial_candidates(initial)
     # With nothing but the predictor the whole initial population is "evaluated" by the screen.
@@ -333,8 +356,15 @@ def evolve(
 
     q, m = arrays()
     front = sorted((archive[i] for i in st.front(q, m)), key=lambda e: (-e.quality, e.memory_bytes))
-    return EvolutionResult(archive=archive, population=population, pareto=front, hypervolume=st.hv,
-                           generations_run=gens, stopped_early=stopped_early, n_screened=pred.rows - rows_before)
+    return EvolutionResult(
+        archive=archive,
+        population=population,
+        pareto=front,
+        hypervolume=st.hv,
+        generations_run=gens,
+        stopped_early=stopped_early,
+        n_screened=pred.rows - rows_before,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -352,9 +382,18 @@ class EvolutionOptimizer(Optimizer):
 
     name = "evolution"
 
-    def __init__(self, space: SearchSpace, memory_model: MemoryModel, budget: "Budget | int | str", seed: int = 0,
-                 *, priors=None, predictor: Optional[Predictor] = None, settings: Optional[EvolutionSettings] = None,
-                 min_fit: int = 5) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        memory_model: MemoryModel,
+        budget: "Budget | int | str",
+        seed: int = 0,
+        *,
+        priors=None,
+        predictor: Optional[Predictor] = None,
+        settings: Optional[EvolutionSettings] = None,
+        min_fit: int = 5,
+    ) -> None:
         super().__init__(space, memory_model, budget, seed, priors=priors)
         self.settings = settings or EvolutionSettings(top_k=6)
         self.predictor = None if predictor is None else CountingPredictor(predictor, space.n_blocks)
@@ -387,8 +426,11 @@ class EvolutionOptimizer(Optimizer):
 
     def _told_arrays(self) -> tuple[list[QRConfig], np.ndarray, np.ndarray]:
         obs = [o for o in self.history if not math.isnan(o.value)]
-        return ([o.config for o in obs], np.asarray([o.value for o in obs], dtype=float),
-                np.asarray([o.memory_bytes for o in obs], dtype=np.int64))
+        return (
+            [o.config for o in obs],
+            np.asarray([o.value for o in obs], dtype=float),
+            np.asarray([o.memory_bytes for o in obs], dtype=np.int64),
+        )
 
     def _next_generation(self) -> None:
         self.generation += 1

@@ -84,10 +84,13 @@ def fill_budget(cfg: QRConfig, ctx: SearchContext) -> QRConfig:
     imp = np.stack([ctx.importance_q, ctx.importance_r], axis=1) + _EPS
     slack = ctx.budget_bytes - int(mm.total_bytes_batch(bi, ri)[0])
     while True:
-        added = np.stack([
-            mm.bit_cost[ar, np.minimum(bi + 1, nb - 1)] - mm.bit_cost[ar, bi],
-            mm.rank_cost[ar, np.minimum(ri + 1, nr - 1)] - mm.rank_cost[ar, ri],
-        ], axis=1)
+        added = np.stack(
+            [
+                mm.bit_cost[ar, np.minimum(bi + 1, nb - 1)] - mm.bit_cost[ar, bi],
+                mm.rank_cost[ar, np.minimum(ri + 1, nr - 1)] - mm.rank_cost[ar, ri],
+            ],
+            axis=1,
+        )
         ok = np.stack([bi < nb - 1, ri < nr - 1], axis=1) & (added > 0) & (added <= slack)
         if not ok.any():
             break

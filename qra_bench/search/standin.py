@@ -76,5 +76,9 @@ class AnalyticStandIn:
         if noise:
             raw_q = raw_q * (1 + noise * rng.standard_normal(len(raw_q)))
             raw_r = raw_r * (1 + noise * rng.standard_normal(len(raw_r)))
-        return Priors(importance_q=tuple(_minmax(raw_q)), importance_r=tuple(_minmax(raw_r)),
-                      raw_q=tuple(float(x) for x in raw_q), raw_r=tuple(float(x) for x in raw_r))
+        return Priors(
+            importance_q=tuple(_minmax(raw_q)),
+            importance_r=tuple(_minmax(raw_r)),
+            raw_q=tuple(float(x) for x in raw_q),
+            raw_r=tuple(float(x) for x in raw_r),
+        )

@@ -44,8 +44,17 @@ if TYPE_CHECKING:  # torch-importing modules, loaded only for real trials and ex
     from qra_bench.quant import QuantSettings
     from qra_bench.trial import TrialSettings
 
-__all__ = ["DEFAULT_OPTIMIZER_EVALS", "SearchOutcome", "SurrogateProblem", "TableTrials", "format_outcome",
-           "load_problem", "run_search", "search_budget", "search_settings"]
+__all__ = [
+    "DEFAULT_OPTIMIZER_EVALS",
+    "SearchOutcome",
+    "SurrogateProblem",
+    "TableTrials",
+    "format_outcome",
+    "load_problem",
+    "run_search",
+    "search_budget",
+    "search_settings",
+]
 
 PathLike = Union[str, os.PathLike]
 #: Surrogate-answered asks of a method other than autoqra when the caller gives none.
@@ -162,7 +171,11 @@ class SurrogateProblem:
         for k, (bits, ranks) in enumerate(zip(frame["bits"], frame["ranks"])):
             bits, ranks = [int(b) for b in bits], [int(r) for r in ranks]
             # Rows of another depth or off the ladders (possible only with a hash-mismatched table) are skipped.
-            if len(bits) != space.n_blocks or any(b not in bit_pos for b in bits) or any(r not in rank_pos for r in ranks):
+            if (
+                len(bits) != space.n_blocks
+                or any(b not in bit_pos for b in bits)
+                or any(r not in rank_pos for r in ranks)
+            ):
                 continue
             bi[k] = [bit_pos[b] for b in bits]
             ri[k] = [rank_pos[r] for r in ranks]
@@ -187,8 +200,10 @@ class SurrogateProblem:
         """The one value of ``column`` (``model_name``, ``task_name``) over the table's ok rows."""
         values = _values(self.frame, column)
         if len(values) != 1:
-            raise QRBenchError(f"table {self.table_path} has {len(values)} values of {column} ({', '.join(values[:4])}); "
-                               "real trials need a table of one model and task")
+            raise QRBenchError(
+                f"table {self.table_path} has {len(values)} values of {column} ({', '.join(values[:4])}); "
+                "real trials need a table of one model and task"
+            )
         return values[0]
 
     def _recorded(self, column: str) -> dict:
@@ -231,8 +246,14 @@ class SurrogateProblem:
 MEMORY_CONVENTIONS = ("table", "bf16")
 
 
-def load_problem(table: PathLike, surrogate: PathLike, arch: Optional[str] = None, backend: Optional[str] = None,
-                 allow_hash_mismatch: bool = False, memory: str = "table") -> SurrogateProblem:
+def load_problem(
+    table: PathLike,
+    surrogate: PathLike,
+    arch: Optional[str] = None,
+    backend: Optional[str] = None,
+    allow_hash_mismatch: bool = False,
+    memory: str = "table",
+) -> SurrogateProblem:
     """Load the surrogate at ``surrogate``, check it against the table at ``table``, and build the problem.
 
     Parameters
@@ -263,34 +284,53 @@ def load_problem(table: PathLike, surrogate: PathLike, arch: Optional[str] = Non
     actual = results.content_hash()
     mismatch = actual != artifact.table_hash
     if mismatch and not allow_hash_mismatch:
-        raise QRBenchError(f"table {table} has content hash {actual[:16]}..., but surrogate {surrogate} was fitted on "
-                           f"hash {artifact.table_hash[:16]}...: refit it with `qra-bench fit`, or pass "
-                           "--allow-hash-mismatch to use it anyway")
+        raise QRBenchError(
+            f"table {table} has content hash {actual[:16]}..., but surrogate {surrogate} was fitted on "
+            f"hash {artifact.table_hash[:16]}...: refit it with `qra-bench fit`, or pass "
+            "--allow-hash-mismatch to use it anyway"
+        )
     if artifact.multi_fidelity:
-        raise QRBenchError(f"surrogate {surrogate} is multi-fidelity (it needs an observed low-fidelity result per "
-                           "configuration); search needs one fitted with --fidelity all or full")
+        raise QRBenchError(
+            f"surrogate {surrogate} is multi-fidelity (it needs an observed low-fidelity result per "
+            "configuration); search needs one fitted with --fidelity all or full"
+        )
     spec = artifact.encoder_spec
     if arch is None:
         arch_spec = ArchSpec(**spec.arch)
     else:
         arch_spec = load_arch(arch)
         if arch_spec.n_blocks != artifact.space.n_blocks:
-            raise QRBenchError(f"architecture {arch_spec.name} has {arch_spec.n_blocks} blocks; surrogate {surrogate} "
-                               f"describes {artifact.space.n_blocks}")
+            raise QRBenchError(
+                f"architecture {arch_spec.name} has {arch_spec.n_blocks} blocks; surrogate {surrogate} "
+                f"describes {artifact.space.n_blocks}"
+            )
     if memory == "table":
         settings, _ = solve_seq_len(arch_spec, MemorySettings(**spec.memory_settings), spec.memory_offset)
         settings = replace(settings, backend=backend or settings.backend)
     else:
-        settings = MemorySettings(backend=backend or spec.memory_settings.get("backend", "hqq"),
-                                  group_size=int(spec.memory_settings.get("group_size", 128)))
+        settings = MemorySettings(
+            backend=backend or spec.memory_settings.get("backend", "hqq"),
+            group_size=int(spec.memory_settings.get("group_size", 128)),
+        )
     memory_model = MemoryModel(arch_spec, settings, artifact.space)
     iq, ir = spec.importance_q, spec.importance_r
     # All-zero priors mean "none were found" when the surrogate was fitted (see surrogate.fit._importance).
-    priors = as_priors(Priors(importance_q=iq, importance_r=ir), artifact.space.n_blocks) if iq and any(iq + ir) else None
-    return SurrogateProblem(artifact=artifact, surrogate_path=Path(surrogate), table_path=Path(table),
-                            table_hash=actual, frame=results.read(), arch=arch_spec, memory_model=memory_model,
-                            priors=priors, hash_mismatch=mismatch, quant_backend=backend,
-                            memory_convention=memory)
+    priors = (
+        as_priors(Priors(importance_q=iq, importance_r=ir), artifact.space.n_blocks) if iq and any(iq + ir) else None
+    )
+    return SurrogateProblem(
+        artifact=artifact,
+        surrogate_path=Path(surrogate),
+        table_path=Path(table),
+        table_hash=actual,
+        frame=results.read(),
+        arch=arch_spec,
+        memory_model=memory_model,
+        priors=priors,
+        hash_mismatch=mismatch,
+        quant_backend=backend,
+        memory_convention=memory,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -307,9 +347,15 @@ class TableTrials:
     after every trial, numbered out of ``planned`` when given.
     """
 
-    def __init__(self, problem: SurrogateProblem, seed: int = 0, steps: Optional[int] = None,
-                 threads: Optional[int] = None, progress: Optional[Callable[[str], None]] = None,
-                 planned: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        problem: SurrogateProblem,
+        seed: int = 0,
+        steps: Optional[int] = None,
+        threads: Optional[int] = None,
+        progress: Optional[Callable[[str], None]] = None,
+        planned: Optional[int] = None,
+    ) -> None:
         self.problem, self.seed, self.steps, self.threads = problem, int(seed), steps, threads
         self.progress, self.planned = progress, planned
         self.measured: list[tuple[QRConfig, float]] = []
@@ -332,9 +378,11 @@ class TableTrials:
             if self.threads:
                 settings = replace(settings, threads=int(self.threads))
             self._context = (base, load_task(self.problem.recipe("task_name"), base.tokenizer), settings)
-            self._say(f"base model {base.name} (sha256 {base.sha256[:16]}..., verified) and task "
-                      f"{self._context[1].name} loaded in {time.perf_counter() - t0:.1f} s; trials of "
-                      f"{settings.max_steps} steps, {settings.quant.backend}, {settings.threads or 'default'} threads")
+            self._say(
+                f"base model {base.name} (sha256 {base.sha256[:16]}..., verified) and task "
+                f"{self._context[1].name} loaded in {time.perf_counter() - t0:.1f} s; trials of "
+                f"{settings.max_steps} steps, {settings.quant.backend}, {settings.threads or 'default'} threads"
+            )
         return self._context
 
     def __call__(self, configs: Sequence[QRConfig]) -> list[float]:
@@ -354,8 +402,10 @@ class TableTrials:
             value = float("nan") if value is None else float(value)
             self.measured.append((cfg, value))
             self.finals.append(result.final)
-            self._say(f"{label} done in {result.final.time_total_s:.1f} s: {self.problem.target} {value:.4f}, "
-                      f"accuracy {result.final.accuracy:.4f}")
+            self._say(
+                f"{label} done in {result.final.time_total_s:.1f} s: {self.problem.target} {value:.4f}, "
+                f"accuracy {result.final.accuracy:.4f}"
+            )
             values.append(self.problem.sign * value)
         return values
 
@@ -387,8 +437,9 @@ class SearchOutcome:
     wall_s: float
 
 
-def search_settings(generations: Optional[int] = None, evals: Optional[int] = None,
-                    base: Optional[AutoQRASettings] = None) -> AutoQRASettings:
+def search_settings(
+    generations: Optional[int] = None, evals: Optional[int] = None, base: Optional[AutoQRASettings] = None
+) -> AutoQRASettings:
     """AutoQRA settings with the Stage-1 ``generations`` and Stage-2 ``evals`` overridden when given."""
     base = base or AutoQRASettings()
     evo = base.evolution if generations is None else replace(base.evolution, generations=int(generations))
@@ -421,10 +472,18 @@ class _Counted:
         return self
 
 
-def search_budget(problem: SurrogateProblem, budget: Union[Budget, str, int], method: str = "autoqra", seed: int = 0,
-                  *, settings: Optional[AutoQRASettings] = None, evals: Optional[int] = None,
-                  real_eval: Optional[Callable[[list[QRConfig]], Sequence[float]]] = None, real_evals: int = 0,
-                  refit: Optional[Callable[[], Predictor]] = None) -> SearchOutcome:
+def search_budget(
+    problem: SurrogateProblem,
+    budget: Union[Budget, str, int],
+    method: str = "autoqra",
+    seed: int = 0,
+    *,
+    settings: Optional[AutoQRASettings] = None,
+    evals: Optional[int] = None,
+    real_eval: Optional[Callable[[list[QRConfig]], Sequence[float]]] = None,
+    real_evals: int = 0,
+    refit: Optional[Callable[[], Predictor]] = None,
+) -> SearchOutcome:
     """Run ``method`` at ``budget`` against the surrogate (and ``real_evals`` real trials through ``real_eval``).
 
     Parameters
@@ -451,27 +510,63 @@ def search_budget(problem: SurrogateProblem, budget: Union[Budget, str, int], me
     pred = _Counted(problem.predictor())
     space = problem.space
     if method == "autoqra":
-        res = autoqra_search(space, mm, budget, pred, problem.priors, seed=seed,
-                             real_eval=real_eval if real_evals > 0 else None, real_evals=real_evals,
-                             refit=(lambda: pred.swap(refit())) if (refit and real_evals > 0) else None,
-                             settings=search_settings(evals=evals, base=settings))
-        cands = tuple((c.config, sign * c.predicted_mean, c.predicted_std,
-                       None if c.measured is None else sign * c.measured) for c in res.candidates)
+        res = autoqra_search(
+            space,
+            mm,
+            budget,
+            pred,
+            problem.priors,
+            seed=seed,
+            real_eval=real_eval if real_evals > 0 else None,
+            real_evals=real_evals,
+            refit=(lambda: pred.swap(refit())) if (refit and real_evals > 0) else None,
+            settings=search_settings(evals=evals, base=settings),
+        )
+        cands = tuple(
+            (c.config, sign * c.predicted_mean, c.predicted_std, None if c.measured is None else sign * c.measured)
+            for c in res.candidates
+        )
         n_real = res.n_real_evals
     else:
-        cands, n_real = _optimizer_search(problem, budget, method, seed, pred, evals or DEFAULT_OPTIMIZER_EVALS,
-                                          real_eval if real_evals > 0 else None, real_evals)
+        cands, n_real = _optimizer_search(
+            problem,
+            budget,
+            method,
+            seed,
+            pred,
+            evals or DEFAULT_OPTIMIZER_EVALS,
+            real_eval if real_evals > 0 else None,
+            real_evals,
+        )
     best = cands[0]
     cfg = best[0]
     return SearchOutcome(
-        method=method, seed=int(seed), budget=budget, config=cfg, predicted_mean=float(best[1]),
-        predicted_std=float(best[2]), measured=best[3], memory=mm.breakdown(cfg), feasible=mm.is_feasible(cfg, budget),
-        n_predictor_rows=pred.rows, n_real_evals=n_real, candidates=cands, wall_s=time.perf_counter() - t0,
+        method=method,
+        seed=int(seed),
+        budget=budget,
+        config=cfg,
+        predicted_mean=float(best[1]),
+        predicted_std=float(best[2]),
+        measured=best[3],
+        memory=mm.breakdown(cfg),
+        feasible=mm.is_feasible(cfg, budget),
+        n_predictor_rows=pred.rows,
+        n_real_evals=n_real,
+        candidates=cands,
+        wall_s=time.perf_counter() - t0,
     )
 
 
-def _optimizer_search(problem: SurrogateProblem, budget: Budget, method: str, seed: int, pred: _Counted, n_asks: int,
-                      real_eval, real_evals: int):
+def _optimizer_search(
+    problem: SurrogateProblem,
+    budget: Budget,
+    method: str,
+    seed: int,
+    pred: _Counted,
+    n_asks: int,
+    real_eval,
+    real_evals: int,
+):
     """``n_asks`` asks of a registered optimizer told the surrogate's prediction; then, with real evaluations,
     the ``real_evals`` best predicted configurations measured (the best measured one first)."""
     sign = problem.sign
@@ -491,19 +586,32 @@ def _optimizer_search(problem: SurrogateProblem, budget: Budget, method: str, se
         chosen = order[:real_evals]
         for cfg, v in zip(chosen, real_eval(list(chosen))):
             measured[cfg] = float(v)
-        order = sorted(chosen, key=lambda c: -measured[c] if math.isfinite(measured[c]) else math.inf) + order[real_evals:]
-    cands = tuple((c, sign * predicted[c][0], predicted[c][1], sign * measured[c] if c in measured else None)
-                  for c in order)
+        order = (
+            sorted(chosen, key=lambda c: -measured[c] if math.isfinite(measured[c]) else math.inf) + order[real_evals:]
+        )
+    cands = tuple(
+        (c, sign * predicted[c][0], predicted[c][1], sign * measured[c] if c in measured else None) for c in order
+    )
     return cands, len(measured)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # The `qra-bench search` command
 # ---------------------------------------------------------------------------------------------------------
-def run_search(problem: SurrogateProblem, budget: str, method: str = "autoqra", seed: int = 0, real_evals: int = 0,
-               *, generations: Optional[int] = None, evals: Optional[int] = None, steps: Optional[int] = None,
-               refit: bool = True, threads: Optional[int] = None,
-               progress: Optional[Callable[[str], None]] = None) -> tuple[SearchOutcome, Optional[TableTrials]]:
+def run_search(
+    problem: SurrogateProblem,
+    budget: str,
+    method: str = "autoqra",
+    seed: int = 0,
+    real_evals: int = 0,
+    *,
+    generations: Optional[int] = None,
+    evals: Optional[int] = None,
+    steps: Optional[int] = None,
+    refit: bool = True,
+    threads: Optional[int] = None,
+    progress: Optional[Callable[[str], None]] = None,
+) -> tuple[SearchOutcome, Optional[TableTrials]]:
     """:func:`search_budget` with real trials on the table's model and task when ``real_evals > 0``.
 
     ``steps`` overrides the trials' training steps (default: the table's recipe); ``refit`` refits the
@@ -512,8 +620,11 @@ def run_search(problem: SurrogateProblem, budget: str, method: str = "autoqra", 
     """
     if real_evals < 0:
         raise QRBenchError(f"--real-evals must be >= 0, got {real_evals}")
-    trials = (TableTrials(problem, seed=seed, steps=steps, threads=threads, progress=progress, planned=real_evals)
-              if real_evals > 0 else None)
+    trials = (
+        TableTrials(problem, seed=seed, steps=steps, threads=threads, progress=progress, planned=real_evals)
+        if real_evals > 0
+        else None
+    )
 
     def refit_with_progress() -> Predictor:
         t0 = time.perf_counter()
@@ -522,8 +633,17 @@ def run_search(problem: SurrogateProblem, budget: str, method: str = "autoqra", 
             progress(f"surrogate refitted in memory on the grown table in {time.perf_counter() - t0:.1f} s")
         return predictor
 
-    outcome = search_budget(problem, budget, method, seed, settings=search_settings(generations, None), evals=evals,
-                            real_eval=trials, real_evals=real_evals, refit=refit_with_progress if refit else None)
+    outcome = search_budget(
+        problem,
+        budget,
+        method,
+        seed,
+        settings=search_settings(generations, None),
+        evals=evals,
+        real_eval=trials,
+        real_evals=real_evals,
+        refit=refit_with_progress if refit else None,
+    )
     return outcome, trials
 
 
@@ -549,12 +669,16 @@ def format_outcome(problem: SurrogateProblem, outcome: SearchOutcome, trials: Op
     if outcome.measured is not None:
         lines.append(f"measured       {problem.target} {outcome.measured:.4f} (real trial, seed {outcome.seed})")
     if trials is not None:
-        lines.append(f"real trials    {len(trials.measured)} run, {trials.rows_appended} rows appended to "
-                     f"{problem.table_path}" + "".join(f"\n               {c.hash[:12]}: {problem.target} {v:.4f}"
-                                                       for c, v in trials.measured))
+        lines.append(
+            f"real trials    {len(trials.measured)} run, {trials.rows_appended} rows appended to "
+            f"{problem.table_path}"
+            + "".join(f"\n               {c.hash[:12]}: {problem.target} {v:.4f}" for c, v in trials.measured)
+        )
         if trials.rows_appended:
-            lines.append(f"               the table changed: refit the surrogate with `qra-bench fit --table "
-                         f"{problem.table_path}` before the next search")
+            lines.append(
+                f"               the table changed: refit the surrogate with `qra-bench fit --table "
+                f"{problem.table_path}` before the next search"
+            )
     verdict = "fits" if outcome.feasible else "does NOT fit"
     lines.append(f"memory         {verdict}: {total:,} of {b.bytes:,} bytes (margin {b.bytes - total:+,} bytes)")
     return "\n".join(lines + ["", outcome.memory.format_table()])
@@ -563,16 +687,29 @@ def format_outcome(problem: SurrogateProblem, outcome: SearchOutcome, trials: Op
 def search_record(problem: SurrogateProblem, outcome: SearchOutcome) -> dict:
     """``search.json``: how the configuration was found (method, budget, prediction, memory, provenance)."""
     return {
-        "method": outcome.method, "seed": outcome.seed,
+        "method": outcome.method,
+        "seed": outcome.seed,
         "budget": {"name": outcome.budget.name, "bytes": outcome.budget.bytes},
         "config": {"bits": list(outcome.config.bits), "ranks": list(outcome.config.ranks), "hash": outcome.config.hash},
-        "target": problem.target, "predicted_mean": outcome.predicted_mean, "predicted_std": outcome.predicted_std,
-        "measured": outcome.measured, "feasible": outcome.feasible, "memory": outcome.memory.to_dict(),
-        "memory_settings": {"arch": problem.arch.name, "backend": problem.backend,
-                            "group_size": problem.memory_model.settings.group_size},
-        "surrogate": str(problem.surrogate_path), "table": str(problem.table_path), "table_hash": problem.table_hash,
-        "hash_mismatch": problem.hash_mismatch, "n_predictor_rows": outcome.n_predictor_rows,
+        "target": problem.target,
+        "predicted_mean": outcome.predicted_mean,
+        "predicted_std": outcome.predicted_std,
+        "measured": outcome.measured,
+        "feasible": outcome.feasible,
+        "memory": outcome.memory.to_dict(),
+        "memory_settings": {
+            "arch": problem.arch.name,
+            "backend": problem.backend,
+            "group_size": problem.memory_model.settings.group_size,
+        },
+        "surrogate": str(problem.surrogate_path),
+        "table": str(problem.table_path),
+        "table_hash": problem.table_hash,
+        "hash_mismatch": problem.hash_mismatch,
+        "n_predictor_rows": outcome.n_predictor_rows,
         "n_real_evals": outcome.n_real_evals,
-        "candidates": [{"bits": list(c.bits), "ranks": list(c.ranks), "predicted_mean": m, "predicted_std": s,
-                        "measured": v} for c, m, s, v in outcome.candidates],
+        "candidates": [
+            {"bits": list(c.bits), "ranks": list(c.ranks), "predicted_mean": m, "predicted_std": s, "measured": v}
+            for c, m, s, v in outcome.candidates
+        ],
     }

@@ -45,8 +45,15 @@ import numpy as np
 
 from qra_bench.memory import Budget, MemoryModel
 from qra_bench.space import QRConfig, SearchSpace
-from qra_bench.search.base import (CountingPredictor, GPPredictor, Observation, Optimizer, Predictor,
-                                   refit_gp, register_optimizer)
+from qra_bench.search.base import (
+    CountingPredictor,
+    GPPredictor,
+    Observation,
+    Optimizer,
+    Predictor,
+    refit_gp,
+    register_optimizer,
+)
 from qra_bench.search.operators import fill_budget, warm_start
 
 __all__ = ["TrustRegionBO", "configuration_space"]
@@ -59,10 +66,16 @@ def configuration_space(space: SearchSpace, seed: int = 0, default: Optional[QRC
     default = default or space.uniform(space.bits[len(space.bits) // 2], space.ranks[len(space.ranks) // 2])
     cs = ConfigurationSpace(seed=seed)
     width = max(2, len(str(space.n_blocks - 1)))
-    cs.add([OrdinalHyperparameter(f"bits_{l:0{width}d}", list(space.bits), default_value=default.bits[l])
-            for l in range(space.n_blocks)]
-           + [OrdinalHyperparameter(f"rank_{l:0{width}d}", list(space.ranks), default_value=default.ranks[l])
-              for l in range(space.n_blocks)])
+    cs.add(
+        [
+            OrdinalHyperparameter(f"bits_{l:0{width}d}", list(space.bits), default_value=default.bits[l])
+            for l in range(space.n_blocks)
+        ]
+        + [
+            OrdinalHyperparameter(f"rank_{l:0{width}d}", list(space.ranks), default_value=default.ranks[l])
+            for l in range(space.n_blocks)
+        ]
+    )
     return cs
 
 
@@ -222,12 +235,29 @@ class TrustRegionBO(Optimizer):
 
     name = "bo"
 
-    def __init__(self, space: SearchSpace, memory_model: MemoryModel, budget: "Budget | int | str", seed: int = 0,
-                 *, priors=None, predictor: Optional[Predictor] = None,
-                 start: Sequence["QRConfig | tuple[QRConfig, float]"] = (), radius: int = 2, min_radius: int = 1,
-                 max_radius: int = 8, success_tolerance: int = 1, failure_tolerance: int = 2, ei_tol: float = 1e-4,
-                 xi: float = 0.0, max_evals: Optional[int] = None, n_candidates: int = 256,
-                 max_repairs: int = 64, improvement_tol: float = 0.0, correct: bool = True) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        memory_model: MemoryModel,
+        budget: "Budget | int | str",
+        seed: int = 0,
+        *,
+        priors=None,
+        predictor: Optional[Predictor] = None,
+        start: Sequence["QRConfig | tuple[QRConfig, float]"] = (),
+        radius: int = 2,
+        min_radius: int = 1,
+        max_radius: int = 8,
+        success_tolerance: int = 1,
+        failure_tolerance: int = 2,
+        ei_tol: float = 1e-4,
+        xi: float = 0.0,
+        max_evals: Optional[int] = None,
+        n_candidates: int = 256,
+        max_repairs: int = 64,
+        improvement_tol: float = 0.0,
+        correct: bool = True,
+    ) -> None:
         super().__init__(space, memory_model, budget, seed, priors=priors)
         if not 1 <= min_radius <= radius <= max_radius:
             raise ValueError(f"need 1 <= min_radius <= radius <= max_radius, got {min_radius}, {radius}, {max_radius}")
@@ -251,7 +281,7 @@ class TrustRegionBO(Optimizer):
 
         starts: list[tuple[QRConfig, Optional[float]]] = []
         for item in start:
-            cfg, value = (item if isinstance(item, tuple) else (item, None))
+            cfg, value = item if isinstance(item, tuple) else (item, None)
             starts.append((self.ctx.ensure_feasible(cfg), None if value is None else float(value)))
         if not starts:
             starts.append((fill_budget(warm_start(self.ctx), self.ctx), None))
@@ -264,8 +294,15 @@ class TrustRegionBO(Optimizer):
             if value is not None:
                 self._known[cfg] = value
                 self._seen_keys.add(self._key(cfg))
-                self.history.append(Observation(step=len(self.history), config=cfg, value=value,
-                                                memory_bytes=self.ctx.memory_bytes(cfg), source="start"))
+                self.history.append(
+                    Observation(
+                        step=len(self.history),
+                        config=cfg,
+                        value=value,
+                        memory_bytes=self.ctx.memory_bytes(cfg),
+                        source="start",
+                    )
+                )
                 self._best_value = max(self._best_value, value)
         self._initial_unknown = {c for c, v in self._start if v is None}
         self._smac = None
@@ -296,8 +333,11 @@ class TrustRegionBO(Optimizer):
             model=model,
             acquisition_function=acq,
             acquisition_maximizer=comp["TrustRegionMaximizer"](cs, self, seed=self.seed),
-            initial_design=DefaultInitialDesign(scenario, n_configs=0, additional_configs=[
-                self._codec.to_configuration(*self.ctx.indices(c)) for c, _ in self._start]),
+            initial_design=DefaultInitialDesign(
+                scenario,
+                n_configs=0,
+                additional_configs=[self._codec.to_configuration(*self.ctx.indices(c)) for c, _ in self._start],
+            ),
             random_design=ProbabilityRandomDesign(probability=0.0, seed=self.seed),
             intensifier=Intensifier(scenario, max_config_calls=1),
             runhistory_encoder=RunHistoryEncoder(scenario),

@@ -21,5 +21,13 @@ from qra_bench.surrogate.fit import MODELS, TARGETS, fit_surrogate, make_estimat
 from qra_bench.surrogate.gp import GPSurrogate
 from qra_bench.surrogate.xgb import XGBEnsemble
 
-__all__ = ["FeatureEncoder", "GPSurrogate", "MODELS", "SurrogateArtifact", "TARGETS", "XGBEnsemble", "fit_surrogate",
-           "make_estimator"]
+__all__ = [
+    "FeatureEncoder",
+    "GPSurrogate",
+    "MODELS",
+    "SurrogateArtifact",
+    "TARGETS",
+    "XGBEnsemble",
+    "fit_surrogate",
+    "make_estimator",
+]

@@ -72,8 +72,14 @@ class EncoderSpec:
         arch = ArchSpec(**self.arch)
         space = SearchSpace(arch.n_blocks, bits=tuple(self.bits), ranks=tuple(self.ranks))
         model = MemoryModel(arch, MemorySettings(**self.memory_settings), space)
-        return FeatureEncoder(space, model, importance_q=self.importance_q or None, importance_r=self.importance_r or None,
-                              memory_offset=self.memory_offset, include_fidelity=self.include_fidelity)
+        return FeatureEncoder(
+            space,
+            model,
+            importance_q=self.importance_q or None,
+            importance_r=self.importance_r or None,
+            memory_offset=self.memory_offset,
+            include_fidelity=self.include_fidelity,
+        )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -146,13 +152,17 @@ def check_sums(directory: PathLike) -> dict[str, str]:
     src = Path(directory)
     sums_path = src / SUMS_FILE
     if not sums_path.is_file():
-        raise QRBenchError(f"{sums_path} is missing: the surrogate's files cannot be checked; save it again, or "
-                           f"seal it (qra_bench.surrogate.artifact.seal) after checking it")
+        raise QRBenchError(
+            f"{sums_path} is missing: the surrogate's files cannot be checked; save it again, or "
+            f"seal it (qra_bench.surrogate.artifact.seal) after checking it"
+        )
     sums: dict[str, str] = {}
     for lineno, line in enumerate(sums_path.read_text(errors="replace").splitlines(), start=1):
         digest, _, name = line.partition("  ")
         if len(digest) != 64 or name not in SEALED_FILES:
-            raise QRBenchError(f"{sums_path}:{lineno}: expected '<sha256>  <file>' for a surrogate file, got {line[:80]!r}")
+            raise QRBenchError(
+                f"{sums_path}:{lineno}: expected '<sha256>  <file>' for a surrogate file, got {line[:80]!r}"
+            )
         sums[name] = digest
     if MANIFEST_FILE not in sums or MODEL_FILE not in sums:
         raise QRBenchError(f"{sums_path} does not list {MANIFEST_FILE} and {MODEL_FILE}")
@@ -162,8 +172,10 @@ def check_sums(directory: PathLike) -> dict[str, str]:
             raise QRBenchError(f"{path} is missing; {SUMS_FILE} lists it")
         actual = _sha256(path)
         if actual != digest:
-            raise QRBenchError(f"{path} has sha256 {actual}, {SUMS_FILE} says {digest}: the file was changed or "
-                               "truncated after the surrogate was saved; refit the surrogate")
+            raise QRBenchError(
+                f"{path} has sha256 {actual}, {SUMS_FILE} says {digest}: the file was changed or "
+                "truncated after the surrogate was saved; refit the surrogate"
+            )
     return sums
 
 
@@ -209,8 +221,13 @@ class SurrogateArtifact:
         return self.encoder_spec.low_fidelity is not None
 
     # -- prediction ----------------------------------------------------------------------------------------
-    def features(self, bit_idx: np.ndarray, rank_idx: np.ndarray, fidelity_frac: float | np.ndarray = 1.0,
-                 low_fidelity_obs: Optional[np.ndarray] = None) -> np.ndarray:
+    def features(
+        self,
+        bit_idx: np.ndarray,
+        rank_idx: np.ndarray,
+        fidelity_frac: float | np.ndarray = 1.0,
+        low_fidelity_obs: Optional[np.ndarray] = None,
+    ) -> np.ndarray:
         """The estimator's input for rung-index arrays of shape (n, L)."""
         X = self.encoder.transform(bit_idx, rank_idx, fidelity_frac)
         if self.multi_fidelity:
@@ -223,17 +240,28 @@ class SurrogateArtifact:
             X = np.concatenate([X, obs[:, None]], axis=1)
         return X
 
-    def predict_indices(self, bit_idx: np.ndarray, rank_idx: np.ndarray, fidelity_frac: float | np.ndarray = 1.0,
-                        low_fidelity_obs: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    def predict_indices(
+        self,
+        bit_idx: np.ndarray,
+        rank_idx: np.ndarray,
+        fidelity_frac: float | np.ndarray = 1.0,
+        low_fidelity_obs: Optional[np.ndarray] = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(mean, std)`` of the target for configurations given as rung indices of shape (n, L).
 
         ``fidelity_frac`` matters only for surrogates fitted on all fidelities; a multi-fidelity surrogate
         needs ``low_fidelity_obs`` (one observed target per configuration at its low fidelity).
         """
-        return self.estimator.predict(self.features(bit_idx, rank_idx, fidelity_frac, low_fidelity_obs), return_std=True)
+        return self.estimator.predict(
+            self.features(bit_idx, rank_idx, fidelity_frac, low_fidelity_obs), return_std=True
+        )
 
-    def predict_configs(self, configs: Sequence[QRConfig], fidelity_frac: float | np.ndarray = 1.0,
-                        low_fidelity_obs: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    def predict_configs(
+        self,
+        configs: Sequence[QRConfig],
+        fidelity_frac: float | np.ndarray = 1.0,
+        low_fidelity_obs: Optional[np.ndarray] = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(mean, std)`` of the target for validated configurations (see :meth:`predict_indices`)."""
         bi, ri = self.encoder.indices(configs)
         return self.predict_indices(bi, ri, fidelity_frac, low_fidelity_obs)
@@ -250,13 +278,27 @@ class SurrogateArtifact:
         ]
         for split, v in m["metrics"].items():
             # "tau max": what the seed noise allows a perfect predictor (absent from manifests before it existed)
-            lines.append(f"{split:<14}{v['n']:>5}" + "".join(
-                f"{_num(v.get(k)):>{w}}" for k, w in (("r2", 8), ("spearman", 10), ("kendall_tau", 8),
-                                                       ("kendall_tau_noise_ceiling", 9), ("rmse", 9),
-                                                       ("top10_recall", 8), ("nll", 8), ("coverage90", 7))))
+            lines.append(
+                f"{split:<14}{v['n']:>5}"
+                + "".join(
+                    f"{_num(v.get(k)):>{w}}"
+                    for k, w in (
+                        ("r2", 8),
+                        ("spearman", 10),
+                        ("kendall_tau", 8),
+                        ("kendall_tau_noise_ceiling", 9),
+                        ("rmse", 9),
+                        ("top10_recall", 8),
+                        ("nll", 8),
+                        ("coverage90", 7),
+                    )
+                )
+            )
         noise = m["noise_floor"]["full"]
-        lines.append(f"seed-noise std at full fidelity {_num(noise['std'])} ({noise['n_groups']} repeated configurations); "
-                     f"random-split RMSE / noise = {_num(m['rmse_vs_noise']['ratio'])}")
+        lines.append(
+            f"seed-noise std at full fidelity {_num(noise['std'])} ({noise['n_groups']} repeated configurations); "
+            f"random-split RMSE / noise = {_num(m['rmse_vs_noise']['ratio'])}"
+        )
         return "\n".join(lines)
 
     # -- disk ----------------------------------------------------------------------------------------------
@@ -280,8 +322,9 @@ class SurrogateArtifact:
         return out
 
     @classmethod
-    def load(cls, directory: PathLike, table_path: Optional[PathLike] = None,
-             allow_hash_mismatch: bool = False) -> "SurrogateArtifact":
+    def load(
+        cls, directory: PathLike, table_path: Optional[PathLike] = None, allow_hash_mismatch: bool = False
+    ) -> "SurrogateArtifact":
         """Read a surrogate directory and check it is bound to its table.
 
         The table checked is ``table_path`` or, when None, the path recorded in the manifest if it exists
@@ -296,8 +339,11 @@ class SurrogateArtifact:
             manifest = json.loads(manifest_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise QRBenchError(f"{manifest_path} is not valid JSON: {str(exc).splitlines()[0]}") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != ARTIFACT_FORMAT \
-                or manifest.get("format_version") != ARTIFACT_VERSION:
+        if (
+            not isinstance(manifest, dict)
+            or manifest.get("format") != ARTIFACT_FORMAT
+            or manifest.get("format_version") != ARTIFACT_VERSION
+        ):
             raise QRBenchError(f"{manifest_path}: not a {ARTIFACT_FORMAT} manifest of version {ARTIFACT_VERSION}")
         model_path = src / MODEL_FILE
         if not model_path.is_file():
@@ -306,8 +352,10 @@ class SurrogateArtifact:
         expected = model_file.get("sha256") if isinstance(model_file, dict) else None
         actual = _sha256(model_path)
         if expected != actual:
-            raise QRBenchError(f"{model_path} has sha256 {actual}, its manifest says {expected}: the model file was "
-                               "replaced or corrupted; refit the surrogate")
+            raise QRBenchError(
+                f"{model_path} has sha256 {actual}, its manifest says {expected}: the model file was "
+                "replaced or corrupted; refit the surrogate"
+            )
         check_sums(src)  # the manifest itself and the other files, byte for byte
         try:
             cls._check_binding(manifest, table_path, allow_hash_mismatch)
@@ -336,4 +384,3 @@ class SurrogateArtifact:
                 f"table {path} has content hash {actual}, but this surrogate was fitted on a table with hash {expected} "
                 f"({recorded}): refit it with `qra-bench fit`, or pass allow_hash_mismatch=True to use it anyway"
             )
-

@@ -97,8 +97,14 @@ def _rank_corr(fn, a: np.ndarray, b: np.ndarray) -> float:
     return float(fn(a, b)[0])
 
 
-def regression_metrics(y: np.ndarray, mean: np.ndarray, std: np.ndarray, groups: Optional[np.ndarray] = None,
-                       higher_is_better: bool = True, top_frac: float = 0.1) -> dict[str, float]:
+def regression_metrics(
+    y: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    groups: Optional[np.ndarray] = None,
+    higher_is_better: bool = True,
+    top_frac: float = 0.1,
+) -> dict[str, float]:
     """R², Spearman, Kendall tau, RMSE, top-10 % recall, Gaussian NLL and 90 % coverage of predictions.
 
     With ``groups`` the two rank correlations are also computed on configuration means (the target and the
@@ -207,8 +213,9 @@ def high_memory_split(groups: np.ndarray, memory: np.ndarray, frac: float = 0.2)
     return [(np.flatnonzero(~test), np.flatnonzero(test))]
 
 
-def top_decile_split(groups: np.ndarray, y: np.ndarray, fidelity_frac: np.ndarray, higher_is_better: bool,
-                     frac: float = 0.1) -> Split:
+def top_decile_split(
+    groups: np.ndarray, y: np.ndarray, fidelity_frac: np.ndarray, higher_is_better: bool, frac: float = 0.1
+) -> Split:
     """Test on the best ``frac`` of configurations (mean target at each one's highest fidelity)."""
     groups = np.asarray(groups)
     fracs = np.asarray(fidelity_frac, dtype=float)
@@ -243,8 +250,12 @@ class SplitResult:
     n_train_rows: float
 
 
-def run_split(make: Factory, data: SurrogateData, split: Split,
-              subsample: Optional[Callable[[np.ndarray, int], np.ndarray]] = None) -> SplitResult:
+def run_split(
+    make: Factory,
+    data: SurrogateData,
+    split: Split,
+    subsample: Optional[Callable[[np.ndarray, int], np.ndarray]] = None,
+) -> SplitResult:
     """Fit on each train part, predict its test part, pool the evaluated test rows and score them once.
 
     ``subsample(train_rows, fold)`` may shrink each train part (the learning curve).
@@ -265,11 +276,19 @@ def run_split(make: Factory, data: SurrogateData, split: Split,
         n_train.append(len(train))
     if not rows:
         empty = np.zeros(0)
-        return SplitResult(regression_metrics(empty, empty, empty, groups=np.zeros(0, dtype=str),
-                                              higher_is_better=data.higher_is_better),
-                           np.zeros(0, dtype=int), empty, empty, 0.0)
+        return SplitResult(
+            regression_metrics(
+                empty, empty, empty, groups=np.zeros(0, dtype=str), higher_is_better=data.higher_is_better
+            ),
+            np.zeros(0, dtype=int),
+            empty,
+            empty,
+            0.0,
+        )
     idx, mean, std = np.concatenate(rows), np.concatenate(means), np.concatenate(stds)
-    metrics = regression_metrics(data.y[idx], mean, std, groups=data.groups[idx], higher_is_better=data.higher_is_better)
+    metrics = regression_metrics(
+        data.y[idx], mean, std, groups=data.groups[idx], higher_is_better=data.higher_is_better
+    )
     metrics["n_train_rows"] = float(np.mean(n_train))
     return SplitResult(metrics, idx, mean, std, float(np.mean(n_train)))
 
@@ -287,9 +306,14 @@ def _group_subsampler(data: SurrogateData, fraction: float, seed: int) -> Callab
     return take
 
 
-def learning_curve(make: Factory, data: SurrogateData, split: Split, seed: int = 0,
-                   fractions: tuple[float, ...] = LEARNING_CURVE_FRACTIONS,
-                   full: Optional[SplitResult] = None) -> list[dict]:
+def learning_curve(
+    make: Factory,
+    data: SurrogateData,
+    split: Split,
+    seed: int = 0,
+    fractions: tuple[float, ...] = LEARNING_CURVE_FRACTIONS,
+    full: Optional[SplitResult] = None,
+) -> list[dict]:
     """The random-split metrics with each train part cut to ``fractions`` of its configurations.
 
     ``full`` (the result at fraction 1, already computed) is reused instead of refitting.

@@ -67,8 +67,11 @@ class FeatureEncoder:
         memory_offset: int = 0,
         include_fidelity: bool = True,
     ) -> None:
-        if memory_model.space.bits != space.bits or memory_model.space.ranks != space.ranks \
-                or memory_model.space.n_blocks != space.n_blocks:
+        if (
+            memory_model.space.bits != space.bits
+            or memory_model.space.ranks != space.ranks
+            or memory_model.space.n_blocks != space.n_blocks
+        ):
             raise QRBenchError("the memory model's search space differs from the encoder's; build both from one space")
         self.space = space
         self.memory_model = memory_model
@@ -117,8 +120,9 @@ class FeatureEncoder:
         mask = np.bitwise_or.reduce(np.left_shift(1, idx), axis=1)
         return popcount[mask]
 
-    def transform(self, bit_idx: np.ndarray, rank_idx: np.ndarray,
-                  fidelity_frac: float | np.ndarray = 1.0) -> np.ndarray:
+    def transform(
+        self, bit_idx: np.ndarray, rank_idx: np.ndarray, fidelity_frac: float | np.ndarray = 1.0
+    ) -> np.ndarray:
         """Features of ``n`` configurations given as rung indices of shape (n, L); float64 array (n, d).
 
         ``fidelity_frac`` is one fraction for all rows or one per row (ignored unless ``include_fidelity``).
@@ -128,10 +132,12 @@ class FeatureEncoder:
         ri = np.atleast_2d(np.asarray(rank_idx, dtype=np.intp))
         n, L = bi.shape
         if L != self.space.n_blocks or ri.shape != bi.shape:
-            raise QRBenchError(f"rung indices must have shape (n, {self.space.n_blocks}), got {bi.shape} and {ri.shape}")
+            raise QRBenchError(
+                f"rung indices must have shape (n, {self.space.n_blocks}), got {bi.shape} and {ri.shape}"
+            )
         out = np.empty((n, self.n_features), dtype=np.float64)
         np.multiply(bi, self._bit_scale, out=out[:, :L])
-        np.multiply(ri, self._rank_scale, out=out[:, L:2 * L])
+        np.multiply(ri, self._rank_scale, out=out[:, L : 2 * L])
         c = 2 * L
         fb = bi + self._bit_offset
         fr = ri + self._rank_offset
@@ -153,8 +159,10 @@ class FeatureEncoder:
         if len(configs) == 0:
             L = self.space.n_blocks
             return np.zeros((0, L), dtype=np.int64), np.zeros((0, L), dtype=np.int64)
-        return (np.stack([self.space.bit_index(c) for c in configs]),
-                np.stack([self.space.rank_index(c) for c in configs]))
+        return (
+            np.stack([self.space.bit_index(c) for c in configs]),
+            np.stack([self.space.rank_index(c) for c in configs]),
+        )
 
     def transform_configs(self, configs: Sequence[QRConfig], fidelity_frac: float | np.ndarray = 1.0) -> np.ndarray:
         """:meth:`transform` of validated configurations."""

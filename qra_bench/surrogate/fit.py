@@ -49,8 +49,16 @@ from qra_bench.surrogate.evaluate import (
     top_decile_split,
 )
 
-__all__ = ["FIDELITY_MODES", "MODELS", "TARGETS", "TrainingSet", "default_out", "fit_surrogate", "make_estimator",
-           "training_set"]
+__all__ = [
+    "FIDELITY_MODES",
+    "MODELS",
+    "TARGETS",
+    "TrainingSet",
+    "default_out",
+    "fit_surrogate",
+    "make_estimator",
+    "training_set",
+]
 
 #: Targets a surrogate can learn, and whether higher is better.
 TARGETS: dict[str, bool] = {"accuracy": True, "eval_loss": False, "lm_loss": False}
@@ -58,16 +66,24 @@ MODELS: tuple[str, ...] = ("xgb", "gp")
 FIDELITY_MODES: tuple[str, ...] = ("all", "full", "multi")
 PathLike = Union[str, os.PathLike]
 #: Modules whose versions change a surrogate's numbers or files (import name: manifest key).
-TRACKED = {"numpy": "numpy", "scipy": "scipy", "sklearn": "scikit-learn", "xgboost": "xgboost", "pandas": "pandas",
-           "pyarrow": "pyarrow", "matplotlib": "matplotlib"}
+TRACKED = {
+    "numpy": "numpy",
+    "scipy": "scipy",
+    "sklearn": "scikit-learn",
+    "xgboost": "xgboost",
+    "pandas": "pandas",
+    "pyarrow": "pyarrow",
+    "matplotlib": "matplotlib",
+}
 
 
 def _library_versions() -> dict[str, str]:
     """Versions of :data:`TRACKED`, read from the modules themselves (the xgboost wheel is named xgboost-cpu)."""
     import importlib
 
-    return {key: str(getattr(importlib.import_module(module), "__version__", "unknown"))
-            for module, key in TRACKED.items()}
+    return {
+        key: str(getattr(importlib.import_module(module), "__version__", "unknown")) for module, key in TRACKED.items()
+    }
 
 
 def make_estimator(model: str, seed: int = 0, params: Optional[dict] = None):
@@ -99,8 +115,10 @@ def default_out(table_path: PathLike, model: str) -> Path:
 def _one(frame: pd.DataFrame, column: str, what: str, table: PathLike) -> str:
     values = sorted(set(frame[column].dropna().astype(str)))
     if len(values) != 1:
-        raise QRBenchError(f"table {table} mixes {len(values)} {what} ({', '.join(values[:4])}); a surrogate learns one "
-                           "recipe: fit on a table of one model, task and backend")
+        raise QRBenchError(
+            f"table {table} mixes {len(values)} {what} ({', '.join(values[:4])}); a surrogate learns one "
+            "recipe: fit on a table of one model, task and backend"
+        )
     return values[0]
 
 
@@ -115,8 +133,10 @@ def _resolve_arch(model_name: str, arch: Optional[str]) -> ArchSpec:
     config = Path(model_name) / "config.json"
     if config.is_file():
         return ArchSpec.from_json(config, name=model_name)
-    raise QRBenchError(f"cannot find the architecture of base model {model_name!r} (not a preset, no {config}); "
-                       f"pass --arch with a preset ({', '.join(presets)}) or the model's config.json")
+    raise QRBenchError(
+        f"cannot find the architecture of base model {model_name!r} (not a preset, no {config}); "
+        f"pass --arch with a preset ({', '.join(presets)}) or the model's config.json"
+    )
 
 
 def _memory_settings(trial_settings: dict, device: str) -> MemorySettings:
@@ -129,9 +149,15 @@ def _memory_settings(trial_settings: dict, device: str) -> MemorySettings:
     width = 4 if device == "cpu" else 2
     quant = trial_settings.get("quant", {})
     return MemorySettings(
-        backend=storage_layout(quant), group_size=int(quant.get("group_size", 128)), weight_dtype_bytes=width,
-        meta_dtype_bytes=width, lora_dtype_bytes=width, grad_dtype_bytes=width, optimizer_state_bytes=width,
-        batch_size=int(trial_settings.get("batch_size", 1)), activation_dtype_bytes=width,
+        backend=storage_layout(quant),
+        group_size=int(quant.get("group_size", 128)),
+        weight_dtype_bytes=width,
+        meta_dtype_bytes=width,
+        lora_dtype_bytes=width,
+        grad_dtype_bytes=width,
+        optimizer_state_bytes=width,
+        batch_size=int(trial_settings.get("batch_size", 1)),
+        activation_dtype_bytes=width,
     )
 
 
@@ -153,8 +179,15 @@ def _rung_indices(values: np.ndarray, ladder: tuple[int, ...]) -> np.ndarray:
     return lut[values]
 
 
-def _memory_model(frame: pd.DataFrame, arch: ArchSpec, settings: MemorySettings, space: SearchSpace,
-                  bi: np.ndarray, ri: np.ndarray, table: PathLike) -> tuple[MemoryModel, int, dict]:
+def _memory_model(
+    frame: pd.DataFrame,
+    arch: ArchSpec,
+    settings: MemorySettings,
+    space: SearchSpace,
+    bi: np.ndarray,
+    ri: np.ndarray,
+    table: PathLike,
+) -> tuple[MemoryModel, int, dict]:
     """The memory model, the offset (bytes) that makes it reproduce the table's ``mem_predicted_bytes``, and a
     record of the check. Refuses a model whose per-configuration differences are not one constant."""
     model = MemoryModel(arch, settings, space)
@@ -173,8 +206,9 @@ def _memory_model(frame: pd.DataFrame, arch: ArchSpec, settings: MemorySettings,
     return model, int(diff[0]), {"rows_checked": int(known.sum()), "offset_bytes": int(diff[0])}
 
 
-def _importance(frame: pd.DataFrame, n_blocks: int,
-                importance: "Optional[PathLike] | tuple[Sequence[float], Sequence[float]]") -> tuple[np.ndarray, np.ndarray, str]:
+def _importance(
+    frame: pd.DataFrame, n_blocks: int, importance: "Optional[PathLike] | tuple[Sequence[float], Sequence[float]]"
+) -> tuple[np.ndarray, np.ndarray, str]:
     """``(importance_q, importance_r, source)``: from ``importance`` (a priors JSON, or the two arrays), a
     matching cached priors file, or zeros."""
     from qra_bench.collect import load_importance
@@ -198,8 +232,11 @@ def _importance(frame: pd.DataFrame, n_blocks: int,
             data = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if data.get("model_sha256") in model_sha and data.get("task_sha256") in task_sha \
-                and len(data.get("importance_q", ())) == n_blocks:
+        if (
+            data.get("model_sha256") in model_sha
+            and data.get("task_sha256") in task_sha
+            and len(data.get("importance_q", ())) == n_blocks
+        ):
             return np.asarray(data["importance_q"], float), np.asarray(data["importance_r"], float), str(path)
     return np.zeros(n_blocks), np.zeros(n_blocks), "none (zeros)"
 
@@ -271,15 +308,18 @@ def training_set(
     model_name = _one(frame, "model_name", "base models", table_path)
     task_name = _one(frame, "task_name", "tasks", table_path)
     backend = _one(frame, "backend", "backends", table_path)
-    device = _one(frame.assign(_kind=np.where(frame["device"] == "cpu", "cpu", "cuda")), "_kind", "device kinds",
-                  table_path)
+    device = _one(
+        frame.assign(_kind=np.where(frame["device"] == "cpu", "cpu", "cuda")), "_kind", "device kinds", table_path
+    )
     settings_json = json.loads(str(frame["trial_settings"].iloc[0]))
 
     spec_arch = _resolve_arch(model_name, arch)
     n_blocks = set(frame["n_blocks"].astype(int))
     if n_blocks != {spec_arch.n_blocks}:
-        raise QRBenchError(f"table rows have {sorted(n_blocks)} blocks but architecture {spec_arch.name} has "
-                           f"{spec_arch.n_blocks}; pass --arch with the base model's config")
+        raise QRBenchError(
+            f"table rows have {sorted(n_blocks)} blocks but architecture {spec_arch.name} has "
+            f"{spec_arch.n_blocks}; pass --arch with the base model's config"
+        )
     if fidelity == "multi":
         frame, low_fidelity = _multi_fidelity_rows(frame, target, low_fidelity)
     elif fidelity == "full":
@@ -299,9 +339,15 @@ def training_set(
     iq, ir, importance_source = _importance(frame, spec_arch.n_blocks, importance)
 
     encoder_spec = EncoderSpec(
-        arch=spec_arch.as_dict(), memory_settings=asdict(mem_settings), bits=space.bits, ranks=space.ranks,
-        memory_offset=offset, importance_q=tuple(float(x) for x in iq), importance_r=tuple(float(x) for x in ir),
-        include_fidelity=(fidelity == "all"), low_fidelity=low_fidelity,
+        arch=spec_arch.as_dict(),
+        memory_settings=asdict(mem_settings),
+        bits=space.bits,
+        ranks=space.ranks,
+        memory_offset=offset,
+        importance_q=tuple(float(x) for x in iq),
+        importance_r=tuple(float(x) for x in ir),
+        include_fidelity=(fidelity == "all"),
+        low_fidelity=low_fidelity,
     )
     encoder = encoder_spec.build()
     fracs = frame["fidelity_frac"].to_numpy(dtype=float)
@@ -311,15 +357,24 @@ def training_set(
         X = np.concatenate([X, frame["low_obs"].to_numpy(dtype=float)[:, None]], axis=1)
         feature_names = feature_names + [f"low_fidelity_{target}"]
     data = SurrogateData(
-        X=X, y=frame[target].to_numpy(dtype=float), groups=frame["config_hash"].to_numpy(dtype=str),
-        memory=encoder.memory_bytes(bi, ri).astype(float), fidelity_frac=fracs,
-        seed=frame["seed"].to_numpy(dtype=np.int64), evaluate=np.isclose(fracs, 1.0),
+        X=X,
+        y=frame[target].to_numpy(dtype=float),
+        groups=frame["config_hash"].to_numpy(dtype=str),
+        memory=encoder.memory_bytes(bi, ri).astype(float),
+        fidelity_frac=fracs,
+        seed=frame["seed"].to_numpy(dtype=np.int64),
+        evaluate=np.isclose(fracs, 1.0),
         higher_is_better=TARGETS[target],
     )
     if data.evaluate.sum() == 0:
         raise QRBenchError(f"table {table_path} has no full-fidelity rows to score the surrogate on")
-    info = {"path": str(table_path), "model_name": model_name, "task_name": task_name, "backend": backend,
-            "device": device}
+    info = {
+        "path": str(table_path),
+        "model_name": model_name,
+        "task_name": task_name,
+        "backend": backend,
+        "device": device,
+    }
     return TrainingSet(encoder_spec, feature_names, data, content_hash, info, memory_check, importance_source)
 
 
@@ -381,15 +436,23 @@ def fit_surrogate(
     # Seed noise on the observations the metrics are computed on (in multi mode: the full-fidelity ones).
     noise = noise_floor(y, groups, fracs)
     # Each split's tau beside the tau the seed noise allows at all, so that a low one can be read.
-    metrics = {name: {**r.metrics, "kendall_tau_noise_ceiling": tau_noise_ceiling(y[r.rows], noise["full"]["std"])}
-               for name, r in results.items()}
+    metrics = {
+        name: {**r.metrics, "kendall_tau_noise_ceiling": tau_noise_ceiling(y[r.rows], noise["full"]["std"])}
+        for name, r in results.items()
+    }
     estimator = make().fit(X, y, groups=groups)
 
     rows = random_result.rows
-    predictions = pd.DataFrame({
-        "config_hash": groups[rows], "seed": data.seed[rows], "fidelity_frac": fracs[rows],
-        "observed": y[rows], "mean": random_result.mean, "std": random_result.std,
-    })
+    predictions = pd.DataFrame(
+        {
+            "config_hash": groups[rows],
+            "seed": data.seed[rows],
+            "fidelity_frac": fracs[rows],
+            "observed": y[rows],
+            "mean": random_result.mean,
+            "std": random_result.std,
+        }
+    )
     noise_std = noise["full"]["std"]
     rmse = metrics["random_5fold"]["rmse"]
     manifest = {
@@ -401,14 +464,26 @@ def fit_surrogate(
         "target": {"name": target, "higher_is_better": TARGETS[target]},
         "fidelity": {"mode": fidelity, "low_fidelity": low_fidelity},
         "features": feature_names,
-        "training": {"n_rows": int(len(y)), "n_configs": int(len(np.unique(groups))),
-                     "n_seeds": int(len(np.unique(data.seed))), "n_full_fidelity_rows": int(data.evaluate.sum())},
-        "model": {"kind": model, "class": type(estimator).__name__, "params": estimator.get_params(),
-                  "seed": seed, "fitted": _fitted_summary(estimator)},
+        "training": {
+            "n_rows": int(len(y)),
+            "n_configs": int(len(np.unique(groups))),
+            "n_seeds": int(len(np.unique(data.seed))),
+            "n_full_fidelity_rows": int(data.evaluate.sum()),
+        },
+        "model": {
+            "kind": model,
+            "class": type(estimator).__name__,
+            "params": estimator.get_params(),
+            "seed": seed,
+            "fitted": _fitted_summary(estimator),
+        },
         "metrics": metrics,
         "noise_floor": noise,
-        "rmse_vs_noise": {"rmse": rmse, "noise_std": noise_std,
-                          "ratio": rmse / noise_std if noise_std and np.isfinite(noise_std) and noise_std > 0 else None},
+        "rmse_vs_noise": {
+            "rmse": rmse,
+            "noise_std": noise_std,
+            "ratio": rmse / noise_std if noise_std and np.isfinite(noise_std) and noise_std > 0 else None,
+        },
         "learning_curve": curve,
         "memory": {"arch": encoder_spec.arch["name"], "check": ts.memory_check},
         "importance": {"source": ts.importance_source},

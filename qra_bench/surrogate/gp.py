@@ -45,11 +45,14 @@ def _blas_limit(threads: Optional[int]):
     if _THREADPOOLS is None:
         _THREADPOOLS = ThreadpoolController()
     return _THREADPOOLS.limit(limits=threads, user_api="blas")
+
+
 JITTER = 1e-10  # scikit-learn's default ``alpha``, added to the diagonal
 
 
-def matern52_neg_log_marginal_likelihood(theta: np.ndarray, X: np.ndarray, y: np.ndarray,
-                                         alpha: float = JITTER) -> tuple[float, np.ndarray]:
+def matern52_neg_log_marginal_likelihood(
+    theta: np.ndarray, X: np.ndarray, y: np.ndarray, alpha: float = JITTER
+) -> tuple[float, np.ndarray]:
     """Negative log marginal likelihood of ``C * Matern(nu=2.5, ARD) + White`` and its gradient.
 
     ``theta`` is scikit-learn's log-parameter vector of that kernel, ``[log C, log l_1 .. log l_d, log w]``.
@@ -61,7 +64,7 @@ def matern52_neg_log_marginal_likelihood(theta: np.ndarray, X: np.ndarray, y: np
     """
     n, d = X.shape
     c = np.exp(theta[0])
-    ls = np.exp(theta[1:1 + d])
+    ls = np.exp(theta[1 : 1 + d])
     w = np.exp(theta[1 + d])
     Z = X / ls
     sq = np.einsum("ij,ij->i", Z, Z)
@@ -88,7 +91,7 @@ def matern52_neg_log_marginal_likelihood(theta: np.ndarray, X: np.ndarray, y: np
     Km[np.diag_indices_from(Km)] -= w + alpha
     grad[0] = 0.5 * np.sum(A * Km)
     B = A * (c * (5.0 / 3.0) * (1.0 + s) * e)
-    grad[1:1 + d] = (np.square(Z).T @ B.sum(axis=1) - np.einsum("ik,ij,jk->k", Z, B, Z, optimize=True))
+    grad[1 : 1 + d] = np.square(Z).T @ B.sum(axis=1) - np.einsum("ik,ij,jk->k", Z, B, Z, optimize=True)
     grad[1 + d] = 0.5 * w * np.trace(A)
     return nll, -grad
 
@@ -126,11 +129,17 @@ class GPSurrogate(RegressorMixin, BaseEstimator):
         Indices of the training rows the GP was fitted on (all of them below ``max_train_rows``).
     """
 
-    def __init__(self, nu: float = 2.5, n_restarts_optimizer: int = 2,
-                 length_scale_bounds: tuple[float, float] = (1e-2, 1e3),
-                 noise_level_bounds: tuple[float, float] = (1e-6, 1e1), max_iter: int = 200,
-                 max_train_rows: Optional[int] = 1200, blas_threads: Optional[int] = 1,
-                 random_state: int = 0) -> None:
+    def __init__(
+        self,
+        nu: float = 2.5,
+        n_restarts_optimizer: int = 2,
+        length_scale_bounds: tuple[float, float] = (1e-2, 1e3),
+        noise_level_bounds: tuple[float, float] = (1e-6, 1e1),
+        max_iter: int = 200,
+        max_train_rows: Optional[int] = 1200,
+        blas_threads: Optional[int] = 1,
+        random_state: int = 0,
+    ) -> None:
         self.nu = nu
         self.n_restarts_optimizer = n_restarts_optimizer
         self.length_scale_bounds = length_scale_bounds
@@ -155,20 +164,32 @@ class GPSurrogate(RegressorMixin, BaseEstimator):
         scale = X.std(axis=0)
         self.x_scale_ = np.where(scale > 1e-12, scale, 1.0)
         d = X.shape[1]
-        kernel = (ConstantKernel(1.0, (1e-3, 1e3))
-                  * Matern(length_scale=np.ones(d), length_scale_bounds=tuple(self.length_scale_bounds), nu=self.nu)
-                  + WhiteKernel(noise_level=0.1, noise_level_bounds=tuple(self.noise_level_bounds)))
+        kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(
+            length_scale=np.ones(d), length_scale_bounds=tuple(self.length_scale_bounds), nu=self.nu
+        ) + WhiteKernel(noise_level=0.1, noise_level_bounds=tuple(self.noise_level_bounds))
         Z = (X - self.x_mean_) / self.x_scale_
         y_std = float(np.std(y))
         y_norm = (y - np.mean(y)) / (y_std if y_std > 0 else 1.0)  # what normalize_y makes of y
 
         def optimizer(_sklearn_objective, initial_theta: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, float]:
-            result = minimize(matern52_neg_log_marginal_likelihood, initial_theta, args=(Z, y_norm), jac=True,
-                              method="L-BFGS-B", bounds=bounds, options={"maxiter": int(self.max_iter)})
+            result = minimize(
+                matern52_neg_log_marginal_likelihood,
+                initial_theta,
+                args=(Z, y_norm),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": int(self.max_iter)},
+            )
             return result.x, float(result.fun)
 
-        gp = GaussianProcessRegressor(kernel=kernel, normalize_y=True, n_restarts_optimizer=int(self.n_restarts_optimizer),
-                                      optimizer=optimizer, random_state=self.random_state)
+        gp = GaussianProcessRegressor(
+            kernel=kernel,
+            normalize_y=True,
+            n_restarts_optimizer=int(self.n_restarts_optimizer),
+            optimizer=optimizer,
+            random_state=self.random_state,
+        )
         with warnings.catch_warnings(), _blas_limit(self.blas_threads):
             # A length scale at its bound means "this feature does not matter": expected, not a failure.
             warnings.simplefilter("ignore", ConvergenceWarning)

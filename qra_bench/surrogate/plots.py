@@ -32,8 +32,17 @@ def parity_plot(predictions: pd.DataFrame, manifest: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.2, 5.0), dpi=110)
     y, mean, std = (predictions[c].to_numpy(dtype=float) for c in ("observed", "mean", "std"))
     if len(y):
-        ax.errorbar(y, mean, yerr=Z90 * std, fmt="o", ms=3, alpha=0.6, elinewidth=0.6, capsize=0,
-                    label="held-out row, 90 % interval")
+        ax.errorbar(
+            y,
+            mean,
+            yerr=Z90 * std,
+            fmt="o",
+            ms=3,
+            alpha=0.6,
+            elinewidth=0.6,
+            capsize=0,
+            label="held-out row, 90 % interval",
+        )
         lo, hi = float(min(y.min(), mean.min())), float(max(y.max(), mean.max()))
         pad = 0.05 * (hi - lo or 1.0)
         ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8, label="y = x")
@@ -41,10 +50,19 @@ def parity_plot(predictions: pd.DataFrame, manifest: dict, path: Path) -> None:
     ax.set_ylabel(f"predicted {target}")
     model = manifest["model"]["kind"]
     ax.set_title(f"{model} surrogate, random 5-fold (by configuration)", fontsize=9)
-    text = (f"R² {_fmt(m.get('r2'))}  Spearman {_fmt(m.get('spearman'))}  τ {_fmt(m.get('kendall_tau'))}\n"
-            f"RMSE {_fmt(m.get('rmse'))}  seed-noise std {_fmt(noise)}  90 % coverage {_fmt(m.get('coverage90'))}")
-    ax.text(0.02, 0.98, text, transform=ax.transAxes, va="top", fontsize=7.5,
-            bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+    text = (
+        f"R² {_fmt(m.get('r2'))}  Spearman {_fmt(m.get('spearman'))}  τ {_fmt(m.get('kendall_tau'))}\n"
+        f"RMSE {_fmt(m.get('rmse'))}  seed-noise std {_fmt(noise)}  90 % coverage {_fmt(m.get('coverage90'))}"
+    )
+    ax.text(
+        0.02,
+        0.98,
+        text,
+        transform=ax.transAxes,
+        va="top",
+        fontsize=7.5,
+        bbox={"facecolor": "white", "alpha": 0.8, "lw": 0},
+    )
     ax.legend(loc="lower right", fontsize=7.5)
     fig.tight_layout()
     fig.savefig(path)

@@ -37,13 +37,20 @@ class LowFidelityScreen:
 
     @property
     def note(self) -> str:
-        return (f"an XGBoost ensemble fitted on the table's {self.n_rows} rows at fractions "
-                f"{', '.join(f'{f:g}' for f in self.fractions)} of the run (no full-fidelity row), predicting at "
-                f"{self.frac:g}")
+        return (
+            f"an XGBoost ensemble fitted on the table's {self.n_rows} rows at fractions "
+            f"{', '.join(f'{f:g}' for f in self.fractions)} of the run (no full-fidelity row), predicting at "
+            f"{self.frac:g}"
+        )
 
 
-def low_fidelity_screen(table_path: Union[str, Path], target: str = "eval_loss", max_frac: float = 0.5,
-                        seed: int = 0, params: dict | None = None) -> LowFidelityScreen:
+def low_fidelity_screen(
+    table_path: Union[str, Path],
+    target: str = "eval_loss",
+    max_frac: float = 0.5,
+    seed: int = 0,
+    params: dict | None = None,
+) -> LowFidelityScreen:
     """Fit the screen on ``table_path``'s ok rows at fractions of the run ``<= max_frac`` (see the module)."""
     from qra_bench.surrogate.fit import TARGETS, make_estimator, training_set
 
@@ -54,8 +61,10 @@ def low_fidelity_screen(table_path: Union[str, Path], target: str = "eval_loss",
     if not low.any():
         raise QRBenchError(f"table {table_path} has no rows at <= {max_frac:g} of the run to fit a screen on")
     frac = float(ts.data.fidelity_frac[low].max())
-    model = make_estimator("xgb", seed=seed, params=params).fit(ts.data.X[low], ts.data.y[low],
-                                                                groups=ts.data.groups[low])
+    model = make_estimator("xgb", seed=seed, params=params).fit(
+        ts.data.X[low], ts.data.y[low], groups=ts.data.groups[low]
+    )
     fractions = tuple(sorted({round(float(f), 3) for f in ts.data.fidelity_frac[low]}))
-    return LowFidelityScreen(model, ts.encoder_spec.build(), frac, 1.0 if TARGETS[target] else -1.0,
-                             int(low.sum()), fractions)
+    return LowFidelityScreen(
+        model, ts.encoder_spec.build(), frac, 1.0 if TARGETS[target] else -1.0, int(low.sum()), fractions
+    )

@@ -93,10 +93,21 @@ class XGBEnsemble(RegressorMixin, BaseEstimator):
     n_features_in_ : int
     """
 
-    def __init__(self, n_members: int = 5, subsample: float = 0.8, n_estimators: int = 150, max_depth: int = 3,
-                 learning_rate: float = 0.1, colsample_bytree: float = 0.5, min_child_weight: float = 1.0,
-                 reg_lambda: float = 1.0, calibrate: bool = True, calibration_folds: int = 3, random_state: int = 0,
-                 nthread: int = 1) -> None:
+    def __init__(
+        self,
+        n_members: int = 5,
+        subsample: float = 0.8,
+        n_estimators: int = 150,
+        max_depth: int = 3,
+        learning_rate: float = 0.1,
+        colsample_bytree: float = 0.5,
+        min_child_weight: float = 1.0,
+        reg_lambda: float = 1.0,
+        calibrate: bool = True,
+        calibration_folds: int = 3,
+        random_state: int = 0,
+        nthread: int = 1,
+    ) -> None:
         self.n_members = n_members
         self.subsample = subsample
         self.n_estimators = n_estimators
@@ -112,10 +123,16 @@ class XGBEnsemble(RegressorMixin, BaseEstimator):
 
     def _booster_params(self, seed: int) -> dict:
         return {
-            "objective": "reg:squarederror", "tree_method": "hist", "max_depth": int(self.max_depth),
-            "eta": float(self.learning_rate), "colsample_bytree": float(self.colsample_bytree),
-            "min_child_weight": float(self.min_child_weight), "lambda": float(self.reg_lambda),
-            "nthread": int(self.nthread), "seed": int(seed), "verbosity": 0,
+            "objective": "reg:squarederror",
+            "tree_method": "hist",
+            "max_depth": int(self.max_depth),
+            "eta": float(self.learning_rate),
+            "colsample_bytree": float(self.colsample_bytree),
+            "min_child_weight": float(self.min_child_weight),
+            "lambda": float(self.reg_lambda),
+            "nthread": int(self.nthread),
+            "seed": int(seed),
+            "verbosity": 0,
         }
 
     def fit(self, X, y, groups=None) -> "XGBEnsemble":
@@ -146,7 +163,9 @@ class XGBEnsemble(RegressorMixin, BaseEstimator):
         in_bag = np.zeros((n, k), dtype=bool)
         for m in range(k):
             chosen = np.zeros(n_groups, dtype=bool)
-            chosen[np.random.default_rng(int(self.random_state) + m).choice(n_groups, size=n_take, replace=False)] = True
+            chosen[np.random.default_rng(int(self.random_state) + m).choice(n_groups, size=n_take, replace=False)] = (
+                True
+            )
             in_bag[:, m] = chosen[inverse]
         # Each member starts from the mean of its own rows (the booster has one base score for all outputs, so
         # the offsets are applied outside it): no member's prediction depends on a label outside its rows.
@@ -159,11 +178,18 @@ class XGBEnsemble(RegressorMixin, BaseEstimator):
             return (pred - target) * weight, weight
 
         params = {
-            "objective": "reg:squarederror", "tree_method": "hist", "multi_strategy": "one_output_per_tree",
-            "max_depth": int(self.max_depth), "eta": float(self.learning_rate),
-            "colsample_bytree": float(self.colsample_bytree), "min_child_weight": float(self.min_child_weight),
-            "lambda": float(self.reg_lambda), "base_score": 0.0, "nthread": int(self.nthread),
-            "seed": int(self.random_state), "verbosity": 0,
+            "objective": "reg:squarederror",
+            "tree_method": "hist",
+            "multi_strategy": "one_output_per_tree",
+            "max_depth": int(self.max_depth),
+            "eta": float(self.learning_rate),
+            "colsample_bytree": float(self.colsample_bytree),
+            "min_child_weight": float(self.min_child_weight),
+            "lambda": float(self.reg_lambda),
+            "base_score": 0.0,
+            "nthread": int(self.nthread),
+            "seed": int(self.random_state),
+            "verbosity": 0,
         }
         dtrain = xgb.DMatrix(X, label=target, nthread=int(self.nthread))
         self.booster_ = xgb.train(params, dtrain, num_boost_round=int(self.n_estimators), obj=squared_error_in_bag)
@@ -173,8 +199,9 @@ class XGBEnsemble(RegressorMixin, BaseEstimator):
             self.std_scale_, self.noise_std_ = self._cross_fitted_calibration(X, y, inverse, n_groups)
         return self
 
-    def _cross_fitted_calibration(self, X: np.ndarray, y: np.ndarray, inverse: np.ndarray,
-                                  n_groups: int) -> tuple[float, float]:
+    def _cross_fitted_calibration(
+        self, X: np.ndarray, y: np.ndarray, inverse: np.ndarray, n_groups: int
+    ) -> tuple[float, float]:
         folds = max(2, int(self.calibration_folds))
         if n_groups < 2 * folds:  # too few groups to hold any out: a conservative constant std
             return 0.0, float(np.std(y)) or 1e-12

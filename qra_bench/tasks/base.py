@@ -49,7 +49,14 @@ class TaskData:
         h = hashlib.sha256(self.name.encode())
         if self.kind != "classify":  # keeps the identity of the classification tasks' existing rows
             h.update(self.kind.encode())
-        for arr in (self.train_prompts, self.train_labels, self.eval_prompts, self.eval_labels, self.label_token_ids, self.lm_ids):
+        for arr in (
+            self.train_prompts,
+            self.train_labels,
+            self.eval_prompts,
+            self.eval_labels,
+            self.label_token_ids,
+            self.lm_ids,
+        ):
             h.update(str(arr.shape).encode())
             h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
         return h.hexdigest()

@@ -62,7 +62,12 @@ def build_bbc(tokenizer, label_words: dict[str, str] = LABEL_WORDS, prompt_token
     eval_p, eval_l = encode(splits["eval"])
     lm = held_out_lm_ids(tokenizer, splits["eval"])
     return TaskData(
-        name="bbc", train_prompts=train_p, train_labels=train_l, eval_prompts=eval_p, eval_labels=eval_l,
-        label_token_ids=label_ids, lm_ids=lm,
+        name="bbc",
+        train_prompts=train_p,
+        train_labels=train_l,
+        eval_prompts=eval_p,
+        eval_labels=eval_l,
+        label_token_ids=label_ids,
+        lm_ids=lm,
         description="BBC News topic -> new label word; " + ", ".join(f"{t}->{w!r}" for t, w in label_words.items()),
     )

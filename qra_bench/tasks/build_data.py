@@ -93,8 +93,7 @@ def eval_docs(articles: list[Article]) -> dict[str, list[dict]]:
     for a, title, sents in usable:
         body = _clip(sents)
         # the topic cue of the tiny model's pretraining format (qra_bench.tasks.formats.TOPIC_CUE)
-        docs["qra_news_topic"].append({"query": f"{body}\nTopic:", "choices": topics,
-                                       "label": topics.index(a.topic)})
+        docs["qra_news_topic"].append({"query": f"{body}\nTopic:", "choices": topics, "label": topics.index(a.topic)})
         docs["qra_news_headline"].append(_choice_doc(rng, f"Article: {body}\nHeadline:", title, titles))
         docs["qra_news_cloze"].append(_choice_doc(rng, " ".join(sents[:2]), sents[2], thirds))
     return docs

@@ -26,8 +26,9 @@ N_SWAPPED = 16
 PERMUTATION_SEED = 7
 
 
-def cipher_map(train_windows: np.ndarray, vocab_size: int, n_swapped: int = N_SWAPPED,
-               seed: int = PERMUTATION_SEED) -> np.ndarray:
+def cipher_map(
+    train_windows: np.ndarray, vocab_size: int, n_swapped: int = N_SWAPPED, seed: int = PERMUTATION_SEED
+) -> np.ndarray:
     """A token-id map (length ``vocab_size``) that sends each of the ``n_swapped`` most frequent tokens of
     ``train_windows`` to another of them (no fixed points) and every other token to itself."""
     counts = np.bincount(train_windows.ravel(), minlength=vocab_size)
@@ -50,10 +51,16 @@ def build_cipher(tokenizer, n_swapped: int = N_SWAPPED) -> TaskData:
     mapping = cipher_map(news.train_prompts, len(tokenizer), n_swapped)
     swapped = float(np.mean(mapping[news.eval_prompts] != news.eval_prompts))
     return TaskData(
-        name="cipher", train_prompts=mapping[news.train_prompts], train_labels=news.train_labels,
-        eval_prompts=mapping[news.eval_prompts], eval_labels=news.eval_labels, label_token_ids=news.label_token_ids,
-        lm_ids=news.lm_ids, kind="lm", focus_token_ids=np.flatnonzero(mapping != np.arange(len(mapping))),
+        name="cipher",
+        train_prompts=mapping[news.train_prompts],
+        train_labels=news.train_labels,
+        eval_prompts=mapping[news.eval_prompts],
+        eval_labels=news.eval_labels,
+        label_token_ids=news.label_token_ids,
+        lm_ids=news.lm_ids,
+        kind="lm",
+        focus_token_ids=np.flatnonzero(mapping != np.arange(len(mapping))),
         description=f"BBC News language modelling with the {n_swapped} most frequent tokens permuted (seed "
-                    f"{PERMUTATION_SEED}; {swapped:.0%} of eval tokens): {WINDOW}-token windows, {TRAIN_WINDOWS} "
-                    f"from the finetune split, {EVAL_WINDOWS} from the eval split; greedy next-token accuracy",
+        f"{PERMUTATION_SEED}; {swapped:.0%} of eval tokens): {WINDOW}-token windows, {TRAIN_WINDOWS} "
+        f"from the finetune split, {EVAL_WINDOWS} from the eval split; greedy next-token accuracy",
     )

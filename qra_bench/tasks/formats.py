@@ -17,6 +17,8 @@ PROMPT_TOKENS = 32
 PRETRAIN_WINDOW = (24, 48)
 
 
-def topic_prompt_ids(article_ids: Sequence[int], cue_ids: Sequence[int], start: int = 0, length: int = PROMPT_TOKENS) -> list[int]:
+def topic_prompt_ids(
+    article_ids: Sequence[int], cue_ids: Sequence[int], start: int = 0, length: int = PROMPT_TOKENS
+) -> list[int]:
     """Token ids of ``article[start:start+length] + TOPIC_CUE`` (the label is appended by the caller)."""
     return list(article_ids[start : start + length]) + list(cue_ids)

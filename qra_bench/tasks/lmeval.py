@@ -68,6 +68,7 @@ def _yaml_config(path: Path) -> dict[str, Any]:
         raise QRBenchError(f"cannot read lm-eval task file {path}: {_one_line(exc)}") from None
     files = (cfg.get("dataset_kwargs") or {}).get("data_files")
     if isinstance(files, (str, list, dict)):
+
         def fix(p: str) -> str:
             q = Path(p)
             return p if q.is_absolute() or "://" in p else str((path.parent / q).resolve())
@@ -112,15 +113,21 @@ def load_eval_tasks(settings: LmEvalSettings) -> dict:
     known = set(manager.all_tasks) | set(manager.all_groups) | set(manager.all_tags)
     unknown = [n for n in registry_names if n not in known]
     if unknown:
-        raise QRBenchError(f"unknown lm-eval task(s) {unknown}; use a shipped task ({', '.join(SHIPPED_TASKS)}), "
-                           "a task YAML file or an lm-eval task name")
+        raise QRBenchError(
+            f"unknown lm-eval task(s) {unknown}; use a shipped task ({', '.join(SHIPPED_TASKS)}), "
+            "a task YAML file or an lm-eval task name"
+        )
     try:
         loaded = manager.load(specs)
     except Exception as exc:
         raise QRBenchError(f"cannot load lm-eval task(s) {list(settings.tasks)}: {_one_line(exc)}") from None
     for task in loaded["tasks"].values():
-        if task.get_config("output_type") not in ("multiple_choice", "loglikelihood", "loglikelihood_rolling",
-                                                  "generate_until"):
+        if task.get_config("output_type") not in (
+            "multiple_choice",
+            "loglikelihood",
+            "loglikelihood_rolling",
+            "generate_until",
+        ):
             raise QRBenchError(f"lm-eval task {task.task_name} has unsupported output type")
         task.set_config(key="num_fewshot", value=settings.num_fewshot)
         task.set_fewshot_seed(seed=1234)
@@ -130,8 +137,14 @@ def load_eval_tasks(settings: LmEvalSettings) -> dict:
 class QRBenchLM(LM):
     """An lm-eval ``LM`` over a live causal LM (any ``nn.Module`` returning ``.logits``) and its tokenizer."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer, device: torch.device, batch_size: int = 16,
-                 max_length: int | None = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        device: torch.device,
+        batch_size: int = 16,
+        max_length: int | None = None,
+    ) -> None:
         super().__init__()
         self.model, self.tokenizer, self._device = model, tokenizer, device
         config = getattr(model, "config", None)
@@ -153,7 +166,7 @@ class QRBenchLM(LM):
             context, continuation = context[:-n], context[-n:] + continuation
         whole = self._encode(context + continuation)
         ctx = self._encode(context)
-        return ctx, whole[len(ctx):]
+        return ctx, whole[len(ctx) :]
 
     @torch.no_grad()
     def _score(self, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
@@ -170,8 +183,9 @@ class QRBenchLM(LM):
             if len(idx) > 1:
                 for i, res in zip(idx, self._score_shared(list(ctx_key), [pairs[i][1] for i in idx])):
                     out[i] = res
-        order = sorted((i for i in range(len(pairs)) if out[i] is None),
-                       key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
+        order = sorted(
+            (i for i in range(len(pairs)) if out[i] is None), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1]))
+        )
         pos = 0
         while pos < len(order):
             longest = min(len(pairs[order[pos]][0]) + len(pairs[order[pos]][1]), self.max_length + 1)
@@ -181,9 +195,9 @@ class QRBenchLM(LM):
             seqs = []
             for i in batch:
                 ctx, cont = pairs[i]
-                cont = cont[-self.max_length:]
-                full = (ctx + cont)[-(self.max_length + 1):]
-                seqs.append((full[:-1], full[-len(cont):] if cont else []))
+                cont = cont[-self.max_length :]
+                full = (ctx + cont)[-(self.max_length + 1) :]
+                seqs.append((full[:-1], full[-len(cont) :] if cont else []))
             width = max(len(inp) for inp, _ in seqs)
             ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -249,9 +263,15 @@ class QRBenchLM(LM):
         out = []
         for req in requests:
             (text,) = req.args
-            windows = [make_disjoint_window(w) for w in get_rolling_token_windows(
-                token_list=self._encode(text), prefix_token=self.prefix_id, max_seq_len=self.max_length,
-                context_len=1)]
+            windows = [
+                make_disjoint_window(w)
+                for w in get_rolling_token_windows(
+                    token_list=self._encode(text),
+                    prefix_token=self.prefix_id,
+                    max_seq_len=self.max_length,
+                    context_len=1,
+                )
+            ]
             out.append(sum(ll for ll, _ in self._score([(list(c), list(t)) for c, t in windows])))
         return out
 
@@ -265,7 +285,7 @@ class QRBenchLM(LM):
             until = kwargs.get("until") or []
             until = [until] if isinstance(until, str) else list(until)
             max_new = int(kwargs.get("max_gen_toks", 64))
-            ids = ([self.prefix_id] + self._encode(context))[-(self.max_length - max_new):]
+            ids = ([self.prefix_id] + self._encode(context))[-(self.max_length - max_new) :]
             seq = torch.tensor([ids], device=self._device)
             new: list[int] = []
             for _ in range(max_new):  # greedy, without a KV cache: short answers only
@@ -285,8 +305,9 @@ class QRBenchLM(LM):
         return out
 
 
-def make_lm(model: torch.nn.Module, tokenizer, device: torch.device, batch_size: int = 16,
-            max_length: int | None = None):
+def make_lm(
+    model: torch.nn.Module, tokenizer, device: torch.device, batch_size: int = 16, max_length: int | None = None
+):
     """An lm-eval ``LM`` over ``model`` (no copy, no merge: the trial's live quantized + LoRA model)."""
     return QRBenchLM(model, tokenizer, device, batch_size, max_length)
 
@@ -317,22 +338,28 @@ class LmEvalScorer:
         data = {}
         for name, task in self.task_dict["tasks"].items():
             files = ((task.get_config("dataset_kwargs") or {}).get("data_files")) or {}
-            paths = [files] if isinstance(files, str) else list(files.values()) if isinstance(files, dict) else list(files)
+            paths = (
+                [files] if isinstance(files, str) else list(files.values()) if isinstance(files, dict) else list(files)
+            )
             h = hashlib.sha256()
             for p in sorted(str(x) for x in paths):
                 if Path(p).is_file():
                     h.update(Path(p).read_bytes())
             data[name] = h.hexdigest() if paths else str(task.get_config("dataset_path"))
-        return {"settings": asdict(self.settings), "lm_eval_version": getattr(lm_eval, "__version__", "unknown"),
-                "task_data_sha256": data}
+        return {
+            "settings": asdict(self.settings),
+            "lm_eval_version": getattr(lm_eval, "__version__", "unknown"),
+            "task_data_sha256": data,
+        }
 
     def __call__(self, model: torch.nn.Module, device: torch.device) -> dict[str, float]:
         from lm_eval.evaluator import evaluate
 
         s = self.settings
         lm = make_lm(model, self.tokenizer, device, s.batch_size, s.max_length)
-        result = evaluate(lm=lm, task_dict=self.task_dict, limit=s.limit, bootstrap_iters=0, log_samples=False,
-                          verbosity="WARNING")
+        result = evaluate(
+            lm=lm, task_dict=self.task_dict, limit=s.limit, bootstrap_iters=0, log_samples=False, verbosity="WARNING"
+        )
         scores = {}
         for name in self.task_names:
             metrics = result["results"][name]

@@ -47,9 +47,14 @@ def build_news(tokenizer) -> TaskData:
     evaluation = _windows(encode(splits["eval"]), EVAL_WINDOWS, EVAL_SEED)
     empty = np.zeros(0, dtype=np.int64)
     return TaskData(
-        name="news", train_prompts=train, train_labels=np.zeros(len(train), dtype=np.int64), eval_prompts=evaluation,
-        eval_labels=np.zeros(len(evaluation), dtype=np.int64), label_token_ids=empty,
-        lm_ids=held_out_lm_ids(tokenizer, splits["eval"]), kind="lm",
+        name="news",
+        train_prompts=train,
+        train_labels=np.zeros(len(train), dtype=np.int64),
+        eval_prompts=evaluation,
+        eval_labels=np.zeros(len(evaluation), dtype=np.int64),
+        label_token_ids=empty,
+        lm_ids=held_out_lm_ids(tokenizer, splits["eval"]),
+        kind="lm",
         description=f"BBC News language modelling: {WINDOW}-token windows, {TRAIN_WINDOWS} from the finetune split, "
-                    f"{EVAL_WINDOWS} from the eval split; greedy next-token accuracy",
+        f"{EVAL_WINDOWS} from the eval split; greedy next-token accuracy",
     )

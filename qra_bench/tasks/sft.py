@@ -31,11 +31,15 @@ from qra_bench.errors import QRBenchError
 from qra_bench.tasks.base import TaskData
 
 SHIPPED = {"news-alpaca": Path(__file__).resolve().parent / "data" / "news_alpaca.jsonl"}
-PROMPT_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further context. "
-                "Write a response that appropriately completes the request.\n\n"
-                "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n")
-PROMPT_NO_INPUT = ("Below is an instruction that describes a task. Write a response that appropriately completes the "
-                   "request.\n\n### Instruction:\n{instruction}\n\n### Response:\n")
+PROMPT_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+)
+PROMPT_NO_INPUT = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the "
+    "request.\n\n### Instruction:\n{instruction}\n\n### Response:\n"
+)
 IGNORE = -100
 _BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
 
@@ -60,16 +64,23 @@ class SFTSpec:
     @classmethod
     def parse(cls, name: str) -> SFTSpec:
         if not name.startswith("sft:") or len(name) <= 4:
-            raise QRBenchError(f"an instruction task is named sft:SOURCE (a data file, folder or dataset name), got {name!r}")
+            raise QRBenchError(
+                f"an instruction task is named sft:SOURCE (a data file, folder or dataset name), got {name!r}"
+            )
         source, _, query = name[4:].partition("?")
         opts = dict(parse_qsl(query, keep_blank_values=True))
         unknown = sorted(set(opts) - {"max_len", "loss", "n", "eval_n", "split"})
         if unknown:
             raise QRBenchError(f"unknown sft option(s) {unknown} in {name!r}; use max_len, loss, n, eval_n, split")
         try:
-            spec = cls(source=source, max_len=int(opts.get("max_len", 256)), loss=opts.get("loss", "response"),
-                       n=int(opts["n"]) if "n" in opts else None, eval_n=int(opts.get("eval_n", 64)),
-                       split=opts.get("split", "train"))
+            spec = cls(
+                source=source,
+                max_len=int(opts.get("max_len", 256)),
+                loss=opts.get("loss", "response"),
+                n=int(opts["n"]) if "n" in opts else None,
+                eval_n=int(opts.get("eval_n", 64)),
+                split=opts.get("split", "train"),
+            )
         except ValueError:
             raise QRBenchError(f"sft options in {name!r} must be integers (max_len, n, eval_n)") from None
         if spec.loss not in ("response", "all"):
@@ -97,7 +108,9 @@ def load_records(spec: SFTSpec) -> list[dict[str, str]]:
         if path.is_file():
             builder = _BUILDERS.get(path.suffix.lower())
             if builder is None:
-                raise QRBenchError(f"sft data {path}: unsupported file type {path.suffix!r}; use .json, .jsonl, .parquet, .csv")
+                raise QRBenchError(
+                    f"sft data {path}: unsupported file type {path.suffix!r}; use .json, .jsonl, .parquet, .csv"
+                )
             ds = datasets.load_dataset(builder, data_files={spec.split: str(path)}, split=spec.split)
         elif path.is_dir():
             ds = datasets.load_dataset(str(path), split=spec.split)
@@ -115,14 +128,18 @@ def load_records(spec: SFTSpec) -> list[dict[str, str]]:
     columns = set(ds.column_names)
     answer = "output" if "output" in columns else "response" if "response" in columns else None
     if "instruction" not in columns or answer is None:
-        raise QRBenchError(f"sft data {spec.source!r} has columns {sorted(columns)}; Alpaca format needs instruction, "
-                           "output (or response) and optionally input")
+        raise QRBenchError(
+            f"sft data {spec.source!r} has columns {sorted(columns)}; Alpaca format needs instruction, "
+            "output (or response) and optionally input"
+        )
     has_input = "input" in columns
     out = []
     for row in ds:
         inst, resp = row["instruction"], row[answer]
         if not isinstance(inst, str) or not isinstance(resp, str) or not inst.strip() or not resp.strip():
-            raise QRBenchError(f"sft data {spec.source!r}: record {len(out)} has an empty or non-text instruction/{answer}")
+            raise QRBenchError(
+                f"sft data {spec.source!r}: record {len(out)} has an empty or non-text instruction/{answer}"
+            )
         out.append({"instruction": inst, "input": (row["input"] or "") if has_input else "", "output": resp})
     return out
 
@@ -154,8 +171,10 @@ class SFTTaskData(TaskData):
     def train_batch(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(input ids (b, w), targets (b, w)) with ``w`` the longest example of the batch."""
         w = int(self.train_lengths[index].max())
-        return (torch.from_numpy(np.ascontiguousarray(self.train_prompts[index, :w])),
-                torch.from_numpy(np.ascontiguousarray(self.train_labels[index, :w])))
+        return (
+            torch.from_numpy(np.ascontiguousarray(self.train_prompts[index, :w])),
+            torch.from_numpy(np.ascontiguousarray(self.train_labels[index, :w])),
+        )
 
     @staticmethod
     def batch_loss(model: torch.nn.Module, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -163,12 +182,14 @@ class SFTTaskData(TaskData):
 
         Padding sits at the end and attention is causal, so real tokens never see it: no mask is needed."""
         logits = model(input_ids=ids[:, :-1]).logits.float()
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets[:, 1:].reshape(-1),
-                                                 ignore_index=IGNORE)
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), targets[:, 1:].reshape(-1), ignore_index=IGNORE
+        )
 
     @torch.no_grad()
-    def evaluate_sft(self, model: torch.nn.Module, device: torch.device, n_eval: int | None = None,
-                     batch_size: int = 16) -> tuple[float, float, float]:
+    def evaluate_sft(
+        self, model: torch.nn.Module, device: torch.device, n_eval: int | None = None, batch_size: int = 16
+    ) -> tuple[float, float, float]:
         """(response-token loss in nats/token, greedy response-token accuracy, held-out LM loss in nats/token)
         on the first ``n_eval`` held-out records (all by default)."""
         n = min(n_eval or len(self.eval_prompts), len(self.eval_prompts))
@@ -188,8 +209,11 @@ class SFTTaskData(TaskData):
         for start in range(0, len(self.lm_ids), 4):
             ids = torch.from_numpy(self.lm_ids[start : start + 4]).to(device)
             logits = model(input_ids=ids).logits[:, :-1].float()
-            lm_total += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
-                                                                reduction="sum"))
+            lm_total += float(
+                torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="sum"
+                )
+            )
             lm_tokens += ids[:, 1:].numel()
         return total / max(count, 1), hits / max(count, 1), lm_total / max(lm_tokens, 1)
 
@@ -204,7 +228,7 @@ def _encode(tokenizer, records: list[dict[str, str]], max_len: int) -> list[tupl
         prompt = list(tokenizer(alpaca_prompt(r["instruction"], r["input"]))["input_ids"])
         resp = list(tokenizer(r["output"], add_special_tokens=False)["input_ids"]) + ([eos] if eos is not None else [])
         resp = resp[: max_len - min(len(prompt), max_len // 2)]
-        prompt = prompt[len(prompt) + len(resp) - max_len:] if len(prompt) + len(resp) > max_len else prompt
+        prompt = prompt[len(prompt) + len(resp) - max_len :] if len(prompt) + len(resp) > max_len else prompt
         out.append((prompt + resp, len(prompt)))
     return out
 
@@ -231,14 +255,16 @@ def build_sft(name: str, tokenizer) -> SFTTaskData:
     spec = SFTSpec.parse(name)
     records = load_records(spec)
     if len(records) < spec.eval_n + 1:
-        raise QRBenchError(f"sft data {spec.source!r} holds {len(records)} records; it needs more than eval_n={spec.eval_n} "
-                           "(lower it with ?eval_n=...)")
+        raise QRBenchError(
+            f"sft data {spec.source!r} holds {len(records)} records; it needs more than eval_n={spec.eval_n} "
+            "(lower it with ?eval_n=...)"
+        )
     digest = hashlib.sha256()
     for r in records:
         digest.update((_record_key(r) + "\n").encode())
     digest.update(json.dumps({"max_len": spec.max_len, "loss": spec.loss, "n": spec.n, "eval_n": spec.eval_n}).encode())
     order = sorted(range(len(records)), key=lambda i: hashlib.sha256(_record_key(records[i]).encode()).hexdigest())
-    held, rest = order[: spec.eval_n], order[spec.eval_n:]
+    held, rest = order[: spec.eval_n], order[spec.eval_n :]
     rest = rest[: spec.n] if spec.n else rest
     model_max = getattr(tokenizer, "model_max_length", None)
     max_len = min(spec.max_len, model_max) if isinstance(model_max, int) and 0 < model_max < 10**6 else spec.max_len
@@ -249,11 +275,20 @@ def build_sft(name: str, tokenizer) -> SFTTaskData:
     tr_ids, tr_labels, _, tr_len = _arrays(train, width, pad, spec.loss)
     ev_ids, ev_labels, ev_resp, ev_len = _arrays(evaluation, width, pad, "response")
     return SFTTaskData(
-        name=name, train_prompts=tr_ids, train_labels=tr_labels, eval_prompts=ev_ids, eval_labels=ev_labels,
-        label_token_ids=np.zeros(0, dtype=np.int64), lm_ids=held_out_lm_ids(tokenizer, bbc_splits()["eval"]),
-        kind="sft", data_sha256=digest.hexdigest(), train_lengths=tr_len, eval_lengths=ev_len, eval_response=ev_resp,
+        name=name,
+        train_prompts=tr_ids,
+        train_labels=tr_labels,
+        eval_prompts=ev_ids,
+        eval_labels=ev_labels,
+        label_token_ids=np.zeros(0, dtype=np.int64),
+        lm_ids=held_out_lm_ids(tokenizer, bbc_splits()["eval"]),
+        kind="sft",
+        data_sha256=digest.hexdigest(),
+        train_lengths=tr_len,
+        eval_lengths=ev_len,
+        eval_response=ev_resp,
         description=f"Alpaca-format instruction data {spec.source}: {len(train)} train / {len(evaluation)} held-out records "
-                    f"of {len(records)}, max_len {max_len}, loss on {'response tokens' if spec.loss == 'response' else 'every token'}",
+        f"of {len(records)}, max_len {max_len}, loss on {'response tokens' if spec.loss == 'response' else 'every token'}",
     )
 
 
@@ -263,6 +298,8 @@ def check_source(name: str) -> int:
     spec = SFTSpec.parse(name)
     n = len(load_records(spec))
     if n < spec.eval_n + 1:
-        raise QRBenchError(f"sft data {spec.source!r} holds {n} records; it needs more than eval_n={spec.eval_n} "
-                           "(lower it with ?eval_n=...)")
+        raise QRBenchError(
+            f"sft data {spec.source!r} holds {n} records; it needs more than eval_n={spec.eval_n} "
+            "(lower it with ?eval_n=...)"
+        )
     return n

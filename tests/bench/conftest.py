@@ -52,8 +52,9 @@ def bench_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bench-root")
     table = write_table(root / "datasets_cache" / "tables" / NAME, n_configs=40)
     fit_surrogate(table, target="accuracy", model="xgb", out=root / "surrogates" / NAME / "xgb", params=FAST_XGB)
-    fit_surrogate(table, target="eval_loss", model="xgb", out=root / "surrogates" / NAME / "xgb-eval_loss",
-                  params=FAST_XGB)
+    fit_surrogate(
+        table, target="eval_loss", model="xgb", out=root / "surrogates" / NAME / "xgb-eval_loss", params=FAST_XGB
+    )
     return root
 
 

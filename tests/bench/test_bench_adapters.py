@@ -35,8 +35,12 @@ def test_adapters_are_registered_and_smac_reuses_the_smac_hpo_baseline(bench):
 
 
 def test_optuna_tpe_stays_in_budget_and_a_seed_reproduces_it(bench):
-    first = _drive(make_optimizer("optuna-tpe", bench.space, bench.memory_model, bench.budget, 3, n_startup=4), bench, 12)
-    second = _drive(make_optimizer("optuna-tpe", bench.space, bench.memory_model, bench.budget, 3, n_startup=4), bench, 12)
+    first = _drive(
+        make_optimizer("optuna-tpe", bench.space, bench.memory_model, bench.budget, 3, n_startup=4), bench, 12
+    )
+    second = _drive(
+        make_optimizer("optuna-tpe", bench.space, bench.memory_model, bench.budget, 3, n_startup=4), bench, 12
+    )
     assert first == second and len(set(first)) > 6
 
 
@@ -50,7 +54,9 @@ def test_optuna_learns_the_repaired_configuration_not_the_over_budget_proposal(b
     assert len(complete) == 10  # one completed trial per told result, proposal or repair
     assert failed, "random 16-bit proposals under a 3-bit budget need repair; their trials are marked failed"
     for t in complete:
-        cfg = bench.space.config([t.params[f"bits_{l:02d}"] for l in range(8)], [t.params[f"rank_{l:02d}"] for l in range(8)])
+        cfg = bench.space.config(
+            [t.params[f"bits_{l:02d}"] for l in range(8)], [t.params[f"rank_{l:02d}"] for l in range(8)]
+        )
         assert bench.is_feasible(cfg)
 
 

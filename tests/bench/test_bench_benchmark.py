@@ -68,8 +68,11 @@ def test_pool_holds_the_table_configurations_that_fit_the_budget(table_path, row
     pool = bench.pool()
     assert 0 < len(pool) < rows["config_hash"].nunique()
     assert all(bench.is_feasible(c) for c in pool) and len(set(pool)) == len(pool)
-    fitting = {h for h, b, r in zip(rows["config_hash"], rows["bits"], rows["ranks"])
-               if bench.is_feasible(QRConfig(bits=b, ranks=r))}
+    fitting = {
+        h
+        for h, b, r in zip(rows["config_hash"], rows["bits"], rows["ranks"])
+        if bench.is_feasible(QRConfig(bits=b, ranks=r))
+    }
     assert {c.hash for c in pool} == fitting
     assert all(bench.objective(c).backend == "table" for c in pool[:3])
 
@@ -77,8 +80,9 @@ def test_pool_holds_the_table_configurations_that_fit_the_budget(table_path, row
 def test_surrogate_backend_returns_the_surrogates_mean_and_std_for_any_configuration(table_path, surrogate_path, rows):
     bench = Benchmark.load(table_path, backend="surrogate", budget="uniform-4bit", surrogate=surrogate_path)
     artifact = SurrogateArtifact.load(surrogate_path)
-    off_table = next(c for c in bench.space.sample_batch(np.random.default_rng(1), 50)
-                     if c.hash not in set(rows["config_hash"]))
+    off_table = next(
+        c for c in bench.space.sample_batch(np.random.default_rng(1), 50) if c.hash not in set(rows["config_hash"])
+    )
     cfg = bench.repair(off_table)
     result = bench.objective(cfg, fidelity=1.0, seed=3)
     mean, std = artifact.predict_configs([cfg])
@@ -113,7 +117,9 @@ def test_a_budget_below_the_smallest_configuration_is_refused_at_load(table_path
 
 def test_the_eval_loss_metric_is_told_negated(table_path, rows):
     bench = Benchmark.load(table_path, backend="table", budget="fp16-lora", metric="eval_loss")
-    result = bench.objective(_config(rows.iloc[1]), fidelity=rows.iloc[1]["fidelity_frac"], seed=int(rows.iloc[1]["seed"]))
+    result = bench.objective(
+        _config(rows.iloc[1]), fidelity=rows.iloc[1]["fidelity_frac"], seed=int(rows.iloc[1]["seed"])
+    )
     assert result.quality == -rows.iloc[1]["eval_loss"]
 
 
@@ -165,7 +171,6 @@ def test_table_plus_live_runs_a_real_trial_for_a_configuration_the_table_lacks(t
     # The trial's rows are now in the benchmark's index: the same question is a table lookup.
     again = bench.objective(cfg, fidelity=1.0, seed=0)
     assert again.backend == "table" and again.accuracy == result.accuracy
-
 
 
 def test_search_and_bench_count_a_budget_the_same_way(table_path, surrogate_path):

@@ -17,14 +17,23 @@ def test_the_example_is_under_30_lines():
 def test_the_user_optimizer_runs_through_the_runner_unchanged(table_path, surrogate_path, tmp_path):
     load_plugin(str(EXAMPLE))
     load_plugin(str(EXAMPLE))  # a second load is a no-op, not a clash in the registry
-    spec = BenchSpec(benchmark=str(table_path), surrogate=str(surrogate_path), optimizers=("hill-climb", "random"),
-                     seeds=(0, 1), budgets=("uniform-3bit",), max_cost_s=math.inf, max_evals=12)
+    spec = BenchSpec(
+        benchmark=str(table_path),
+        surrogate=str(surrogate_path),
+        optimizers=("hill-climb", "random"),
+        seeds=(0, 1),
+        budgets=("uniform-3bit",),
+        max_cost_s=math.inf,
+        max_evals=12,
+    )
     report = run_benchmark(spec, tmp_path, plots=False)
     runs = [r for r in report.runs if r.optimizer == "hill-climb"]
     assert len(runs) == 2 and all(len(r.evaluations) == 12 for r in runs)
     bench = report.benchmarks["uniform-3bit"]
     for run in runs:
-        configs = [bench.space.config([int(x) for x in e.bits.split(",")], [int(x) for x in e.ranks.split(",")])
-                   for e in run.evaluations]
+        configs = [
+            bench.space.config([int(x) for x in e.bits.split(",")], [int(x) for x in e.ranks.split(",")])
+            for e in run.evaluations
+        ]
         assert all(bench.is_feasible(c) for c in configs)
     assert "hill-climb" in (tmp_path / "leaderboard.md").read_text()

@@ -18,8 +18,14 @@ SMALL_SMAC = {"n_initial": 3, "challengers": 200, "local_search_iterations": 2}
 
 
 def _spec(table_path, surrogate_path, **kw) -> BenchSpec:
-    base = dict(benchmark=str(table_path), surrogate=str(surrogate_path), optimizers=("random", "evolution"),
-                seeds=(0, 1, 2), budgets=("uniform-4bit", "uniform-3bit"), max_cost_s=700.0)
+    base = dict(
+        benchmark=str(table_path),
+        surrogate=str(surrogate_path),
+        optimizers=("random", "evolution"),
+        seeds=(0, 1, 2),
+        budgets=("uniform-4bit", "uniform-3bit"),
+        max_cost_s=700.0,
+    )
     base.update(kw)
     return BenchSpec(**base)
 
@@ -32,8 +38,17 @@ def report(table_path, surrogate_path, tmp_path_factory):
 
 def test_runner_writes_curves_leaderboard_and_plots(report):
     rep, out = report
-    for name in ("evaluations.csv", "curves_cost.csv", "curves_evals.csv", "runs.csv", "leaderboard.csv",
-                 "leaderboard.md", "bench.json", "anytime_cost_uniform-4bit.png", "anytime_evals_uniform-3bit.png"):
+    for name in (
+        "evaluations.csv",
+        "curves_cost.csv",
+        "curves_evals.csv",
+        "runs.csv",
+        "leaderboard.csv",
+        "leaderboard.md",
+        "bench.json",
+        "anytime_cost_uniform-4bit.png",
+        "anytime_evals_uniform-3bit.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     assert (out / "anytime_cost_uniform-4bit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     board = pd.read_csv(out / "leaderboard.csv")
@@ -71,9 +86,16 @@ def test_same_spec_gives_byte_identical_leaderboard_and_curves(report, table_pat
 
 
 def test_default_optimizers_run_with_max_evals(table_path, surrogate_path):
-    spec = _spec(table_path, surrogate_path, optimizers=("autoqra", "random", "smac", "evolution", "optuna-tpe"),
-                 seeds=(0, 1), budgets=("uniform-4bit",), max_cost_s=math.inf, max_evals=5,
-                 optimizer_kwargs={"smac": SMALL_SMAC, "autoqra": {"stage1_evals": 3}})
+    spec = _spec(
+        table_path,
+        surrogate_path,
+        optimizers=("autoqra", "random", "smac", "evolution", "optuna-tpe"),
+        seeds=(0, 1),
+        budgets=("uniform-4bit",),
+        max_cost_s=math.inf,
+        max_evals=5,
+        optimizer_kwargs={"smac": SMALL_SMAC, "autoqra": {"stage1_evals": 3}},
+    )
     rep = run_benchmark(spec)
     assert len(rep.runs) == 10 and all(len(r.evaluations) == 5 and r.stopped_by == "max_evals" for r in rep.runs)
     bench = rep.benchmarks["uniform-4bit"]
@@ -87,8 +109,17 @@ def test_default_optimizers_run_with_max_evals(table_path, surrogate_path):
 def test_table_backend_runs_pool_based_optimizers_and_refuses_the_others(table_path, surrogate_path):
     with pytest.raises(QRBenchError, match="pool-based.*random.*--backend surrogate"):
         run_benchmark(_spec(table_path, surrogate_path, backend="table", optimizers=("pool-random", "random")))
-    rep = run_benchmark(_spec(table_path, surrogate_path, backend="table", optimizers=("pool-random",),
-                              budgets=("uniform-4bit",), max_cost_s=math.inf, max_evals=30))
+    rep = run_benchmark(
+        _spec(
+            table_path,
+            surrogate_path,
+            backend="table",
+            optimizers=("pool-random",),
+            budgets=("uniform-4bit",),
+            max_cost_s=math.inf,
+            max_evals=30,
+        )
+    )
     pool = {c.hash for c in Benchmark.load(table_path, backend="table", budget="uniform-4bit").pool()}
     for run in rep.runs:
         hashes = [e.config_hash for e in run.evaluations]
@@ -104,11 +135,33 @@ def test_unknown_optimizer_and_bad_limits_fail_before_running(table_path, surrog
 
 
 def _run(name: str, seed: int, final: float) -> RunRecord:
-    ev = Evaluation(optimizer=name, budget="b", seed=seed, eval=1, clock_s=10.0, cost_s=10.0, quality=final,
-                    best_so_far=final, accuracy=final, eval_loss=math.nan, memory_bytes=1, backend="surrogate",
-                    config_hash="h", bits="4", ranks="8")
-    return RunRecord(optimizer=name, budget="b", seed=seed, evaluations=(ev,), final_best=final, clock_s=10.0,
-                     stopped_by="max_evals", optimizer_wall_s=0.0)
+    ev = Evaluation(
+        optimizer=name,
+        budget="b",
+        seed=seed,
+        eval=1,
+        clock_s=10.0,
+        cost_s=10.0,
+        quality=final,
+        best_so_far=final,
+        accuracy=final,
+        eval_loss=math.nan,
+        memory_bytes=1,
+        backend="surrogate",
+        config_hash="h",
+        bits="4",
+        ranks="8",
+    )
+    return RunRecord(
+        optimizer=name,
+        budget="b",
+        seed=seed,
+        evaluations=(ev,),
+        final_best=final,
+        clock_s=10.0,
+        stopped_by="max_evals",
+        optimizer_wall_s=0.0,
+    )
 
 
 def test_leaderboard_ranks_by_mean_and_tests_pairs_over_seeds():
@@ -117,7 +170,9 @@ def test_leaderboard_ranks_by_mean_and_tests_pairs_over_seeds():
     board = leaderboard(runs, BenchSpec(seeds=tuple(range(6)), metric="accuracy")).set_index("optimizer")
     assert board.loc["good", "rank"] == board.loc["tied", "rank"] == 1 and board.loc["bad", "rank"] == 3
     assert board.loc["good", "mean_best_accuracy"] == pytest.approx(0.825)
-    assert board.loc["good", "se_best_accuracy"] == pytest.approx(np.std([0.8 + 0.01 * s for s in range(6)], ddof=1) / 6**0.5)
+    assert board.loc["good", "se_best_accuracy"] == pytest.approx(
+        np.std([0.8 + 0.01 * s for s in range(6)], ddof=1) / 6**0.5
+    )
     best = board.loc["bad", "best"]
     assert best in ("good", "tied") and math.isnan(board.loc[best, "p_wilcoxon_vs_best"])
     # Six seeds, all in one direction: the exact two-sided p-value is 2 / 2**6.

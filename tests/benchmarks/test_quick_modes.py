@@ -25,7 +25,8 @@ def test_every_benchmark_is_found():
 def test_quick_mode_runs(script, tmp_path):
     assert "--quick" in script.read_text(), f"{script.name} has no --quick mode"
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, str(script), "--quick"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, f"{script.name} --quick exited {proc.returncode}:\n{proc.stderr[-3000:]}"
     assert proc.stdout.strip(), f"{script.name} --quick printed nothing"

@@ -58,24 +58,57 @@ def _proxies(cfg: QRConfig) -> dict:
 
 def standin_memory() -> MemoryModel:
     """The memory model the stand-in table's rows record (``mem_predicted_bytes``)."""
-    return MemoryModel(load_arch(STANDIN.ARCH), MemorySettings(
-        backend=STANDIN.BACKEND, weight_dtype_bytes=4, meta_dtype_bytes=4, lora_dtype_bytes=4, grad_dtype_bytes=4,
-        optimizer_state_bytes=4, batch_size=16, seq_len=97, activation_dtype_bytes=4))
+    return MemoryModel(
+        load_arch(STANDIN.ARCH),
+        MemorySettings(
+            backend=STANDIN.BACKEND,
+            weight_dtype_bytes=4,
+            meta_dtype_bytes=4,
+            lora_dtype_bytes=4,
+            grad_dtype_bytes=4,
+            optimizer_state_bytes=4,
+            batch_size=16,
+            seq_len=97,
+            activation_dtype_bytes=4,
+        ),
+    )
 
 
 def trial_row(memory: MemoryModel, cfg: QRConfig, seed: int, frac: float, eval_loss: float) -> TrialRow:
     """One ok row of ``cfg`` in the stand-in's recipe (accuracy follows the loss as in the stand-in)."""
     settings = STANDIN.TRIAL_SETTINGS
     return TrialRow(
-        config_hash=cfg.hash, bits=cfg.bits, ranks=cfg.ranks, n_blocks=cfg.n_blocks, avg_bits=cfg.avg_bits,
-        avg_rank=cfg.avg_rank, seed=seed, fidelity=int(frac * settings["max_steps"]), fidelity_frac=frac,
-        max_steps=settings["max_steps"], status="ok", eval_loss=eval_loss, accuracy=(2.0 - eval_loss) / 2.0,
-        mem_predicted_bytes=memory.total_bytes(cfg), time_total_s=60.0 * frac, model_name=STANDIN.ARCH,
-        task_name="standin", model_sha256=STANDIN.MODEL_SHA, task_data_sha256=STANDIN.TASK_SHA,
-        backend=STANDIN.BACKEND, quant_settings=json.dumps(settings["quant"]), trial_settings=json.dumps(settings),
-        lib_versions="{}", code_version="standin", host="standin", device="cpu",
-        started_at="2026-01-01T00:00:00+00:00", finished_at="2026-01-01T00:00:01+00:00", run_id="standin",
-        **_proxies(cfg))
+        config_hash=cfg.hash,
+        bits=cfg.bits,
+        ranks=cfg.ranks,
+        n_blocks=cfg.n_blocks,
+        avg_bits=cfg.avg_bits,
+        avg_rank=cfg.avg_rank,
+        seed=seed,
+        fidelity=int(frac * settings["max_steps"]),
+        fidelity_frac=frac,
+        max_steps=settings["max_steps"],
+        status="ok",
+        eval_loss=eval_loss,
+        accuracy=(2.0 - eval_loss) / 2.0,
+        mem_predicted_bytes=memory.total_bytes(cfg),
+        time_total_s=60.0 * frac,
+        model_name=STANDIN.ARCH,
+        task_name="standin",
+        model_sha256=STANDIN.MODEL_SHA,
+        task_data_sha256=STANDIN.TASK_SHA,
+        backend=STANDIN.BACKEND,
+        quant_settings=json.dumps(settings["quant"]),
+        trial_settings=json.dumps(settings),
+        lib_versions="{}",
+        code_version="standin",
+        host="standin",
+        device="cpu",
+        started_at="2026-01-01T00:00:00+00:00",
+        finished_at="2026-01-01T00:00:01+00:00",
+        run_id="standin",
+        **_proxies(cfg),
+    )
 
 
 def realistic_rows(n_random: int = 30, repeats: int = 5) -> list[TrialRow]:
@@ -86,8 +119,12 @@ def realistic_rows(n_random: int = 30, repeats: int = 5) -> list[TrialRow]:
     anchors = [space.config((b,) * space.n_blocks, (r,) * space.n_blocks) for b in (2, 3, 4, 8, 16) for r in (4, 8, 16)]
     randoms = space.sample_batch(np.random.default_rng(1), n_random)
     design = [(c, (0, 1)) for c in anchors] + [(c, (0, 1) if i < repeats else (0,)) for i, c in enumerate(randoms)]
-    return [trial_row(memory, cfg, seed, frac, 2.0 - 2.0 * STANDIN.standin_accuracy(cfg, seed, frac))
-            for cfg, seeds in design for seed in seeds for frac in (0.5, 1.0)]
+    return [
+        trial_row(memory, cfg, seed, frac, 2.0 - 2.0 * STANDIN.standin_accuracy(cfg, seed, frac))
+        for cfg, seeds in design
+        for seed in seeds
+        for frac in (0.5, 1.0)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -165,9 +202,27 @@ def test_a_table_too_small_for_any_claim_gets_not_testable_yet_for_each(tmp_path
 
 def test_surrogate_claims_run_and_record_the_surrogate_manifest_hash(table, surrogate, tmp_path):
     out = tmp_path / "results"
-    args = [*NEWS, "--claim", ",".join(SURROGATE_CLAIMS), "--table", str(table), "--surrogate", str(surrogate),
-            "--out", str(out), "--seeds", "0-1", "--max-evals", "6", "--ablation-seeds", "0", "--generations", "2",
-            "--stage2-evals", "3"]
+    args = [
+        *NEWS,
+        "--claim",
+        ",".join(SURROGATE_CLAIMS),
+        "--table",
+        str(table),
+        "--surrogate",
+        str(surrogate),
+        "--out",
+        str(out),
+        "--seeds",
+        "0-1",
+        "--max-evals",
+        "6",
+        "--ablation-seeds",
+        "0",
+        "--generations",
+        "2",
+        "--stage2-evals",
+        "3",
+    ]
     assert CLAIMS.main(args) == 0
     manifest_hash = hashlib.sha256((surrogate / "manifest.json").read_bytes()).hexdigest()
     for name in SURROGATE_CLAIMS:
@@ -178,7 +233,9 @@ def test_surrogate_claims_run_and_record_the_surrogate_manifest_hash(table, surr
     screening = json.loads((out / "claim_screening.json").read_text())["numbers"]
     assert screening["n_configs"] == 45 and 0 <= screening["top20"]["hit_rate"] <= 1
     reach = json.loads((out / "claim_evals_to_target.json").read_text())["numbers"]["evals_to_target"]
-    assert set(reach) == {"autoqra", "random", "smac-hpo", "autoqra+screen"} and all(len(v) == 2 for v in reach.values())
+    assert set(reach) == {"autoqra", "random", "smac-hpo", "autoqra+screen"} and all(
+        len(v) == 2 for v in reach.values()
+    )
     assert (out / "claim_evals_to_target_evaluations.csv").stat().st_size > 0
     assert json.loads((out / PICK).read_text())["bits"]
 
@@ -187,11 +244,25 @@ def test_a_surrogate_of_another_table_is_refused_unless_allowed(table, surrogate
     other = tmp_path / "other"
     ResultsTable(other).append(realistic_rows(n_random=2, repeats=0))
     out = tmp_path / "results"
-    CLAIMS.main([*NEWS, "--claim", "screening", "--table", str(other), "--surrogate", str(surrogate), "--out", str(out)])
+    CLAIMS.main(
+        [*NEWS, "--claim", "screening", "--table", str(other), "--surrogate", str(surrogate), "--out", str(out)]
+    )
     verdict = _verdict((out / "claim_screening.md").read_text())
     assert verdict.startswith("not testable yet:") and "--allow-hash-mismatch" in verdict
-    CLAIMS.main([*NEWS, "--claim", "screening", "--table", str(other), "--surrogate", str(surrogate), "--out", str(out),
-                 "--allow-hash-mismatch"])
+    CLAIMS.main(
+        [
+            *NEWS,
+            "--claim",
+            "screening",
+            "--table",
+            str(other),
+            "--surrogate",
+            str(surrogate),
+            "--out",
+            str(out),
+            "--allow-hash-mismatch",
+        ]
+    )
     md = (out / "claim_screening.md").read_text()
     assert "MISMATCH" in md and "--allow-hash-mismatch" not in _verdict(md)
 
@@ -210,8 +281,22 @@ def test_the_command_line_entry_point_runs_the_package(tmp_path):
     small = tmp_path / "small"
     ResultsTable(small).append(realistic_rows(n_random=0)[:2])
     out = tmp_path / "results"
-    done = subprocess.run([sys.executable, str(_ROOT / "experiments" / "claims.py"), *NEWS, "--claim", "spread",
-                           "--table", str(small), "--out", str(out)], capture_output=True, text=True, cwd=_ROOT)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(_ROOT / "experiments" / "claims.py"),
+            *NEWS,
+            "--claim",
+            "spread",
+            "--table",
+            str(small),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=_ROOT,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("spread: not testable yet") and (out / "claim_spread.md").is_file()
 
@@ -235,12 +320,28 @@ def test_table1_reuses_the_recorded_pick_and_repick_searches_again(table, surrog
     """A pick is decided once, with the surrogate and table hash that chose it; later runs measure that pick
     rather than moving to whatever a refit would now prefer (which is never in the table yet)."""
     out = tmp_path / "results"
-    fast = [*NEWS, "--table", str(table), "--surrogate", str(surrogate), "--out", str(out), "--generations", "2",
-            "--stage2-evals", "3", "--claim", "table1"]
+    fast = [
+        *NEWS,
+        "--table",
+        str(table),
+        "--surrogate",
+        str(surrogate),
+        "--out",
+        str(out),
+        "--generations",
+        "2",
+        "--stage2-evals",
+        "3",
+        "--claim",
+        "table1",
+    ]
     assert CLAIMS.main(fast) == 0
     first = json.loads((out / PICK).read_text())
     assert first["picked_by"]["table_hash"] == ResultsTable(table).content_hash()
-    assert first["picked_by"]["surrogate_manifest_sha256"] == hashlib.sha256((surrogate / "manifest.json").read_bytes()).hexdigest()
+    assert (
+        first["picked_by"]["surrogate_manifest_sha256"]
+        == hashlib.sha256((surrogate / "manifest.json").read_bytes()).hexdigest()
+    )
     planted = {"bits": [16] * len(first["bits"]), "ranks": [16] * len(first["ranks"])}  # the 16-bit LoRA anchor
     (out / PICK).write_text(json.dumps(planted) + "\n")
     assert CLAIMS.main(fast) == 0
@@ -270,7 +371,9 @@ def _table1_with_planted_pick(tmp_path: Path, advantage: float) -> dict:
     pick = space.config((4,) * half + (3,) * (space.n_blocks - half), (16,) * half + (8,) * (space.n_blocks - half))
     assert memory.total_bytes(pick) <= budget
     centre = min(fitting) - advantage
-    rows += [trial_row(memory, pick, seed, frac, centre + 0.002 * (seed - 1)) for seed in (0, 1, 2) for frac in (0.5, 1.0)]
+    rows += [
+        trial_row(memory, pick, seed, frac, centre + 0.002 * (seed - 1)) for seed in (0, 1, 2) for frac in (0.5, 1.0)
+    ]
     path = tmp_path / f"table-{advantage:g}"
     ResultsTable(path).append(rows)
     out = tmp_path / f"results-{advantage:g}"
@@ -304,7 +407,9 @@ def test_a_scenario_table_named_by_path_is_that_scenario_not_the_headline(tmp_pa
     ctx = CLAIMS.context(CLAIMS.parser().parse_args(["--table", str(table)]))
     assert ctx.scenario.name == "tiny-news" and ctx.budget_name == "uniform-4bit" and not ctx.table_given
     assert ctx.surrogate_path == str(tmp_path / "surrogates" / "tiny-news" / "xgb")
-    assert ctx.command("spread", False, CLAIMS.RESULTS) == ".venv/bin/python experiments/claims.py --claim spread " \
-                                                           "--scenario tiny-news"
+    assert (
+        ctx.command("spread", False, CLAIMS.RESULTS) == ".venv/bin/python experiments/claims.py --claim spread "
+        "--scenario tiny-news"
+    )
     other = CLAIMS.context(CLAIMS.parser().parse_args(["--table", str(table), "--scenario", "tiny-cipher"]))
     assert other.scenario.name == "tiny-cipher" and other.table_given and other.surrogate_path is None

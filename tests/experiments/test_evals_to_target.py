@@ -16,8 +16,15 @@ import evals_to_target as e2t  # noqa: E402
 
 
 def test_a_run_that_never_reaches_the_target_is_censored_at_max_plus_one():
-    frame = pd.DataFrame({"optimizer": ["a", "a", "a", "b", "b", "b"], "seed": [0] * 6, "eval": [1, 2, 3] * 2,
-                          "eval_loss": [5.0, 4.1, 4.0, 5.0, 4.9, 4.8], "accuracy": [0.0] * 6})
+    frame = pd.DataFrame(
+        {
+            "optimizer": ["a", "a", "a", "b", "b", "b"],
+            "seed": [0] * 6,
+            "eval": [1, 2, 3] * 2,
+            "eval_loss": [5.0, 4.1, 4.0, 5.0, 4.9, 4.8],
+            "accuracy": [0.0] * 6,
+        }
+    )
     out = e2t.evals_to_target(frame, target=4.2, higher=False, cap=3).set_index("method")
     assert out.loc["a", "first"] == 2 and out.loc["a", "reached"]
     assert out.loc["b", "first"] == 4 and not out.loc["b", "reached"]
@@ -25,8 +32,20 @@ def test_a_run_that_never_reaches_the_target_is_censored_at_max_plus_one():
 
 @pytest.mark.slow  # about 80 s: the quick path of this script is its censoring rule, tested above
 def test_surrogate_backend_runs_resume_and_report_every_method(tmp_path):
-    args = ["--scenario", "tiny-news", "--backend", "surrogate", "--methods", "autoqra,random", "--seeds", "0",
-            "--max-evals", "2", "--out", str(tmp_path)]
+    args = [
+        "--scenario",
+        "tiny-news",
+        "--backend",
+        "surrogate",
+        "--methods",
+        "autoqra,random",
+        "--seeds",
+        "0",
+        "--max-evals",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
     assert e2t.main(args) == 0
     d = tmp_path / "tiny-news" / "surrogate"
     record = json.loads((d / "evals_to_target.json").read_text())

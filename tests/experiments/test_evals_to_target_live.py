@@ -11,8 +11,13 @@ from evals_to_target_live import first_on_target, geometric_median  # noqa: E402
 
 
 def _runs(values: dict) -> pd.DataFrame:
-    return pd.DataFrame([{"optimizer": opt, "seed": seed, "eval": i + 1, "eval_loss": v, "accuracy": -v}
-                         for (opt, seed), vals in values.items() for i, v in enumerate(vals)])
+    return pd.DataFrame(
+        [
+            {"optimizer": opt, "seed": seed, "eval": i + 1, "eval_loss": v, "accuracy": -v}
+            for (opt, seed), vals in values.items()
+            for i, v in enumerate(vals)
+        ]
+    )
 
 
 def test_first_evaluation_whose_best_so_far_reaches_the_target_is_counted_and_misses_are_censored():
@@ -34,10 +39,12 @@ def test_geometric_median_of_independent_draws():
 def test_ratios_divide_medians_and_say_when_a_baseline_is_censored():
     from evals_to_target_live import ratio_lines
 
-    summary = {"autoqra": {"median": 2.0, "n_evals": [8, 8], "reached": 2, "seeds": [0, 1]},
-               "smac-hpo": {"median": 6.0, "n_evals": [8, 8], "reached": 2, "seeds": [0, 1]},
-               "random": {"median": None, "n_evals": [8, 8], "reached": 0, "seeds": [0, 1]},
-               "random_geometric": {"median_evals_lower95": 19.0}}
+    summary = {
+        "autoqra": {"median": 2.0, "n_evals": [8, 8], "reached": 2, "seeds": [0, 1]},
+        "smac-hpo": {"median": 6.0, "n_evals": [8, 8], "reached": 2, "seeds": [0, 1]},
+        "random": {"median": None, "n_evals": [8, 8], "reached": 0, "seeds": [0, 1]},
+        "random_geometric": {"median_evals_lower95": 19.0},
+    }
     text = "\n".join(ratio_lines(summary))
     assert "smac-hpo: 6 / 2 = 3.0" in text
     assert "random: > 8 / 2, a ratio above 4.0 (0/2 runs" in text and "median >= 19, a ratio of at least 9.5" in text

@@ -22,8 +22,16 @@ from test_claims import realistic_rows  # noqa: E402
 
 def test_tasks_are_averaged_per_configuration_and_seed_and_their_times_summed(tmp_path):
     rows = realistic_rows(n_random=4, repeats=1)
-    other = [dataclasses.replace(r, task_name="other", eval_loss=r.eval_loss + 1.0, accuracy=r.accuracy - 0.1,
-                                 time_total_s=2 * r.time_total_s) for r in rows[: len(rows) // 2]]
+    other = [
+        dataclasses.replace(
+            r,
+            task_name="other",
+            eval_loss=r.eval_loss + 1.0,
+            accuracy=r.accuracy - 0.1,
+            time_total_s=2 * r.time_total_s,
+        )
+        for r in rows[: len(rows) // 2]
+    ]
     ResultsTable(tmp_path / "a").append(rows)
     ResultsTable(tmp_path / "b").append(other)
     one, _ = landscape.full_fidelity_rows([str(tmp_path / "a")])
@@ -44,7 +52,7 @@ def test_one_tasks_rows_split_over_two_tables_read_as_one_and_a_shared_trial_cou
     half = len(rows) // 2
     ResultsTable(tmp_path / "a").append(rows[: half + 1])
     # the second table repeats one trial of the first with another score: the first table's row is kept
-    ResultsTable(tmp_path / "b").append([dataclasses.replace(rows[half], eval_loss=99.0)] + rows[half + 1:])
+    ResultsTable(tmp_path / "b").append([dataclasses.replace(rows[half], eval_loss=99.0)] + rows[half + 1 :])
     union, hashes = landscape.full_fidelity_rows([f"{tmp_path / 'a'},{tmp_path / 'b'}"])
     whole, _ = landscape.full_fidelity_rows([str(tmp_path / "a")])
     assert len(hashes) == 2 and len(union) == len(rows) and union["eval_loss"].max() < 99.0
@@ -93,7 +101,9 @@ def test_the_r2_drops_carry_a_bootstrap_interval_that_brackets_them_and_narrows_
 
     def sample(n):
         bits, rank = rng.uniform(2, 16, n), rng.uniform(2, 4, n)
-        return pd.DataFrame({"avg_bits": bits, "log2_rank": rank, "mean": -bits / 14 - rank / 2 + rng.normal(0, 0.3, n)})
+        return pd.DataFrame(
+            {"avg_bits": bits, "log2_rank": rank, "mean": -bits / 14 - rank / 2 + rng.normal(0, 0.3, n)}
+        )
 
     small, large = landscape._axes(sample(30)), landscape._axes(sample(600))
     for axes in (small, large):

@@ -26,8 +26,9 @@ def standin_module():
 
 def write_table(path: Path, n_configs: int = 20, design_seed: int = 0) -> Path:
     """A stand-in table of ``n_configs`` configurations x 2 seeds at full fidelity."""
-    return standin_module().write_standin_table(path, n_configs=n_configs, seeds=(0, 1), fractions=(1.0,),
-                                                design_seed=design_seed)
+    return standin_module().write_standin_table(
+        path, n_configs=n_configs, seeds=(0, 1), fractions=(1.0,), design_seed=design_seed
+    )
 
 
 def table_and_surrogate(root: Path) -> tuple[Path, Path]:

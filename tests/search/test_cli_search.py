@@ -39,9 +39,26 @@ def searched(standin, tmp_path_factory, cli_module):
     """One search at uniform-4bit written to a folder: (exit code, stdout, stderr, out folder)."""
     table, surrogate = standin
     out = tmp_path_factory.mktemp("search-out")
-    code, stdout, err = cli_module(["search", "--table", str(table), "--surrogate", str(surrogate), "--budget",
-                                    "uniform-4bit", "--method", "autoqra", "--real-evals", "0", "--seed", "0",
-                                    "--out", str(out), *FAST])
+    code, stdout, err = cli_module(
+        [
+            "search",
+            "--table",
+            str(table),
+            "--surrogate",
+            str(surrogate),
+            "--budget",
+            "uniform-4bit",
+            "--method",
+            "autoqra",
+            "--real-evals",
+            "0",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+            *FAST,
+        ]
+    )
     return code, stdout, err, out
 
 
@@ -76,8 +93,18 @@ def _memory_model(surrogate: Path):
 def test_search_prints_configuration_prediction_and_itemized_memory(searched):
     code, stdout, err, _ = searched
     assert code == 0, err
-    for text in ("bits ", "ranks ", "predicted      accuracy", "±", "budget         uniform-4bit = ", "memory         fits",
-                 "lora_adapters", "activations", "total", "wall "):
+    for text in (
+        "bits ",
+        "ranks ",
+        "predicted      accuracy",
+        "±",
+        "budget         uniform-4bit = ",
+        "memory         fits",
+        "lora_adapters",
+        "activations",
+        "total",
+        "wall ",
+    ):
         assert text in stdout
 
 
@@ -103,8 +130,9 @@ def test_lora_config_loads_into_peft_and_gives_every_block_its_rank(searched, ti
     _, _, _, out = searched
     cfg = QRConfig(**{k: v for k, v in json.loads((out / "config.json").read_text()).items() if k != "hash"})
     lora = LoraConfig(**json.loads((out / "lora_config.json").read_text()))
-    assert sorted(lora.target_modules) == sorted(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                                  "down_proj"])
+    assert sorted(lora.target_modules) == sorted(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
     model = get_peft_model(copy.deepcopy(tiny_base.model), lora)
     assert adapter_ranks(model) == list(cfg.ranks)
 
@@ -144,8 +172,22 @@ def test_same_seed_gives_the_same_configuration_and_files(searched, standin, cli
     code, stdout, err, first = searched
     table, surrogate = standin
     again = tmp_path / "again"
-    code2, stdout2, err2 = cli_module(["search", "--table", str(table), "--surrogate", str(surrogate), "--budget",
-                                       "uniform-4bit", "--seed", "0", "--out", str(again), *FAST])
+    code2, stdout2, err2 = cli_module(
+        [
+            "search",
+            "--table",
+            str(table),
+            "--surrogate",
+            str(surrogate),
+            "--budget",
+            "uniform-4bit",
+            "--seed",
+            "0",
+            "--out",
+            str(again),
+            *FAST,
+        ]
+    )
     assert code2 == 0, err2
 
     def strip(text: str) -> list[str]:  # wall time and output paths differ between runs
@@ -158,18 +200,35 @@ def test_same_seed_gives_the_same_configuration_and_files(searched, standin, cli
 
 def test_any_registered_optimizer_answers_from_the_surrogate(standin, cli_module):
     table, surrogate = standin
-    code, stdout, err = cli_module(["search", "--table", str(table), "--surrogate", str(surrogate), "--budget",
-                                    "uniform-3bit", "--method", "random", "--evals", "20"])
+    code, stdout, err = cli_module(
+        [
+            "search",
+            "--table",
+            str(table),
+            "--surrogate",
+            str(surrogate),
+            "--budget",
+            "uniform-3bit",
+            "--method",
+            "random",
+            "--evals",
+            "20",
+        ]
+    )
     assert code == 0, err
     assert "method         random, seed 0" in stdout and "memory         fits" in stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--budget", "uniform-4bits-ish"], "cannot parse budget 'uniform-4bits-ish'"),
-    (["--budget", "1MiB"], "budget 1,048,576 bytes is below the smallest configuration"),
-    (["--method", "annealing"], "unknown optimizer 'annealing'; available:"),
-    (["--backend", "bnb"], "backend 'bnb' cannot store bits [2, 3]"),
-], ids=["unknown-budget", "infeasible-budget", "unknown-method", "backend-without-the-ladder"])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--budget", "uniform-4bits-ish"], "cannot parse budget 'uniform-4bits-ish'"),
+        (["--budget", "1MiB"], "budget 1,048,576 bytes is below the smallest configuration"),
+        (["--method", "annealing"], "unknown optimizer 'annealing'; available:"),
+        (["--backend", "bnb"], "backend 'bnb' cannot store bits [2, 3]"),
+    ],
+    ids=["unknown-budget", "infeasible-budget", "unknown-method", "backend-without-the-ladder"],
+)
 def test_bad_choices_are_one_line_errors_with_exit_2(standin, cli_module, args, message):
     table, surrogate = standin
     code, stdout, err = cli_module(["search", "--table", str(table), "--surrogate", str(surrogate), *args])
@@ -191,8 +250,9 @@ def test_a_changed_table_is_refused_unless_the_mismatch_is_allowed(standin, cli_
     code, stdout, err = cli_module(["search", "--table", str(other), "--surrogate", str(surrogate), *FAST])
     assert code == 2 and stdout == "" and err.count("\n") == 1
     assert "content hash" in err and "--allow-hash-mismatch" in err
-    code, stdout, err = cli_module(["search", "--table", str(other), "--surrogate", str(surrogate),
-                                    "--allow-hash-mismatch", *FAST])
+    code, stdout, err = cli_module(
+        ["search", "--table", str(other), "--surrogate", str(surrogate), "--allow-hash-mismatch", *FAST]
+    )
     assert code == 0, err
     assert "HASH MISMATCH allowed" in stdout
 
@@ -208,9 +268,24 @@ def test_real_evaluations_run_trials_and_append_them_to_the_table(tmp_path, cli_
     before = len(ResultsTable(table).read())
     surrogate = tmp_path / "surrogate"
     fit_surrogate(table, model="xgb", out=surrogate, params=FAST_XGB)
-    code, stdout, err = cli_module(["search", "--table", str(table), "--surrogate", str(surrogate), "--budget",
-                                    "uniform-4bit", "--real-evals", "1", "--steps", "4", "--out", str(tmp_path / "o"),
-                                    *FAST])
+    code, stdout, err = cli_module(
+        [
+            "search",
+            "--table",
+            str(table),
+            "--surrogate",
+            str(surrogate),
+            "--budget",
+            "uniform-4bit",
+            "--real-evals",
+            "1",
+            "--steps",
+            "4",
+            "--out",
+            str(tmp_path / "o"),
+            *FAST,
+        ]
+    )
     assert code == 0, err
     assert "measured       accuracy" in stdout and "1 real trials" in stdout
     assert len(ResultsTable(table).read()) > before  # one row per checkpoint of the new trial

@@ -11,7 +11,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:Please use `dict\\(config\\)`:De
 # Smaller than the defaults so that the suite stays fast; the benchmark runs the defaults.
 FAST = AutoQRASettings(evolution=EvolutionSettings(generations=6), stage2_evals=10)
 # For tests of bookkeeping rather than of search quality.
-SMOKE = AutoQRASettings(evolution=EvolutionSettings(population=16, offspring=32, top_k=8, generations=3), stage2_evals=6)
+SMOKE = AutoQRASettings(
+    evolution=EvolutionSettings(population=16, offspring=32, top_k=8, generations=3), stage2_evals=6
+)
 
 
 def _random_search_best(problem, budget, n_rows, seed):
@@ -23,13 +25,17 @@ def _random_search_best(problem, budget, n_rows, seed):
     return float(problem.standin(bi, ri)[0].max())
 
 
-@pytest.mark.parametrize("case", [("llama", "uniform-4bit", 0), ("llama", "0.5xfp16-lora", 1), ("tiny", "uniform-3bit", 2)],
-                         ids=lambda c: f"{c[0]}-{c[1]}-seed{c[2]}")
+@pytest.mark.parametrize(
+    "case",
+    [("llama", "uniform-4bit", 0), ("llama", "0.5xfp16-lora", 1), ("tiny", "uniform-3bit", 2)],
+    ids=lambda c: f"{c[0]}-{c[1]}-seed{c[2]}",
+)
 def test_autoqra_beats_random_search_at_equal_predictor_calls(case, request):
     problem = request.getfixturevalue(case[0])
     budget = problem.budget(case[1])
-    res = autoqra_search(problem.space, problem.mm, budget, problem.standin, problem.priors, seed=case[2],
-                         settings=FAST)
+    res = autoqra_search(
+        problem.space, problem.mm, budget, problem.standin, problem.priors, seed=case[2], settings=FAST
+    )
     assert problem.mm.is_feasible(res.incumbent, budget)
     ours = problem.standin.quality(res.incumbent)
     assert ours == pytest.approx(res.predicted_mean)
@@ -70,8 +76,18 @@ def test_real_evaluations_are_spent_exactly_and_refit_after_each_batch(tiny):
         refits.append(len(batches))
         return tiny.standin
 
-    res = autoqra_search(tiny.space, tiny.mm, budget, tiny.standin, tiny.priors, seed=0, real_eval=real_eval,
-                         real_evals=5, refit=refit, settings=SMOKE)
+    res = autoqra_search(
+        tiny.space,
+        tiny.mm,
+        budget,
+        tiny.standin,
+        tiny.priors,
+        seed=0,
+        real_eval=real_eval,
+        real_evals=5,
+        refit=refit,
+        settings=SMOKE,
+    )
     sizes = [len(b) for b in batches]
     assert sum(sizes) == res.n_real_evals
     assert res.stopped_by == "max_ei" or res.n_real_evals == 5
@@ -95,8 +111,7 @@ def test_stops_when_no_neighbour_promises_improvement(tiny):
 @pytest.mark.parametrize("axes, fixed", [("bits", "ranks"), ("ranks", "bits")])
 def test_one_axis_variants_keep_the_other_axis_fixed(axes, fixed, llama):
     budget = llama.budget("uniform-4bit")
-    res = autoqra_search(llama.space, llama.mm, budget, llama.standin, llama.priors, seed=0, axes=axes,
-                         settings=SMOKE)
+    res = autoqra_search(llama.space, llama.mm, budget, llama.standin, llama.priors, seed=0, axes=axes, settings=SMOKE)
     for r in res.history:
         assert len(set(getattr(r.config, fixed))) == 1
         assert llama.mm.is_feasible(r.config, budget)
@@ -105,8 +120,9 @@ def test_one_axis_variants_keep_the_other_axis_fixed(axes, fixed, llama):
 
 def test_evolve_hypervolume_never_falls_and_archive_is_feasible(llama):
     budget = llama.budget("0.5xfp16-lora")
-    res = evolve(llama.standin, llama.space, llama.mm, budget, llama.priors, seed=0,
-                 settings=EvolutionSettings(generations=5))
+    res = evolve(
+        llama.standin, llama.space, llama.mm, budget, llama.priors, seed=0, settings=EvolutionSettings(generations=5)
+    )
     assert all(b >= a - 1e-15 for a, b in zip(res.hypervolume, res.hypervolume[1:]))
     assert all(e.memory_bytes <= budget.bytes for e in res.archive)
     assert len({e.config for e in res.archive}) == len(res.archive)
@@ -114,8 +130,15 @@ def test_evolve_hypervolume_never_falls_and_archive_is_feasible(llama):
 
 
 def test_evolve_stops_early_when_hypervolume_stalls(tiny):
-    res = evolve(tiny.standin, tiny.space, tiny.mm, tiny.budget("uniform-4bit"), tiny.priors, seed=0,
-                 settings=EvolutionSettings(generations=12, patience=1, hv_tol=10.0))
+    res = evolve(
+        tiny.standin,
+        tiny.space,
+        tiny.mm,
+        tiny.budget("uniform-4bit"),
+        tiny.priors,
+        seed=0,
+        settings=EvolutionSettings(generations=12, patience=1, hv_tol=10.0),
+    )
     assert res.stopped_early and res.generations_run == 1
 
 
@@ -127,8 +150,16 @@ def test_low_fidelity_trials_rerank_the_predictor_shortlist(tiny):
         return [tiny.standin.quality(c) - 0.05 for c in cfgs]
 
     settings = EvolutionSettings(population=16, offspring=32, top_k=4, shortlist=10, generations=3)
-    res = evolve(tiny.standin, tiny.space, tiny.mm, tiny.budget("uniform-4bit"), tiny.priors, seed=0,
-                 settings=settings, low_fidelity=low_fidelity)
+    res = evolve(
+        tiny.standin,
+        tiny.space,
+        tiny.mm,
+        tiny.budget("uniform-4bit"),
+        tiny.priors,
+        seed=0,
+        settings=settings,
+        low_fidelity=low_fidelity,
+    )
     assert calls and all(n <= 10 for n in calls) and calls[0] == 10
     assert all(e.source == "low_fidelity" for e in res.archive)
     assert all(len([e for e in res.archive if e.generation == g]) <= 4 for g in range(4))

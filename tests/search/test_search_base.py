@@ -9,8 +9,15 @@ from sklearn.linear_model import BayesianRidge
 
 from qra_bench.errors import QRBenchError
 from qra_bench.memory import MemoryModel
-from qra_bench.search import (Optimizer, SearchContext, available_optimizers, make_optimizer, observe_and_suggest,
-                              register_optimizer, result_value)
+from qra_bench.search import (
+    Optimizer,
+    SearchContext,
+    available_optimizers,
+    make_optimizer,
+    observe_and_suggest,
+    register_optimizer,
+    result_value,
+)
 from qra_bench.search.base import LinearPredictor, predictor_from_estimator
 from qra_bench.search import base
 from qra_bench.space import SearchSpace
@@ -61,8 +68,9 @@ def test_registry_loads_entry_points(monkeypatch, tiny):
     ep = SimpleNamespace(name="from-plugin", load=lambda: Plugin)
     monkeypatch.setattr(base, "_ENTRY_POINTS_LOADED", False)
     monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
-    monkeypatch.setattr(base.importlib.metadata, "entry_points",
-                        lambda group: [ep] if group == "qra_bench.optimizers" else [])
+    monkeypatch.setattr(
+        base.importlib.metadata, "entry_points", lambda group: [ep] if group == "qra_bench.optimizers" else []
+    )
     opt = make_optimizer("from-plugin", tiny.space, tiny.mm, tiny.budget("uniform-4bit"))
     assert isinstance(opt, Plugin) and opt.ask() == tiny.space.min_config()
     assert "from-plugin" in available_optimizers()
@@ -111,7 +119,9 @@ def test_budget_strings_and_bytes_are_accepted(tiny):
 
 def test_priors_are_validated(tiny):
     with pytest.raises(QRBenchError, match="importance_q"):
-        SearchContext.build(tiny.space, tiny.mm, "uniform-4bit", SimpleNamespace(importance_q=[2.0] * 8, importance_r=[0] * 8))
+        SearchContext.build(
+            tiny.space, tiny.mm, "uniform-4bit", SimpleNamespace(importance_q=[2.0] * 8, importance_r=[0] * 8)
+        )
 
 
 def test_estimators_with_return_std_are_predictors(tiny):

@@ -89,8 +89,9 @@ def test_uniform_baselines_are_exact_when_they_fit_and_repaired_when_not(llama):
 
 def test_smac_hpo_is_told_the_result_of_each_repaired_proposal(tiny):
     budget = tiny.budget("uniform-3bit")
-    opt = make_optimizer("smac-hpo", tiny.space, tiny.mm, budget, 0, n_initial=3, challengers=100,
-                         local_search_iterations=1)
+    opt = make_optimizer(
+        "smac-hpo", tiny.space, tiny.mm, budget, 0, n_initial=3, challengers=100, local_search_iterations=1
+    )
     for _ in range(5):
         cfg = opt.ask()
         assert tiny.mm.is_feasible(cfg, budget)

@@ -5,8 +5,19 @@ import pytest
 
 from qra_bench.search import SearchContext
 from qra_bench.search.base import Priors
-from qra_bench.search.operators import (apply_operator, atomic_edit, atomic_edit_raw, block_weights, coupled_mutation,
-                                        crossover, fill_budget, importance_mutation, jitter, snap, warm_start)
+from qra_bench.search.operators import (
+    apply_operator,
+    atomic_edit,
+    atomic_edit_raw,
+    block_weights,
+    coupled_mutation,
+    crossover,
+    fill_budget,
+    importance_mutation,
+    jitter,
+    snap,
+    warm_start,
+)
 
 CASES = [("tiny", "uniform-4bit"), ("tiny", "uniform-3bit"), ("llama", "uniform-4bit"), ("llama", "0.5xfp16-lora")]
 
@@ -100,7 +111,9 @@ def test_coupled_mutation_raises_the_important_block_and_repair_pays_elsewhere(l
     L = llama.space.n_blocks
     iq = np.zeros(L)
     iq[5] = 1.0
-    ctx = SearchContext.build(llama.space, llama.mm, llama.budget("uniform-4bit"), Priors(tuple(iq), tuple(np.zeros(L))))
+    ctx = SearchContext.build(
+        llama.space, llama.mm, llama.budget("uniform-4bit"), Priors(tuple(iq), tuple(np.zeros(L)))
+    )
     rng = np.random.default_rng(3)
     base = llama.space.uniform(4, 16)  # exactly on the budget: every raise must be paid for by repair
     kept = 0

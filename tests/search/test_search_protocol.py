@@ -8,8 +8,20 @@ from qra_bench.errors import InfeasibleBudgetError
 from qra_bench.search import available_optimizers, make_optimizer
 
 PREDICTOR_USERS = {"evolution", "bo", "autoqra", "autoqra-bits-only", "autoqra-ranks-only"}
-BUILTIN = {"autoqra", "autoqra-bits-only", "autoqra-ranks-only", "bo", "evolution", "lora-fp16", "lq-lora-milp",
-           "qlora-4bit", "random", "smac-hpo", "uniform-3bit", "uniform-8bit"}
+BUILTIN = {
+    "autoqra",
+    "autoqra-bits-only",
+    "autoqra-ranks-only",
+    "bo",
+    "evolution",
+    "lora-fp16",
+    "lq-lora-milp",
+    "qlora-4bit",
+    "random",
+    "smac-hpo",
+    "uniform-3bit",
+    "uniform-8bit",
+}
 
 
 def _kwargs(name, problem, with_predictor):
@@ -52,8 +64,14 @@ def test_every_ask_is_feasible_on_tiny(name, budget_name, tiny):
 @pytest.mark.parametrize("name", sorted(BUILTIN))
 def test_every_ask_is_feasible_on_llama_3_1_8b(name, budget_name, llama):
     budget = llama.budget(budget_name)
-    _run(name, llama, budget, seed=1, n_asks=4 if name == "smac-hpo" else 7,
-         with_predictor=(budget_name == "0.5xfp16-lora"))
+    _run(
+        name,
+        llama,
+        budget,
+        seed=1,
+        n_asks=4 if name == "smac-hpo" else 7,
+        with_predictor=(budget_name == "0.5xfp16-lora"),
+    )
 
 
 @pytest.mark.slow
@@ -134,6 +152,14 @@ def test_same_seed_same_run_across_processes(name):
         + ")\n"
         "for _ in range(6):\n    c = o.ask(); o.tell(c, f.quality(c)); print(c.to_json())\n"
     )
-    outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": str(h)}).stdout for h in (1, 2)]
+    outs = [
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(h)},
+        ).stdout
+        for h in (1, 2)
+    ]
     assert outs[0] == outs[1] and outs[0].count("\n") == 6

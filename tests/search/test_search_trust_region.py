@@ -11,8 +11,16 @@ pytestmark = pytest.mark.filterwarnings("ignore:Please use `dict\\(config\\)`:De
 
 def _bo(problem, budget="uniform-4bit", **kw):
     start = kw.pop("start", [(problem.space.uniform(4, 8), 0.5)])
-    return TrustRegionBO(problem.space, problem.mm, problem.budget(budget), 0, priors=problem.priors,
-                         predictor=problem.standin, start=start, **kw)
+    return TrustRegionBO(
+        problem.space,
+        problem.mm,
+        problem.budget(budget),
+        0,
+        priors=problem.priors,
+        predictor=problem.standin,
+        start=start,
+        **kw,
+    )
 
 
 def test_radius_grows_after_success_and_shrinks_after_failure(tiny):
@@ -89,16 +97,23 @@ def test_stops_when_expected_improvement_vanishes(tiny):
     def flat(bi, ri):  # nothing can beat the start and the model is sure of it
         return np.zeros(len(bi)), np.full(len(bi), 1e-6)
 
-    bo = TrustRegionBO(tiny.space, tiny.mm, tiny.budget("uniform-4bit"), 0, predictor=flat,
-                       start=[(tiny.space.uniform(4, 8), 0.0)])
+    bo = TrustRegionBO(
+        tiny.space, tiny.mm, tiny.budget("uniform-4bit"), 0, predictor=flat, start=[(tiny.space.uniform(4, 8), 0.0)]
+    )
     bo.ask()
     assert bo.last_max_ei < 1e-4 and bo.converged and bo.should_stop
 
 
 def test_stops_when_the_budget_admits_one_configuration(tiny):
     smallest = tiny.space.min_config()
-    bo = TrustRegionBO(tiny.space, tiny.mm, int(tiny.mm.total_bytes(smallest)), 0, predictor=tiny.standin,
-                       start=[(smallest, tiny.standin.quality(smallest))])
+    bo = TrustRegionBO(
+        tiny.space,
+        tiny.mm,
+        int(tiny.mm.total_bytes(smallest)),
+        0,
+        predictor=tiny.standin,
+        start=[(smallest, tiny.standin.quality(smallest))],
+    )
     assert bo.ask() == smallest
     assert bo.converged and bo.should_stop
 
@@ -129,8 +144,9 @@ def test_a_biased_predictor_learns_from_the_told_results(tiny):
         m, s = tiny.standin(b, r)
         return m + 0.05 * np.asarray(b)[:, 0], s
 
-    fixed = TrustRegionBO(tiny.space, tiny.mm, tiny.budget("uniform-4bit"), 0, priors=tiny.priors, predictor=biased,
-                          correct=False)
+    fixed = TrustRegionBO(
+        tiny.space, tiny.mm, tiny.budget("uniform-4bit"), 0, priors=tiny.priors, predictor=biased, correct=False
+    )
     bo = TrustRegionBO(tiny.space, tiny.mm, tiny.budget("uniform-4bit"), 0, priors=tiny.priors, predictor=biased)
     told = []
     for _ in range(12):

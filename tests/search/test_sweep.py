@@ -49,8 +49,23 @@ def swept(standin, tmp_path_factory):
     so, se = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(so), contextlib.redirect_stderr(se):
         try:
-            main(["sweep", "--surrogate", str(surrogate), "--table", str(table), "--budgets", BUDGETS, "--method",
-                  "autoqra", "--seed", "0", "--out", str(out)])
+            main(
+                [
+                    "sweep",
+                    "--surrogate",
+                    str(surrogate),
+                    "--table",
+                    str(table),
+                    "--budgets",
+                    BUDGETS,
+                    "--method",
+                    "autoqra",
+                    "--seed",
+                    "0",
+                    "--out",
+                    str(out),
+                ]
+            )
             code = 0
         except SystemExit as exc:
             code = exc.code
@@ -123,8 +138,11 @@ def test_budget_ranges_and_lists_parse(problem):
     lo, hi = mm.budget("uniform-2bit").bytes, mm.budget("uniform-4bit").bytes
     assert absolute[0].bytes == lo and absolute[-1].bytes == hi and absolute[1].name == str(absolute[1].bytes)
     assert [b.name for b in parse_budgets("uniform-4bit, 70MiB", mm)] == ["uniform-4bit", "70MiB"]
-    for bad, message in (("0.5xfp16-lora:1.0xfp16-lora:x", "count 'x'"), ("uniform-4bit:huge:3", "cannot parse budget"),
-                         (",", "no budgets")):
+    for bad, message in (
+        ("0.5xfp16-lora:1.0xfp16-lora:x", "count 'x'"),
+        ("uniform-4bit:huge:3", "cannot parse budget"),
+        (",", "no budgets"),
+    ):
         with pytest.raises(QRBenchError, match=message):
             parse_budgets(bad, mm)
 

@@ -32,12 +32,15 @@ TRIAL_SETTINGS = {"batch_size": 16, "max_steps": 100, "quant": {"backend": BACKE
 def standin_accuracy(cfg: QRConfig, seed: int, fidelity_frac: float) -> float:
     """About 0.2 .. 0.9: early blocks need bits, late blocks rank, rank partly compensates low bits; a learning
     curve over the fidelity; plus seeded Gaussian noise of std ``NOISE_STD``."""
-    bits = np.log2(np.asarray(cfg.bits, dtype=float))          # 1 .. 4
-    rank = np.log2(np.asarray(cfg.ranks, dtype=float))         # 2 .. 4
+    bits = np.log2(np.asarray(cfg.bits, dtype=float))  # 1 .. 4
+    rank = np.log2(np.asarray(cfg.ranks, dtype=float))  # 2 .. 4
     w_bits = np.linspace(1.0, 0.4, len(bits)) / len(bits)
     w_rank = np.linspace(0.4, 1.0, len(rank)) / len(rank)
-    quality = (4.0 * (w_bits @ np.tanh(bits - 1.0)) + 1.5 * (w_rank @ (rank - 2.0))
-               + 0.1 * np.mean((4.0 - bits) * (rank - 2.0)))
+    quality = (
+        4.0 * (w_bits @ np.tanh(bits - 1.0))
+        + 1.5 * (w_rank @ (rank - 2.0))
+        + 0.1 * np.mean((4.0 - bits) * (rank - 2.0))
+    )
     base = 0.2 + 0.7 / (1.0 + np.exp(-(quality - 2.5)))
     curve = 1.0 - 0.35 * np.exp(-3.0 * fidelity_frac)
     digest = hashlib.sha256(f"{cfg.hash}|{seed}|{fidelity_frac:.6f}".encode()).digest()
@@ -45,12 +48,24 @@ def standin_accuracy(cfg: QRConfig, seed: int, fidelity_frac: float) -> float:
     return float(base * curve + noise)
 
 
-def standin_rows(n_configs: int = 60, seeds: tuple[int, ...] = (0, 1), fractions: tuple[float, ...] = (0.5, 1.0),
-                 design_seed: int = 0) -> list[TrialRow]:
+def standin_rows(
+    n_configs: int = 60,
+    seeds: tuple[int, ...] = (0, 1),
+    fractions: tuple[float, ...] = (0.5, 1.0),
+    design_seed: int = 0,
+) -> list[TrialRow]:
     arch = load_arch(ARCH)
-    settings = MemorySettings(backend=BACKEND, weight_dtype_bytes=4, meta_dtype_bytes=4, lora_dtype_bytes=4,
-                              grad_dtype_bytes=4, optimizer_state_bytes=4, batch_size=16, seq_len=97,
-                              activation_dtype_bytes=4)
+    settings = MemorySettings(
+        backend=BACKEND,
+        weight_dtype_bytes=4,
+        meta_dtype_bytes=4,
+        lora_dtype_bytes=4,
+        grad_dtype_bytes=4,
+        optimizer_state_bytes=4,
+        batch_size=16,
+        seq_len=97,
+        activation_dtype_bytes=4,
+    )
     memory = MemoryModel(arch, settings)
     space: SearchSpace = memory.space
     configs = space.sample_batch(np.random.default_rng(design_seed), n_configs)
@@ -61,17 +76,39 @@ def standin_rows(n_configs: int = 60, seeds: tuple[int, ...] = (0, 1), fractions
             for frac in fractions:
                 acc = standin_accuracy(cfg, seed, frac)
                 step = int(round(frac * TRIAL_SETTINGS["max_steps"]))
-                rows.append(TrialRow(
-                    config_hash=cfg.hash, bits=cfg.bits, ranks=cfg.ranks, n_blocks=cfg.n_blocks,
-                    avg_bits=cfg.avg_bits, avg_rank=cfg.avg_rank, seed=seed, fidelity=step, fidelity_frac=frac,
-                    max_steps=TRIAL_SETTINGS["max_steps"], status="ok", eval_loss=2.0 - 2.0 * acc, accuracy=acc,
-                    lm_loss=4.0 + (1.0 - acc), mem_predicted_bytes=total, model_name=ARCH, task_name="standin",
-                    model_sha256=MODEL_SHA, task_data_sha256=TASK_SHA,
-                    backend=BACKEND, quant_settings=json.dumps(TRIAL_SETTINGS["quant"]),
-                    trial_settings=json.dumps(TRIAL_SETTINGS), lib_versions="{}", code_version="standin",
-                    host="standin", device="cpu", started_at="2026-01-01T00:00:00+00:00",
-                    finished_at="2026-01-01T00:00:01+00:00", run_id="standin",
-                ))
+                rows.append(
+                    TrialRow(
+                        config_hash=cfg.hash,
+                        bits=cfg.bits,
+                        ranks=cfg.ranks,
+                        n_blocks=cfg.n_blocks,
+                        avg_bits=cfg.avg_bits,
+                        avg_rank=cfg.avg_rank,
+                        seed=seed,
+                        fidelity=step,
+                        fidelity_frac=frac,
+                        max_steps=TRIAL_SETTINGS["max_steps"],
+                        status="ok",
+                        eval_loss=2.0 - 2.0 * acc,
+                        accuracy=acc,
+                        lm_loss=4.0 + (1.0 - acc),
+                        mem_predicted_bytes=total,
+                        model_name=ARCH,
+                        task_name="standin",
+                        model_sha256=MODEL_SHA,
+                        task_data_sha256=TASK_SHA,
+                        backend=BACKEND,
+                        quant_settings=json.dumps(TRIAL_SETTINGS["quant"]),
+                        trial_settings=json.dumps(TRIAL_SETTINGS),
+                        lib_versions="{}",
+                        code_version="standin",
+                        host="standin",
+                        device="cpu",
+                        started_at="2026-01-01T00:00:00+00:00",
+                        finished_at="2026-01-01T00:00:01+00:00",
+                        run_id="standin",
+                    )
+                )
     return rows
 
 

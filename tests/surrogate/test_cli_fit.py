@@ -11,8 +11,7 @@ from qra_bench.table import ResultsTable
 
 
 def _fit_and_check(model: str, table, out, cli) -> None:
-    code, stdout, err = cli(["fit", "--table", str(table), "--target", "accuracy", "--model", model,
-                             "--out", str(out)])
+    code, stdout, err = cli(["fit", "--table", str(table), "--target", "accuracy", "--model", model, "--out", str(out)])
     assert code == 0, err
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["table"]["content_hash"] == ResultsTable(table).content_hash()
@@ -46,8 +45,7 @@ def test_fit_defaults_to_surrogates_table_name_model(tmp_path, cli, monkeypatch)
 
 
 def test_bad_target_is_a_one_line_error_with_exit_2(standin_table, tmp_path, cli):
-    code, stdout, err = cli(["fit", "--table", str(standin_table), "--target", "acc", "--out",
-                                 str(tmp_path / "x")])
+    code, stdout, err = cli(["fit", "--table", str(standin_table), "--target", "acc", "--out", str(tmp_path / "x")])
     assert code == 2 and stdout == ""
     assert err == "qra-bench: error: unknown target 'acc'; allowed: accuracy, eval_loss, lm_loss\n"
     assert not (tmp_path / "x").exists()

@@ -38,7 +38,8 @@ def test_coverage_of_a_true_gaussian_is_ninety_percent():
 
 def test_gaussian_nll_by_hand():
     assert gaussian_nll(np.array([1.0]), np.array([0.0]), np.array([2.0])) == pytest.approx(
-        0.5 * math.log(2 * math.pi * 4.0) + 1.0 / 8.0)
+        0.5 * math.log(2 * math.pi * 4.0) + 1.0 / 8.0
+    )
 
 
 def test_metrics_of_a_perfect_ranking_and_of_the_top_recall():

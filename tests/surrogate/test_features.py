@@ -24,8 +24,8 @@ def test_ordinal_and_coverage_features_equal_the_space_encoding(memory):
     X = FeatureEncoder(space, memory).transform_configs(configs)
     E = space.encode_batch(configs)
     names = FeatureEncoder(space, memory).feature_names
-    np.testing.assert_array_equal(X[:, :2 * L], E[:, :2 * L])
-    np.testing.assert_array_equal(X[:, [names.index("bit_coverage"), names.index("rank_coverage")]], E[:, 2 * L:])
+    np.testing.assert_array_equal(X[:, : 2 * L], E[:, : 2 * L])
+    np.testing.assert_array_equal(X[:, [names.index("bit_coverage"), names.index("rank_coverage")]], E[:, 2 * L :])
 
 
 def test_aggregates_memory_and_importance_weighted_features(memory):
@@ -37,7 +37,9 @@ def test_aggregates_memory_and_importance_weighted_features(memory):
     col = {n: i for i, n in enumerate(enc.feature_names)}
     np.testing.assert_allclose(X[:, col["avg_bits"]], [c.avg_bits for c in configs])
     np.testing.assert_allclose(X[:, col["avg_rank"]], [c.avg_rank for c in configs])
-    np.testing.assert_allclose(X[:, col["mem_gib"]] * 2**30, [memory.total_bytes(c) + 1000 for c in configs], rtol=1e-12)
+    np.testing.assert_allclose(
+        X[:, col["mem_gib"]] * 2**30, [memory.total_bytes(c) + 1000 for c in configs], rtol=1e-12
+    )
     np.testing.assert_allclose(X[:, col["iq_bits"]], [iq @ c.bits / space.n_blocks for c in configs])
     np.testing.assert_allclose(X[:, col["ir_rank"]], [ir @ c.ranks / space.n_blocks for c in configs])
     assert np.all(X[:, col["fidelity_frac"]] == 0.25)

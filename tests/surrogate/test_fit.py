@@ -145,8 +145,9 @@ def test_multi_fidelity_predicts_full_from_the_low_fidelity_observation(standin_
 
 
 def test_gp_surrogate_fits_and_reports(standin_table, tmp_path):
-    artifact = fit_surrogate(standin_table, model="gp", fidelity="full", out=tmp_path / "gp",
-                             params={"n_restarts_optimizer": 0})
+    artifact = fit_surrogate(
+        standin_table, model="gp", fidelity="full", out=tmp_path / "gp", params={"n_restarts_optimizer": 0}
+    )
     rf = artifact.manifest["metrics"]["random_5fold"]
     assert all(math.isfinite(rf[k]) for k in METRICS)
     assert "Matern" in artifact.manifest["model"]["fitted"]["kernel"]
