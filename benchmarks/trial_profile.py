@@ -33,7 +33,7 @@ METRICS = ("eval_loss", "accuracy", "lm_loss", "train_loss", "proxy_eval_loss", 
 
 def recipe(model: str, quick: bool):
     """The trial settings profiled for ``model`` (``quick``: 4 steps, one checkpoint)."""
-    from qra_bench.adapters import LoraSettings
+    from qra_bench.lora import LoraSettings
     from qra_bench.quant import QuantSettings
     from qra_bench.trial import TrialSettings
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from qra_bench.adapters import attach_lora
+from qra_bench.lora import attach_lora
 from qra_bench.defaults import DEFAULT_TASK
 from qra_bench.models import load_base
 from qra_bench.quant import QuantSettings, quantize_blocks

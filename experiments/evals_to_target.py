@@ -52,10 +52,10 @@ def run_methods(
     scenario: str, backend: str, methods: list[str], seeds: list[int], max_evals: int, out: Path, say=print
 ) -> None:
     """Run every (method, seed) that has no result file yet; write each run's evaluations as it finishes."""
-    from qra_bench.bench import Benchmark
-    from qra_bench.bench.runner import BenchSpec, run_one
+    from qra_bench.harness import Benchmark
+    from qra_bench.harness.runner import BenchSpec, run_one
     from qra_bench.scenarios import get_scenario
-    from qra_bench.bench import adapters  # noqa: F401  (registers optuna-tpe and smac)
+    from qra_bench.harness import outside_optimizers  # noqa: F401  (registers optuna-tpe and smac)
     from qra_bench.surrogate.screen import low_fidelity_screen
 
     sc = get_scenario(scenario, complete=False)
@@ -143,7 +143,7 @@ def analyze(scenario: str, backend: str, out: Path, max_evals: int, command: str
     card, bench = compute_scenario_card(sc)
     higher = card.higher_is_better
     if backend == "surrogate":
-        from qra_bench.bench import Benchmark
+        from qra_bench.harness import Benchmark
 
         sb = Benchmark.load(sc.name, backend="surrogate")
         pool = sb.pool()

@@ -96,7 +96,7 @@ def geometric_median(p: float) -> float:
 def main(argv=None) -> int:
     from scipy.stats import beta
 
-    from qra_bench.bench import Benchmark
+    from qra_bench.harness import Benchmark
     from qra_bench.errors import QRBenchError
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -26,9 +26,9 @@ __version__ = "0.1.0"
 
 #: Public name -> the module that defines it.
 _API: dict[str, str] = {
-    "Benchmark": "qra_bench.bench.benchmark",
-    "BenchSpec": "qra_bench.bench.runner",
-    "run_benchmark": "qra_bench.bench.runner",
+    "Benchmark": "qra_bench.harness.benchmark",
+    "BenchSpec": "qra_bench.harness.runner",
+    "run_benchmark": "qra_bench.harness.runner",
     "Scenario": "qra_bench.scenarios",
     "get_scenario": "qra_bench.scenarios",
     "list_scenarios": "qra_bench.scenarios",
@@ -44,10 +44,10 @@ _API: dict[str, str] = {
     "SurrogateArtifact": "qra_bench.surrogate.artifact",
     "data_root": "qra_bench.data",
 }
-#: Modules imported with a name so that their registrations happen (optimizers, benchmark adapters).
+#: Modules imported with a name so that their registrations happen (optimizers, outside optimizers).
 _PACKAGES: dict[str, str] = {
-    "qra_bench.bench.benchmark": "qra_bench.bench",
-    "qra_bench.bench.runner": "qra_bench.bench",
+    "qra_bench.harness.benchmark": "qra_bench.harness",
+    "qra_bench.harness.runner": "qra_bench.harness",
     "qra_bench.search.base": "qra_bench.search",
     "qra_bench.search.autoqra": "qra_bench.search",
 }
@@ -74,8 +74,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from qra_bench.bench.benchmark import Benchmark
-    from qra_bench.bench.runner import BenchSpec, run_benchmark
+    from qra_bench.harness.benchmark import Benchmark
+    from qra_bench.harness.runner import BenchSpec, run_benchmark
     from qra_bench.data import data_root
     from qra_bench.memory import MemoryModel
     from qra_bench.scenarios import Scenario, get_scenario, list_scenarios

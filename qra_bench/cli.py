@@ -548,7 +548,7 @@ def bench(
     """Run optimizers x seeds x budgets on a benchmark with a simulated clock; write curves and a leaderboard."""
     from pathlib import Path
 
-    from qra_bench.bench.runner import BenchSpec, load_plugin, parse_duration, run_benchmark
+    from qra_bench.harness.runner import BenchSpec, load_plugin, parse_duration, run_benchmark
     from qra_bench.scenarios import default_budget
 
     for p in plugin or []:

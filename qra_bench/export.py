@@ -7,7 +7,7 @@ Three files describe one configuration (bits and LoRA ranks per block):
 - ``lora_config.json``: ``peft.LoraConfig(...).to_dict()`` (sets as sorted lists), built with peft, so
   ``LoraConfig(**json.load(f))`` rebuilds it. Every block's seven linears are targeted; ``r`` and
   ``lora_alpha`` are the most common rank and its alpha, and ``rank_pattern`` / ``alpha_pattern`` give every
-  module its own rank and alpha under its full, anchored module name (as :func:`qra_bench.adapters.lora_config`
+  module its own rank and alpha under its full, anchored module name (as :func:`qra_bench.lora.lora_config`
   names them, so a pattern of block 1 can never match block 11). Blocks of rank 0 get no adapter
   (``exclude_modules``);
 - ``quant_config.json``: bits per block and per module (16 = left unquantized), the backend, group size and
@@ -32,7 +32,7 @@ from qra_bench.space import QRConfig
 if TYPE_CHECKING:  # torch-importing modules, loaded lazily
     from torch import nn
 
-    from qra_bench.adapters import LoraSettings
+    from qra_bench.lora import LoraSettings
     from qra_bench.quant import QuantReport, QuantSettings
 
 __all__ = [
@@ -68,9 +68,9 @@ def _block_linears() -> tuple[str, ...]:
 
 def module_name(block: int, linear: str) -> str:
     """Full module name of ``linear`` (e.g. ``"q_proj"``) in decoder block ``block`` of a causal LM."""
-    from qra_bench.adapters import block_prefix
+    from qra_bench.lora import block_prefix
 
-    # The first four linears live in self_attn, the rest in mlp (LLaMA/Qwen2 layout, as in adapters.py).
+    # The first four linears live in self_attn, the rest in mlp (LLaMA/Qwen2 layout, as in lora.py).
     parent = "self_attn" if linear in _block_linears()[:4] else "mlp"
     return f"{block_prefix(block)}{parent}.{linear}"
 
@@ -92,11 +92,11 @@ def peft_lora_config(config: QRConfig, settings: Optional["LoraSettings"] = None
     """A ``peft.LoraConfig`` giving every block of ``config`` its own rank (and alpha), 0 = no adapter.
 
     ``target_modules`` is the seven linear names; ``rank_pattern``/``alpha_pattern`` come from
-    :func:`qra_bench.adapters.lora_config` (full anchored module names, alpha = ``alpha_per_rank * r``).
+    :func:`qra_bench.lora.lora_config` (full anchored module names, alpha = ``alpha_per_rank * r``).
     """
     from peft import LoraConfig
 
-    from qra_bench.adapters import LoraSettings, lora_config
+    from qra_bench.lora import LoraSettings, lora_config
 
     settings = settings or LoraSettings()
     linears = list(_block_linears())

@@ -10,7 +10,7 @@ Files are found under the data root (:mod:`qra_bench.data`): the table ``tables/
 
 A scenario is *complete* when its table is present, every surrogate it names is fitted on exactly that table
 (the manifest's content hash equals the table's), and its card is written; only complete scenarios are
-listed and offered to :meth:`qra_bench.bench.Benchmark.load`. Tables kept only for experiments live apart
+listed and offered to :meth:`qra_bench.harness.Benchmark.load`. Tables kept only for experiments live apart
 (under ``experiments/tables/``) and are never scenarios.
 
 Nothing here imports torch.
@@ -58,7 +58,7 @@ def _snapshot(path: Path) -> tuple[str, object]:
 
 def _bench(s: "Scenario", root: Optional[Path]):
     """The table backend of the scenario's benchmark (its memory model and budget), once per table state."""
-    from qra_bench.bench.benchmark import Benchmark
+    from qra_bench.harness.benchmark import Benchmark
 
     content_hash, _ = _snapshot(s.table_path(root))
     key = ("bench", str(s.table_path(root)), content_hash, s.budget, s.metric)

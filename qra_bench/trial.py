@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from qra_bench.adapters import LoraSettings, attach_lora
+from qra_bench.lora import LoraSettings, attach_lora
 from qra_bench.arch import ArchSpec
 from qra_bench.execution import choose_threads, fast_path
 from qra_bench.memory import MemoryModel, MemorySettings, storage_layout

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from qra_bench import data
-from qra_bench.bench.benchmark import available_benchmarks, resolve_table
+from qra_bench.harness.benchmark import available_benchmarks, resolve_table
 from qra_bench.errors import TableError
 from qra_bench.table import ResultsTable
 from qra_bench.table_compact import compact_table
@@ -106,7 +106,7 @@ def test_bench_runs_from_an_unrelated_directory_on_a_data_root(tmp_path):
     # without the data root, the same name from the same directory still means the checkout's table
     env.pop(data.ENV_VAR)
     listing = subprocess.run(
-        [sys.executable, "-c", "from qra_bench.bench import available_benchmarks as a; print(a())"],
+        [sys.executable, "-c", "from qra_bench.harness import available_benchmarks as a; print(a())"],
         capture_output=True,
         text=True,
         cwd=elsewhere,

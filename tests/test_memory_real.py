@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from qra_bench.adapters import adapter_ranks, attach_lora
+from qra_bench.lora import adapter_ranks, attach_lora
 from qra_bench.arch import ArchSpec
 from qra_bench.memory import MemoryModel, MemorySettings
 from qra_bench.quant import QuantSettings, block_linear_modules, decoder_blocks, quantize_blocks, storage_bytes

@@ -103,7 +103,7 @@ def benchmark():
     if "bench" not in _CACHE:
         import warnings
 
-        from qra_bench.bench.benchmark import Benchmark
+        from qra_bench.harness.benchmark import Benchmark
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -21,7 +21,7 @@ def _python(code: str) -> subprocess.CompletedProcess:
 
 
 def test_every_public_name_resolves_to_its_defining_object():
-    from qra_bench.bench.benchmark import Benchmark
+    from qra_bench.harness.benchmark import Benchmark
     from qra_bench.search.base import register_optimizer
     from qra_bench.space import QRConfig
 
@@ -62,11 +62,11 @@ def test_importing_the_package_is_cheap_and_the_api_import_works():
 
 
 def test_subpackage_all_lists_only_what_they_define_or_import():
-    import qra_bench.bench
+    import qra_bench.harness
     import qra_bench.search
     import qra_bench.surrogate
 
-    for package in (qra_bench.bench, qra_bench.search, qra_bench.surrogate):
+    for package in (qra_bench.harness, qra_bench.search, qra_bench.surrogate):
         assert all(hasattr(package, name) for name in package.__all__), package.__name__
     assert "fill_budget" not in qra_bench.search.__all__ and "observe_and_suggest" in qra_bench.search.__all__
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from qra_bench.adapters import LoraSettings, adapter_ranks, attach_lora
+from qra_bench.lora import LoraSettings, adapter_ranks, attach_lora
 from qra_bench.errors import QRBenchError
 from qra_bench.quant import QuantSettings, block_linear_modules, decoder_blocks, get_backend, quantize_blocks
 

@@ -136,8 +136,8 @@ class Context:
 
     # -- benchmark and surrogate ---------------------------------------------------------------------------
     def bench(self, metric: Optional[str] = None):
-        """The table backend of :class:`~qra_bench.bench.Benchmark` (memory model matching the table)."""
-        from qra_bench.bench import METRICS, Benchmark
+        """The table backend of :class:`~qra_bench.harness.Benchmark` (memory model matching the table)."""
+        from qra_bench.harness import METRICS, Benchmark
 
         metric = metric or (self.artifact().target if self.surrogate_path and self._artifact_or_none() else self.metric)
         metric = metric if metric in METRICS else "eval_loss"

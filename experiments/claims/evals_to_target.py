@@ -39,8 +39,8 @@ def run(ctx: Context, out: Path) -> Claim:
     """The claim's outcome (see the module docstring)."""
     from scipy.stats import wilcoxon
 
-    from qra_bench.bench import BenchSpec
-    from qra_bench.bench.runner import run_one
+    from qra_bench.harness import BenchSpec
+    from qra_bench.harness.runner import run_one
     from qra_bench.errors import QRBenchError
 
     art = ctx.artifact()

@@ -17,7 +17,7 @@ torch.set_num_threads(int(os.environ.get("TH", "1")))
 from qra_bench.models import load_base
 from qra_bench.corpora import bbc_splits
 from qra_bench.quant import QuantSettings, quantize_blocks
-from qra_bench.adapters import attach_lora, LoraSettings
+from qra_bench.lora import attach_lora, LoraSettings
 from qra_bench.trial import compute_device
 
 v = json.loads(sys.argv[1])

@@ -124,14 +124,16 @@ def collect_space(arch: "ArchSpec", backend: str) -> SearchSpace:
 def _arch_for(model: str) -> "ArchSpec":
     """The architecture of a base model from its config alone (no weights are loaded)."""
     from qra_bench.arch import ArchSpec, list_presets, load_arch
-    from qra_bench.models import MODELS
+    from qra_bench.models import BASE_MODELS
 
-    if model in MODELS and model in list_presets():
+    if model in BASE_MODELS and model in list_presets():
         return load_arch(model)
     path = Path(model)
     if path.is_dir() and (path / "config.json").is_file():
         return ArchSpec.from_json(path / "config.json", name=str(path))
-    raise QRBenchError(f"unknown model {model!r}; use one of {list(MODELS)} or a local transformers model directory")
+    raise QRBenchError(
+        f"unknown model {model!r}; use one of {list(BASE_MODELS)} or a local transformers model directory"
+    )
 
 
 def design_for(spec: CollectSpec, settings: "TrialSettings") -> list[QRConfig]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from qra_bench.memory.budgets import BUDGET_FORMS as BUDGET_FORMS
 from qra_bench.memory.budgets import Budget, parse_budget
 from qra_bench.memory.layouts import (
-    BACKENDS,
+    STORAGE_LAYOUTS,
     bnb_layout,
     formula_layout,
     hqq_layout,
@@ -48,7 +48,7 @@ from qra_bench.memory.model import solve_seq_len as solve_seq_len
 from qra_bench.memory.report import memory_report
 
 __all__ = [
-    "BACKENDS",
+    "STORAGE_LAYOUTS",
     "Budget",
     "MemoryBreakdown",
     "MemoryModel",

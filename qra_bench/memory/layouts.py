@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from qra_bench.memory.model import MemorySettings
 
 __all__ = [
-    "BACKENDS",
+    "STORAGE_LAYOUTS",
     "bnb_layout",
     "formula_layout",
     "hqq_layout",
@@ -112,7 +112,7 @@ def bnb_layout(n_in: int, n_out: int, bits: int, s: MemorySettings) -> tuple[int
     raise QRBenchError(f"backend 'bnb' cannot store {bits}-bit weights; allowed bits: 4, 8, 16")
 
 
-BACKENDS: dict[str, Callable[[int, int, int, MemorySettings], tuple[int, int]]] = {
+STORAGE_LAYOUTS: dict[str, Callable[[int, int, int, MemorySettings], tuple[int, int]]] = {
     "formula": formula_layout,
     "hqq": hqq_layout,
     "torchao": torchao_layout,
@@ -143,7 +143,7 @@ def storage_layout(quant: "Mapping[str, object] | object") -> str:
 def supported_bits(backend: str) -> tuple[int, ...]:
     """Bit widths ``backend`` can store (16 = unquantized)."""
     if backend not in _SUPPORTED_BITS:
-        raise QRBenchError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+        raise QRBenchError(f"unknown backend {backend!r}; allowed: {', '.join(STORAGE_LAYOUTS)}")
     return _SUPPORTED_BITS[backend]
 
 
@@ -151,7 +151,7 @@ def _linear_weight_bytes(n_in: int, n_out: int, bits: int, s: MemorySettings) ->
     """(codes, metadata, unquantized) bytes of one linear weight at ``bits``."""
     if bits == UNQUANTIZED_BITS:
         return 0, 0, n_in * n_out * s.weight_dtype_bytes
-    codes, meta = BACKENDS[s.backend](n_in, n_out, bits, s)
+    codes, meta = STORAGE_LAYOUTS[s.backend](n_in, n_out, bits, s)
     return codes, meta, 0
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from qra_bench.arch import ArchSpec
 from qra_bench.errors import InfeasibleBudgetError, QRBenchError
 from qra_bench.memory.budgets import Budget, _budget_bytes, parse_budget
-from qra_bench.memory.layouts import BACKENDS, OPTIMIZER_STATES, _linear_weight_bytes, lora_bytes, supported_bits
+from qra_bench.memory.layouts import STORAGE_LAYOUTS, OPTIMIZER_STATES, _linear_weight_bytes, lora_bytes, supported_bits
 from qra_bench.space import DEFAULT_BITS, DEFAULT_RANKS, QRConfig, SearchSpace
 
 __all__ = [
@@ -102,8 +102,8 @@ class MemorySettings:
     bnb_blocksize: int = 64
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise QRBenchError(f"unknown backend {self.backend!r}; allowed: {', '.join(BACKENDS)}")
+        if self.backend not in STORAGE_LAYOUTS:
+            raise QRBenchError(f"unknown backend {self.backend!r}; allowed: {', '.join(STORAGE_LAYOUTS)}")
         if self.optimizer not in OPTIMIZER_STATES:
             raise QRBenchError(f"unknown optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZER_STATES)}")
         for name in (

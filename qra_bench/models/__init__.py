@@ -13,7 +13,7 @@ from torch import nn
 from qra_bench.corpora import sha256_file
 from qra_bench.errors import QRBenchError
 
-MODELS = ("tiny", "smollm2-135m")
+BASE_MODELS = ("tiny", "smollm2-135m")
 
 
 @dataclass
@@ -93,4 +93,6 @@ def _load_base(name: str) -> BaseModel:
         from qra_bench.models.local import load_local
 
         return load_local(path, str(path))
-    raise QRBenchError(f"unknown model {name!r}; use one of {list(MODELS)} or a local transformers model directory")
+    raise QRBenchError(
+        f"unknown model {name!r}; use one of {list(BASE_MODELS)} or a local transformers model directory"
+    )

@@ -21,7 +21,7 @@ from qra_bench.quant.base import (
 )
 from qra_bench.quant.storage import storage_bytes
 
-BACKENDS = ("torchao", "hqq", "bnb")
+QUANT_BACKENDS = ("torchao", "hqq", "bnb")
 
 
 def get_backend(settings: QuantSettings) -> QuantBackend:
@@ -38,7 +38,7 @@ def get_backend(settings: QuantSettings) -> QuantBackend:
         from qra_bench.quant.bnb_backend import BnbBackend
 
         return BnbBackend(settings)
-    raise QRBenchError(f"unknown quantization backend {settings.backend!r}; choose one of {list(BACKENDS)}")
+    raise QRBenchError(f"unknown quantization backend {settings.backend!r}; choose one of {list(QUANT_BACKENDS)}")
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def quantize_blocks(model: nn.Module, bits: Sequence[int], settings: QuantSettin
 
 
 __all__ = [
-    "BACKENDS",
+    "QUANT_BACKENDS",
     "BLOCK_LINEARS",
     "QuantBackend",
     "QuantReport",

@@ -40,7 +40,7 @@ from qra_bench.search.base import Predictor, Priors, as_priors, make_optimizer
 from qra_bench.surrogate.artifact import SurrogateArtifact
 
 if TYPE_CHECKING:  # torch-importing modules, loaded only for real trials and exports
-    from qra_bench.adapters import LoraSettings
+    from qra_bench.lora import LoraSettings
     from qra_bench.quant import QuantSettings
     from qra_bench.trial import TrialSettings
 
@@ -224,7 +224,7 @@ class SurrogateProblem:
 
     def lora_settings(self) -> "LoraSettings":
         """The LoRA settings of the table's trials (alpha per rank, dropout, rsLoRA); defaults if unrecorded."""
-        from qra_bench.adapters import LoraSettings
+        from qra_bench.lora import LoraSettings
 
         recorded = self._recorded("trial_settings").get("lora") or {}
         known = {f.name for f in fields(LoraSettings)}

@@ -17,14 +17,14 @@ the public surface; metrics and helpers stay importable from their modules.
 
 from qra_bench.surrogate.artifact import SurrogateArtifact
 from qra_bench.surrogate.features import FeatureEncoder
-from qra_bench.surrogate.fit import MODELS, TARGETS, fit_surrogate, make_estimator
+from qra_bench.surrogate.fit import SURROGATE_KINDS, TARGETS, fit_surrogate, make_estimator
 from qra_bench.surrogate.gp import GPSurrogate
 from qra_bench.surrogate.xgb import XGBEnsemble
 
 __all__ = [
     "FeatureEncoder",
     "GPSurrogate",
-    "MODELS",
+    "SURROGATE_KINDS",
     "SurrogateArtifact",
     "TARGETS",
     "XGBEnsemble",

@@ -51,7 +51,7 @@ from qra_bench.surrogate.evaluate import (
 
 __all__ = [
     "FIDELITY_MODES",
-    "MODELS",
+    "SURROGATE_KINDS",
     "TARGETS",
     "TrainingSet",
     "default_out",
@@ -62,7 +62,7 @@ __all__ = [
 
 #: Targets a surrogate can learn, and whether higher is better.
 TARGETS: dict[str, bool] = {"accuracy": True, "eval_loss": False, "lm_loss": False}
-MODELS: tuple[str, ...] = ("xgb", "gp")
+SURROGATE_KINDS: tuple[str, ...] = ("xgb", "gp")
 FIDELITY_MODES: tuple[str, ...] = ("all", "full", "multi")
 PathLike = Union[str, os.PathLike]
 #: Modules whose versions change a surrogate's numbers or files (import name: manifest key).
@@ -97,7 +97,7 @@ def make_estimator(model: str, seed: int = 0, params: Optional[dict] = None):
         from qra_bench.surrogate.gp import GPSurrogate
 
         return GPSurrogate(random_state=seed, **params)
-    raise QRBenchError(f"unknown surrogate model {model!r}; allowed: {', '.join(MODELS)}")
+    raise QRBenchError(f"unknown surrogate model {model!r}; allowed: {', '.join(SURROGATE_KINDS)}")
 
 
 def default_out(table_path: PathLike, model: str) -> Path:
@@ -247,8 +247,8 @@ def _importance(
 def _check_choices(target: str, model: str, fidelity: str) -> None:
     if target not in TARGETS:
         raise QRBenchError(f"unknown target {target!r}; allowed: {', '.join(TARGETS)}")
-    if model not in MODELS:
-        raise QRBenchError(f"unknown surrogate model {model!r}; allowed: {', '.join(MODELS)}")
+    if model not in SURROGATE_KINDS:
+        raise QRBenchError(f"unknown surrogate model {model!r}; allowed: {', '.join(SURROGATE_KINDS)}")
     if fidelity not in FIDELITY_MODES:
         raise QRBenchError(f"unknown fidelity mode {fidelity!r}; allowed: {', '.join(FIDELITY_MODES)}")
 

@@ -125,7 +125,7 @@ def test_exported_config_is_feasible_under_the_budget(searched, standin):
 def test_lora_config_loads_into_peft_and_gives_every_block_its_rank(searched, tiny_base):
     from peft import LoraConfig, get_peft_model
 
-    from qra_bench.adapters import adapter_ranks
+    from qra_bench.lora import adapter_ranks
 
     _, _, _, out = searched
     cfg = QRConfig(**{k: v for k, v in json.loads((out / "config.json").read_text()).items() if k != "hash"})
@@ -140,7 +140,7 @@ def test_lora_config_loads_into_peft_and_gives_every_block_its_rank(searched, ti
 def test_lora_export_of_mixed_ranks_with_an_adapterless_block(tiny_base):
     from peft import LoraConfig, get_peft_model
 
-    from qra_bench.adapters import LoraSettings, adapter_ranks
+    from qra_bench.lora import LoraSettings, adapter_ranks
     from qra_bench.export import lora_config_dict
 
     cfg = QRConfig(bits=(4,) * 8, ranks=(4, 8, 16, 0, 4, 4, 16, 8))

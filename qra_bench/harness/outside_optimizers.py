@@ -1,4 +1,4 @@
-"""Outside optimizers behind the ask/tell protocol, registered by importing :mod:`qra_bench.bench`.
+"""Outside optimizers behind the ask/tell protocol, registered by importing :mod:`qra_bench.harness`.
 
 - ``optuna-tpe``: :class:`OptunaOptimizer`, any Optuna sampler (default ``TPESampler``) through an Optuna
   study's ask/tell, one categorical parameter per block and axis. Optuna is imported on first use.

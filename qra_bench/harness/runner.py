@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from qra_bench.bench.benchmark import BACKENDS, METRICS, Benchmark, PathLike
+from qra_bench.harness.benchmark import BENCHMARK_BACKENDS, METRICS, Benchmark, PathLike
 from qra_bench.defaults import DEFAULT_TASK
 from qra_bench.errors import QRBenchError
 from qra_bench.search import make_optimizer
@@ -137,8 +137,8 @@ class BenchSpec:
     optimizer_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def check(self) -> None:
-        if self.backend not in BACKENDS:
-            raise QRBenchError(f"unknown backend {self.backend!r}; allowed: {', '.join(BACKENDS)}")
+        if self.backend not in BENCHMARK_BACKENDS:
+            raise QRBenchError(f"unknown backend {self.backend!r}; allowed: {', '.join(BENCHMARK_BACKENDS)}")
         for what, values in (("optimizers", self.optimizers), ("seeds", self.seeds), ("budgets", self.budgets)):
             if not values:
                 raise QRBenchError(f"give at least one of {what}")
@@ -285,7 +285,7 @@ def run_benchmark(
     Every optimizer name and budget is checked (and, on the table backend, every optimizer is checked to be
     pool-based) before the first run, so a typo fails in a second, not after an hour.
     """
-    from qra_bench.bench import adapters  # noqa: F401  (registers optuna-tpe, smac, pool-random)
+    from qra_bench.harness import outside_optimizers  # noqa: F401  (registers optuna-tpe, smac, pool-random)
     from qra_bench.search import available_optimizers
 
     spec.check()

@@ -9,8 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
-from qra_bench.bench import Benchmark, InfeasibleConfigError, NotInTableError
-from qra_bench.bench.benchmark import CostModel
+from qra_bench.harness import Benchmark, InfeasibleConfigError, NotInTableError
+from qra_bench.harness.benchmark import CostModel
 from qra_bench.errors import InfeasibleBudgetError, QRBenchError
 from qra_bench.space import QRConfig
 from qra_bench.surrogate import SurrogateArtifact

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qra_bench.bench import Benchmark
-from qra_bench.bench.adapters import OptunaOptimizer, PoolRandomSearch
+from qra_bench.harness import Benchmark
+from qra_bench.harness.outside_optimizers import OptunaOptimizer, PoolRandomSearch
 from qra_bench.errors import QRBenchError
 from qra_bench.search import available_optimizers, make_optimizer
 from qra_bench.search.baselines import SMACHPO

@@ -59,7 +59,7 @@ from qra_bench.search.base import Priors, SearchContext
 from qra_bench.space import QRConfig, SearchSpace
 
 __all__ = [
-    "BACKENDS",
+    "BENCHMARK_BACKENDS",
     "METRICS",
     "Benchmark",
     "CostModel",
@@ -71,7 +71,7 @@ __all__ = [
 ]
 
 PathLike = Union[str, os.PathLike]
-BACKENDS: tuple[str, ...] = ("table", "surrogate", "live", "table+live")
+BENCHMARK_BACKENDS: tuple[str, ...] = ("table", "surrogate", "live", "table+live")
 #: Metrics a result carries, and whether higher is better.
 METRICS: dict[str, bool] = {"accuracy": True, "eval_loss": False}
 _FRAC_DIGITS = 6  # fidelity fractions are matched after rounding (the table stores step / max_steps)
@@ -251,7 +251,7 @@ def _surrogate_dirs(name: str, surrogate: PathLike, root: Optional[PathLike]) ->
 def _live_settings(recipe: dict):
     """The table's :class:`~qra_bench.trial.TrialSettings`; keys this qra-bench does not know are dropped
     with a warning (live trials may then differ from the table's)."""
-    from qra_bench.adapters import LoraSettings
+    from qra_bench.lora import LoraSettings
     from qra_bench.quant import QuantSettings
     from qra_bench.trial import TrialSettings
 
@@ -422,8 +422,8 @@ class Benchmark:
         from qra_bench.surrogate.fit import training_set
         from qra_bench.table import ResultsTable
 
-        if backend not in BACKENDS:
-            raise QRBenchError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+        if backend not in BENCHMARK_BACKENDS:
+            raise QRBenchError(f"unknown backend {backend!r}; allowed: {', '.join(BENCHMARK_BACKENDS)}")
         if metric is not None and metric not in METRICS:
             raise QRBenchError(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
         from qra_bench.scenarios import default_budget, scenario_for

@@ -4,7 +4,7 @@ leaderboard with paired Wilcoxon tests, plots).
 
 Typical use::
 
-    from qra_bench.bench import Benchmark, BenchSpec, run_benchmark
+    from qra_bench.harness import Benchmark, BenchSpec, run_benchmark
 
     bench = Benchmark.load("tiny-news", backend="table", budget="uniform-4bit")
     result = bench.objective(bench.pool()[0], fidelity=1.0, seed=0)   # Result: accuracy, eval_loss, cost_s, ...
@@ -12,11 +12,11 @@ Typical use::
                            out="runs/demo")
 
 Importing this package registers the adapters ``optuna-tpe``, ``smac`` and ``pool-random``. ``__all__`` is the
-public surface; the records and helpers stay importable from ``benchmark``, ``runner`` and ``adapters``.
+public surface; the records and helpers stay importable from ``benchmark``, ``runner`` and ``outside_optimizers``.
 """
 
-from qra_bench.bench.benchmark import (
-    BACKENDS,
+from qra_bench.harness.benchmark import (
+    BENCHMARK_BACKENDS,
     METRICS,
     Benchmark,
     InfeasibleConfigError,
@@ -24,11 +24,11 @@ from qra_bench.bench.benchmark import (
     Result,
     available_benchmarks,
 )
-from qra_bench.bench import adapters  # noqa: F401  (registers optuna-tpe, smac and pool-random)
-from qra_bench.bench.runner import BenchReport, BenchSpec, load_plugin, run_benchmark
+from qra_bench.harness import outside_optimizers  # noqa: F401  (registers optuna-tpe, smac and pool-random)
+from qra_bench.harness.runner import BenchReport, BenchSpec, load_plugin, run_benchmark
 
 __all__ = [
-    "BACKENDS",
+    "BENCHMARK_BACKENDS",
     "METRICS",
     "BenchReport",
     "BenchSpec",

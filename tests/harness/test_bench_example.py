@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from qra_bench.bench import BenchSpec, load_plugin, run_benchmark
+from qra_bench.harness import BenchSpec, load_plugin, run_benchmark
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "my_optimizer.py"
 
