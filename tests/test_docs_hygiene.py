@@ -39,7 +39,7 @@ FORBIDDEN = [
     (re.compile(r"\bissue's\b|\bthe issue\b", re.I), "a ticket"),
     (re.compile(r"#\d{1,5}\b(?![0-9a-fA-F])(?=[\s).,;:]|$)"), "a ticket number"),
     (re.compile(r"\.\./shared|/work/shared|/work/collector"), "a path outside the repository"),
-    (re.compile(r"\b(METHOD|DESIGN)\.md\b"), "a document outside the repository"),
+    (re.compile(r"\b(METHOD|DESIGN|PROBES|STYLE)\.md\b"), "a document outside the repository"),
 ]
 
 
@@ -75,6 +75,7 @@ def test_the_patterns_catch_what_they_are_meant_to():
         "issue 3's criteria",
         "see ../shared/DESIGN.md",
         "from /work/shared/METHOD.md",
+        "as PROBES.md found",
         "(stops 8 to 10)",
         "the session-4 pick",
         "fixed in #123.",

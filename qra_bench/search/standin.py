@@ -2,7 +2,7 @@
 
 It is made up. It models no measured fine-tuning result and nothing computed with it may be reported as a
 result of qra-bench; it exists so that the search algorithms can be tested and timed without a results table.
-It has the qualitative shape the probes in PROBES.md point at (a few bit-sensitive blocks, a few different
+It has the qualitative shape the early landscape probes (docs/landscape.md) point at (a few bit-sensitive blocks, a few different
 rank-hungry blocks, a damage cliff at low bits, diminishing returns in rank, and rank that partly repairs
 quantization damage), which makes it a non-trivial landscape for a budgeted search.
 

@@ -3,7 +3,7 @@
 The base model saw the topic format with the real topic names during pretraining (pretraining articles
 only). The fine-tuning task asks for *arbitrary new words* for the same five topics (business -> " red",
 ...), so the mapping must be learned by the adapters, while the topic knowledge it relies on lives in the
-quantized weights. PROBES.md's third probe found that this makes both bits and rank matter.
+quantized weights. Early landscape probes (docs/landscape.md) found that this makes both bits and rank matter.
 Training uses the ``finetune`` split, evaluation the disjoint ``eval`` split (600 articles).
 """
 

@@ -5,7 +5,7 @@ articles it never saw. Training windows come from the ``finetune`` split of BBC 
 from the disjoint ``eval`` split; pretraining used neither. Every token of a window is a target: the task
 loss is the next-token cross-entropy (nats per token) and the accuracy is greedy next-token exact match.
 
-Why this task leads: PROBES.md and ``experiments/results/landscape.md`` show that topic classification on
+Why this task leads: the landscape study (docs/landscape.md, ``experiments/results/landscape.md``) shows that topic classification on
 the tiny model is solved from the unquantized embeddings, so after fine-tuning bits do not matter there;
 next-token prediction needs every block, so quantization damage survives fine-tuning and adapter rank
 decides how much of it LoRA repairs -- the regime of QLoRA on real LLMs.
