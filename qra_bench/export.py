@@ -107,7 +107,7 @@ def peft_lora_config(config: QRConfig, settings: Optional["LoraSettings"] = None
     excluded = [module_name(l, n) for l, rank in enumerate(config.ranks) if rank == 0 for n in linears]
     return LoraConfig(
         r=r,
-        lora_alpha=settings.alpha_per_rank * r,
+        lora_alpha=settings.alpha_per_rank * r,  # type: ignore[arg-type]  # peft annotates int; a float alpha works
         lora_dropout=settings.dropout,
         target_modules=linears if active else [],
         exclude_modules=excluded or None,

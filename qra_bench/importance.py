@@ -15,7 +15,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -46,7 +46,8 @@ class ImportancePriors:
     @classmethod
     def from_json(cls, text: str) -> "ImportancePriors":
         d = json.loads(text)
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**values)
 
 
 def minmax(values: np.ndarray) -> np.ndarray:
@@ -89,7 +90,9 @@ def plasticity_raw(
     bits = [max(b for b in space.bits if b <= 8)] * space.n_blocks  # quantized, as in the searched models
 
     def final_loss(ranks: list[int]) -> float:
-        return run_trial(base, task, space.config(bits, ranks), seed=0, settings=short).final.eval_loss
+        loss = run_trial(base, task, space.config(bits, ranks), seed=0, settings=short).final.eval_loss
+        assert loss is not None, "run_trial returns ok rows, which always carry an eval loss"
+        return loss
 
     reference = final_loss([lo_r] * space.n_blocks)
     return np.asarray(

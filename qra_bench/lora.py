@@ -53,7 +53,7 @@ def lora_config(ranks: Sequence[int], settings: LoraSettings = LoraSettings()):
     alpha_pattern = {k: settings.alpha_per_rank * r for k, r in rank_pattern.items()}
     return LoraConfig(
         r=default_r,
-        lora_alpha=settings.alpha_per_rank * default_r,
+        lora_alpha=settings.alpha_per_rank * default_r,  # type: ignore[arg-type]  # peft annotates int; a float alpha works
         lora_dropout=settings.dropout,
         target_modules=targets,
         rank_pattern=rank_pattern,

@@ -23,8 +23,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qra_bench.errors import QRBenchError
+
+if TYPE_CHECKING:
+    from qra_bench.table import TrialRow
 
 GB = 1e9
 
@@ -72,7 +76,7 @@ class MethodRow:
     """One Table-1 row: the method, its configuration and the measured trial's final row."""
 
     method: str
-    row: object  # TrialRow
+    row: TrialRow
     fits: bool
     note: str = ""
 
@@ -118,8 +122,13 @@ def trial_settings(spec: ReproduceSpec, group_size: int = 128):
     )
 
 
-def _metric_names(row) -> dict[str, float]:
-    return json.loads(row.extra_metrics)["lm_eval"]
+def _extra_metrics(row: TrialRow) -> dict:
+    assert row.extra_metrics is not None, "a measured trial's row carries its extra metrics"
+    return json.loads(row.extra_metrics)
+
+
+def _metric_names(row: TrialRow) -> dict[str, float]:
+    return _extra_metrics(row)["lm_eval"]
 
 
 def run_reproduce(spec: ReproduceSpec, echo: Callable[[str], None] = print) -> dict:
@@ -160,9 +169,9 @@ def run_reproduce(spec: ReproduceSpec, echo: Callable[[str], None] = print) -> d
         f"budget {spec.budget} = {budget.bytes / GB:.3f} GB (memory model, {settings.batch_size} x {task.seq_len} tokens)"
     )
     table = ResultsTable(out / "trials")
-    measured: dict[str, object] = {}
+    measured: dict[str, TrialRow] = {}
 
-    def real(cfg) -> object:
+    def real(cfg) -> TrialRow:
         if cfg.hash in measured:
             return measured[cfg.hash]
         t0 = time.perf_counter()
@@ -175,6 +184,11 @@ def run_reproduce(spec: ReproduceSpec, echo: Callable[[str], None] = print) -> d
             f"({', '.join(f'{k} {v:.3f}' for k, v in _metric_names(row).items())}) in {time.perf_counter() - t0:.1f} s"
         )
         return row
+
+    def measured_accuracy(cfg) -> float:
+        acc = real(cfg).accuracy
+        assert acc is not None, "a measured trial's row carries its accuracy"
+        return acc
 
     # 1-3: the baselines and the uniform grid (only pairs that fit; the two fixed baselines always)
     rows: list[MethodRow] = []
@@ -202,7 +216,7 @@ def run_reproduce(spec: ReproduceSpec, echo: Callable[[str], None] = print) -> d
         )
     )
     # 4: AutoQRA on a surrogate fitted on the trials just run, top candidates promoted to real trials
-    outcome = _autoqra(spec, out, table, budget.bytes, lambda cfgs: [real(c).accuracy for c in cfgs], echo)
+    outcome = _autoqra(spec, out, table, budget.bytes, lambda cfgs: [measured_accuracy(c) for c in cfgs], echo)
     best = max((c for c in outcome.candidates if c[3] is not None), key=lambda c: c[3])[0]
     rows.append(
         MethodRow(
@@ -385,7 +399,7 @@ def write_table1(out: Path, rows: list[MethodRow], mm, spec: ReproduceSpec, reco
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        train = json.loads(r.row.extra_metrics).get("mem_cuda_peak_train_bytes")
+        train = _extra_metrics(r.row).get("mem_cuda_peak_train_bytes")
         peak = (
             "n/a (CPU)"
             if r.row.mem_cuda_peak_bytes is None

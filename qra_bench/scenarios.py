@@ -22,10 +22,13 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from qra_bench.data import surrogate_dir, table_location, tables_dir
 from qra_bench.errors import QRBenchError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "SCENARIOS",
@@ -44,7 +47,7 @@ SURROGATE_KINDS = ("xgb", "gp")
 _CACHE: dict = {}
 
 
-def _snapshot(path: Path) -> tuple[str, object]:
+def _snapshot(path: Path) -> tuple[str, pd.DataFrame]:
     """``(content hash, ok rows)`` of the table at ``path``, read once per process while its parts are unchanged."""
     from qra_bench.table import ResultsTable
 

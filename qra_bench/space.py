@@ -160,11 +160,24 @@ class SearchSpace:
         object.__setattr__(self, "n_blocks", n)
         object.__setattr__(self, "bits", _check_ladder(self.bits, "bits", MIN_BITS, MAX_BITS))
         object.__setattr__(self, "ranks", _check_ladder(self.ranks, "ranks", 0, None))
-        # Rung lookup tables, built once: validation and index conversion are on the search hot path.
-        object.__setattr__(self, "_bit_pos", {b: i for i, b in enumerate(self.bits)})
-        object.__setattr__(self, "_rank_pos", {r: i for i, r in enumerate(self.ranks)})
-        object.__setattr__(self, "_bits_arr", np.asarray(self.bits, dtype=np.int64))
-        object.__setattr__(self, "_ranks_arr", np.asarray(self.ranks, dtype=np.int64))
+
+    # Rung lookup tables, built once per space (not dataclass fields, so equality, hashing and repr are
+    # unaffected): validation and index conversion are on the search hot path.
+    @cached_property
+    def _bit_pos(self) -> dict[int, int]:
+        return {b: i for i, b in enumerate(self.bits)}
+
+    @cached_property
+    def _rank_pos(self) -> dict[int, int]:
+        return {r: i for i, r in enumerate(self.ranks)}
+
+    @cached_property
+    def _bits_arr(self) -> np.ndarray:
+        return np.asarray(self.bits, dtype=np.int64)
+
+    @cached_property
+    def _ranks_arr(self) -> np.ndarray:
+        return np.asarray(self.ranks, dtype=np.int64)
 
     # -- construction and validation ---------------------------------------------------------------------
     @property
@@ -193,8 +206,9 @@ class SearchSpace:
         """Build and validate a configuration (lists, tuples or numpy arrays)."""
         # Check the ladder before QRConfig's own range checks, so a negative rank is reported against the
         # ladder the user can choose from rather than as a bare range error.
-        self._check_values(_as_int_tuple(bits, "bits"), _as_int_tuple(ranks, "ranks"))
-        return QRConfig(bits=bits, ranks=ranks)
+        bits_t, ranks_t = _as_int_tuple(bits, "bits"), _as_int_tuple(ranks, "ranks")
+        self._check_values(bits_t, ranks_t)
+        return QRConfig(bits=bits_t, ranks=ranks_t)
 
     def uniform(self, bits: int, rank: int) -> QRConfig:
         """Every block at ``bits`` and ``rank``."""

@@ -338,7 +338,8 @@ def _row_problem(row: TrialRow) -> Optional[tuple[str, str]]:
             stamp = datetime.fromisoformat(text)
         except ValueError:
             return name, f"is {text!r}; expected an ISO-8601 UTC time such as 2025-01-31T12:00:00+00:00"
-        if stamp.utcoffset() is None or stamp.utcoffset().total_seconds() != 0:
+        offset = stamp.utcoffset()
+        if offset is None or offset.total_seconds() != 0:
             return name, f"is {text!r}; times must be UTC (offset +00:00 or Z)"
     return None
 

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence, cast
 
 import numpy as np
 import torch
@@ -41,6 +41,9 @@ from qra_bench.space import QRConfig
 from qra_bench.table import TrialRow
 from qra_bench.tasks.base import TaskData
 from qra_bench.trial_extras import TrialExtras
+
+if TYPE_CHECKING:
+    from qra_bench.tasks.sft import SFTTaskData
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ def _evaluate(
     was_training = model.training
     model.eval()
     if task.kind == "sft":  # instruction data: response-token loss and accuracy (qra_bench.tasks.sft)
-        loss, acc, lm = task.evaluate_sft(model, device, n_eval)
+        loss, acc, lm = cast("SFTTaskData", task).evaluate_sft(model, device, n_eval)
         model.train(was_training)
         return Evaluation(eval_loss=loss, accuracy=acc, lm_loss=lm)
     labels = torch.from_numpy(task.label_token_ids).to(device)
@@ -296,7 +299,7 @@ def train_step(
     if task.kind == "lm":
         loss = _lm_loss(model, ids)[0]
     elif task.kind == "sft":  # instruction data: targets per position (qra_bench.tasks.sft)
-        loss = task.batch_loss(model, ids, answers)
+        loss = cast("SFTTaskData", task).batch_loss(model, ids, answers)
     else:
         logits = model(input_ids=ids[:, :-1], logits_to_keep=1).logits[:, -1].float()
         loss = torch.nn.functional.cross_entropy(logits, answers)

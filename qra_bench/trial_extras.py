@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from qra_bench.memory import MemorySettings
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 #: ``scorer(model, device) -> {task: accuracy}``; an object may also offer ``describe() -> dict``.
 Scorer = Callable[[torch.nn.Module, torch.device], dict]
@@ -44,7 +47,8 @@ class TrialExtras:
             self._cuda["setup"] = int(torch.cuda.max_memory_allocated())
             torch.cuda.reset_peak_memory_stats()
         if self.grad_checkpointing:
-            inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+            get_base_model = getattr(model, "get_base_model", None)  # peft's wrapper: look under it
+            inner = cast("PreTrainedModel", get_base_model() if get_base_model is not None else model)
             inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             inner.config.use_cache = False
         return model

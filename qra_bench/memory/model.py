@@ -269,18 +269,22 @@ class MemoryModel:
     # -- per-block terms ---------------------------------------------------------------------------------
     def _block_bits_bytes(self, bits: int) -> np.ndarray:
         """(codes, metadata, unquantized) bytes of one block's linears at ``bits``."""
-        return np.sum(
-            [_linear_weight_bytes(lin.in_features, lin.out_features, bits, self.settings) for lin in self._linears],
-            axis=0,
-            dtype=np.int64,
+        return np.asarray(  # np.sum over axis 0 of a 2-d list: an array, not a scalar
+            np.sum(
+                [_linear_weight_bytes(lin.in_features, lin.out_features, bits, self.settings) for lin in self._linears],
+                axis=0,
+                dtype=np.int64,
+            )
         )
 
     def _block_rank_bytes(self, rank: int) -> np.ndarray:
         """(adapters, gradients, optimizer states) bytes of one block's LoRAs at ``rank``."""
-        return np.sum(
-            [lora_bytes(lin.in_features, lin.out_features, rank, self.settings) for lin in self._linears],
-            axis=0,
-            dtype=np.int64,
+        return np.asarray(  # np.sum over axis 0 of a 2-d list: an array, not a scalar
+            np.sum(
+                [lora_bytes(lin.in_features, lin.out_features, rank, self.settings) for lin in self._linears],
+                axis=0,
+                dtype=np.int64,
+            )
         )
 
     def _constant_terms(self) -> dict[str, int]:

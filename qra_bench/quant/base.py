@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, cast
 
 import torch
 from torch import nn
@@ -86,13 +86,15 @@ def decoder_blocks(model: nn.Module) -> nn.ModuleList:
         raise QRBenchError(
             f"{type(model).__name__} has no decoder blocks at .model.layers; only LLaMA-style models are supported"
         )
-    return inner.layers
+    return cast(nn.ModuleList, inner.layers)  # torch types dynamic submodules as Tensor | Module
 
 
 def block_linear_modules(block: nn.Module) -> dict[str, tuple[nn.Module, str, nn.Module]]:
     """Map each of the seven linear names to (parent module, attribute, module)."""
-    out = {}
-    for parent_name, parent in (("self_attn", block.self_attn), ("mlp", block.mlp)):
+    out: dict[str, tuple[nn.Module, str, nn.Module]] = {}
+    # torch types dynamic submodules as Tensor | Module
+    parents = (("self_attn", cast(nn.Module, block.self_attn)), ("mlp", cast(nn.Module, block.mlp)))
+    for parent_name, parent in parents:
         for name in BLOCK_LINEARS:
             if hasattr(parent, name):
                 out[name] = (parent, name, getattr(parent, name))

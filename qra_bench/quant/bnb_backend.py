@@ -8,6 +8,8 @@ block_n`` for output sizes not a multiple of 32. Turning ``support_avx512bf16_fo
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -51,7 +53,10 @@ class BnbBackend(QuantBackend):
 
         weight = module.weight
         if isinstance(weight, bnb.nn.Params4bit):
+            linear = cast(bnb.nn.Linear4bit, module)
             return bnb.functional.dequantize_4bit(weight.data, weight.quant_state).reshape(
-                module.out_features, module.in_features
+                linear.out_features, linear.in_features
             )
-        return weight.data.float() * weight.SCB.float().unsqueeze(1) / 127.0
+        int8 = cast(bnb.nn.Int8Params, weight)  # a Linear8bitLt's weight
+        scb = cast(torch.Tensor, int8.SCB)  # the row scales, set when the weight was quantized
+        return int8.data.float() * scb.float().unsqueeze(1) / 127.0

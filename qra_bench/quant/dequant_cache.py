@@ -25,7 +25,7 @@ trial recipe.
 from __future__ import annotations
 
 import types
-from typing import Callable, Optional
+from typing import Callable, Optional, cast
 
 import torch
 from torch import nn
@@ -76,7 +76,7 @@ class _DenseMatmul8bitFp(torch.autograd.Function):
 
 def _torchao_forward(module: nn.Module) -> Optional[Callable]:
     weight = getattr(module, "weight", None)
-    if not hasattr(weight, "dequantize") or type(weight) in (torch.Tensor, nn.Parameter):
+    if weight is None or not hasattr(weight, "dequantize") or type(weight) in (torch.Tensor, nn.Parameter):
         return None
     if getattr(weight, "activation_quantization", None) is not None:
         return None  # the activations are quantized too: not a plain dense matmul
@@ -113,7 +113,7 @@ def _bnb_forward(module: nn.Module) -> Optional[Callable]:
     if isinstance(module, bnb.nn.Linear4bit):
         if module.support_avx512bf16_for_cpu:
             return None  # the bf16 repacked inference kernel: not a dense matmul
-        state = module.weight.quant_state
+        state = cast(bnb.nn.Params4bit, module.weight).quant_state  # nn.Linear declares a plain Parameter
         with torch.no_grad():
             setattr(module, _ATTR, bnb.functional.dequantize_4bit(module.weight.data, state).to(state.dtype))
         original = module.forward

@@ -7,10 +7,15 @@ live in the layer's ``meta`` dict, not as buffers. peft wraps such layers as ``H
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import torch
 from torch import nn
 
 from qra_bench.quant.base import QuantBackend
+
+if TYPE_CHECKING:
+    from hqq.core.quantize import HQQLinear
 
 
 class HqqBackend(QuantBackend):
@@ -29,4 +34,5 @@ class HqqBackend(QuantBackend):
         )
 
     def dequantized_weight(self, module: nn.Module) -> torch.Tensor:
-        return module.dequantize().reshape(module.meta["shape"])
+        layer = cast("HQQLinear", module)  # hqq is untyped; dequantize() and meta are HQQLinear's
+        return layer.dequantize().reshape(layer.meta["shape"])

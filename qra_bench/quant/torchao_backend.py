@@ -6,6 +6,8 @@ model accounts for that layout. peft wraps such layers as ``TorchaoLoraLinear``.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -37,5 +39,5 @@ class TorchaoBackend(QuantBackend):
         return holder[0]
 
     def dequantized_weight(self, module: nn.Module) -> torch.Tensor:
-        weight = module.weight
+        weight = cast(torch.Tensor, module.weight)  # a torchao tensor subclass; torch types it Tensor | Module
         return weight.dequantize() if hasattr(weight, "dequantize") else weight.detach()

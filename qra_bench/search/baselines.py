@@ -16,7 +16,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import weakref
-from typing import Any, Optional, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from qra_bench.errors import QRBenchError
 from qra_bench.memory import Budget, MemoryModel
 from qra_bench.space import QRConfig, SearchSpace
 from qra_bench.search.base import Observation, Optimizer, SearchContext, named_variant, register_optimizer
+
+if TYPE_CHECKING:
+    from smac import HyperparameterOptimizationFacade
 
 __all__ = [
     "MilpBaseline",
@@ -149,11 +153,11 @@ class SMACHPO(Optimizer):
         super().__init__(space, memory_model, budget, seed, priors=priors)
         self.n_trials, self.n_initial = n_trials, n_initial
         self.challengers, self.local_search_iterations = challengers, local_search_iterations
-        self._smac = None
+        self._smac: Optional[HyperparameterOptimizationFacade] = None
         self._trial_seed: Optional[int] = None
         self._infos: dict[QRConfig, list[Any]] = {}
 
-    def _build(self) -> None:
+    def _build(self) -> HyperparameterOptimizationFacade:
         from smac import HyperparameterOptimizationFacade as HPO
         from smac import Scenario
         from smac.model.random_forest.random_forest import RandomForest
@@ -166,7 +170,7 @@ class SMACHPO(Optimizer):
         self._outdir = tempfile.mkdtemp(prefix="qra-smac-hpo-")
         weakref.finalize(self, shutil.rmtree, self._outdir, True)
         scenario = Scenario(
-            cs, deterministic=True, n_trials=self.n_trials, seed=self.seed, output_directory=self._outdir
+            cs, deterministic=True, n_trials=self.n_trials, seed=self.seed, output_directory=Path(self._outdir)
         )
         self._smac = HPO(
             scenario,
@@ -184,7 +188,7 @@ class SMACHPO(Optimizer):
                 min_samples_split=2,
                 min_samples_leaf=1,
                 max_depth=2**20,
-                max_leaf_nodes=None,
+                max_leaf_nodes=None,  # type: ignore[arg-type]  # smac annotates int; scikit-learn takes None
                 seed=self.seed,
                 n_jobs=1,
             ),
@@ -197,11 +201,11 @@ class SMACHPO(Optimizer):
             overwrite=True,
         )
         _order_local_search_starts(self._smac._acquisition_maximizer)
+        return self._smac
 
     def _ask(self) -> QRConfig:
-        if self._smac is None:
-            self._build()
-        info = self._smac.ask()
+        smac = self._smac if self._smac is not None else self._build()
+        info = smac.ask()
         self._trial_seed = info.seed
         cfg = self.ctx.ensure_feasible(self._codec.to_qrconfig(info.config))
         self._infos.setdefault(cfg, []).append(info)
@@ -210,11 +214,10 @@ class SMACHPO(Optimizer):
     def _tell(self, obs: Observation) -> None:
         from qra_bench.search.trust_region import _trial_value, _user_trial
 
-        if self._smac is None:
-            self._build()
+        smac = self._smac if self._smac is not None else self._build()
         infos = self._infos.get(obs.config)
         info = infos.pop(0) if infos else _user_trial(self._codec, *self.ctx.indices(obs.config), self._trial_seed)
-        self._smac.tell(info, _trial_value(obs.value), save=False)
+        smac.tell(info, _trial_value(obs.value), save=False)
 
 
 # ---------------------------------------------------------------------------------------------------------

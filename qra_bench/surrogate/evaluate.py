@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 from scipy import stats
@@ -236,7 +236,17 @@ def top_decile_split(
 # ---------------------------------------------------------------------------------------------------------
 # Fitting on splits
 # ---------------------------------------------------------------------------------------------------------
-Factory = Callable[[], object]  # an unfitted estimator: fit(X, y, groups=...), predict(X, return_std=True)
+class Estimator(Protocol):
+    """A surrogate estimator (:class:`~qra_bench.surrogate.xgb.XGBEnsemble`,
+    :class:`~qra_bench.surrogate.gp.GPSurrogate`): ``fit`` returns the fitted estimator, and
+    ``predict(X, return_std=True)`` returns ``(mean, std)``."""
+
+    def fit(self, X: Any, y: Any, groups: Any = None) -> Any: ...
+
+    def predict(self, X: Any, return_std: bool = False) -> Any: ...
+
+
+Factory = Callable[[], Estimator]  # an unfitted estimator
 
 
 @dataclass(frozen=True)

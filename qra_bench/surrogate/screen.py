@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
 from qra_bench.errors import QRBenchError
+
+if TYPE_CHECKING:
+    from qra_bench.surrogate.evaluate import Estimator
+    from qra_bench.surrogate.features import FeatureEncoder
 
 __all__ = ["LowFidelityScreen", "low_fidelity_screen"]
 
@@ -23,8 +27,8 @@ __all__ = ["LowFidelityScreen", "low_fidelity_screen"]
 class LowFidelityScreen:
     """``screen(bit_idx, rank_idx) -> (mean, std)`` with mean signed so that higher is better."""
 
-    model: object
-    encoder: object
+    model: Estimator  # fitted
+    encoder: FeatureEncoder
     frac: float
     sign: float
     n_rows: int

@@ -220,7 +220,8 @@ class QRBenchLM(LM):
         """The forward argument that takes a KV cache: ``cache`` (newer transformers) or ``past_key_values``."""
         import inspect
 
-        inner = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        get_base_model = getattr(self.model, "get_base_model", None)  # peft's wrapper: look under it
+        inner = get_base_model() if get_base_model is not None else self.model
         params = inspect.signature(inner.forward).parameters
         return "cache" if "cache" in params else "past_key_values"
 

@@ -133,7 +133,7 @@ def load_records(spec: SFTSpec) -> list[dict[str, str]]:
             "output (or response) and optionally input"
         )
     has_input = "input" in columns
-    out = []
+    out: list[dict[str, str]] = []
     for row in ds:
         inst, resp = row["instruction"], row[answer]
         if not isinstance(inst, str) or not isinstance(resp, str) or not inst.strip() or not resp.strip():
