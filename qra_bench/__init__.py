@@ -33,8 +33,8 @@ _API: dict[str, str] = {
     "get_scenario": "qra_bench.scenarios",
     "list_scenarios": "qra_bench.scenarios",
     "Optimizer": "qra_bench.search.base",
-    "register_optimizer": "qra_bench.search.base",
-    "observe_and_suggest": "qra_bench.search.base",
+    "register_optimizer": "qra_bench.search.registry",
+    "observe_and_suggest": "qra_bench.search.registry",
     "autoqra_search": "qra_bench.search.autoqra",
     "QRConfig": "qra_bench.space",
     "SearchSpace": "qra_bench.space",
@@ -49,6 +49,7 @@ _PACKAGES: dict[str, str] = {
     "qra_bench.harness.benchmark": "qra_bench.harness",
     "qra_bench.harness.runner": "qra_bench.harness",
     "qra_bench.search.base": "qra_bench.search",
+    "qra_bench.search.registry": "qra_bench.search",
     "qra_bench.search.autoqra": "qra_bench.search",
 }
 
@@ -80,7 +81,8 @@ if TYPE_CHECKING:
     from qra_bench.memory import MemoryModel
     from qra_bench.scenarios import Scenario, get_scenario, list_scenarios
     from qra_bench.search.autoqra import autoqra_search
-    from qra_bench.search.base import Optimizer, observe_and_suggest, register_optimizer
+    from qra_bench.search.base import Optimizer
+    from qra_bench.search.registry import observe_and_suggest, register_optimizer
     from qra_bench.space import QRConfig, SearchSpace
     from qra_bench.surrogate.artifact import SurrogateArtifact
     from qra_bench.surrogate.fit import fit_surrogate

@@ -17,7 +17,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from qra_bench.errors import QRBenchError
 from qra_bench.memory import Budget, MemoryModel
-from qra_bench.search.base import Observation, Optimizer, named_variant, register_optimizer
+from qra_bench.search.base import Observation, Optimizer
+from qra_bench.search.registry import named_variant, register_optimizer
 from qra_bench.search.baselines import SMACHPO
 from qra_bench.space import QRConfig, SearchSpace
 
