@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 #: Public name -> the module that defines it.
 _API: dict[str, str] = {
     "Benchmark": "qra_bench.harness.benchmark",
-    "BenchSpec": "qra_bench.harness.runner",
+    "BenchSpec": "qra_bench.harness.spec",
     "run_benchmark": "qra_bench.harness.runner",
     "Scenario": "qra_bench.scenarios",
     "get_scenario": "qra_bench.scenarios",
@@ -48,6 +48,7 @@ _API: dict[str, str] = {
 _PACKAGES: dict[str, str] = {
     "qra_bench.harness.benchmark": "qra_bench.harness",
     "qra_bench.harness.runner": "qra_bench.harness",
+    "qra_bench.harness.spec": "qra_bench.harness",
     "qra_bench.search.base": "qra_bench.search",
     "qra_bench.search.registry": "qra_bench.search",
     "qra_bench.search.autoqra": "qra_bench.search",
@@ -76,7 +77,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from qra_bench.harness.benchmark import Benchmark
-    from qra_bench.harness.runner import BenchSpec, run_benchmark
+    from qra_bench.harness.runner import run_benchmark
+    from qra_bench.harness.spec import BenchSpec
     from qra_bench.data import data_root
     from qra_bench.memory import MemoryModel
     from qra_bench.scenarios import Scenario, get_scenario, list_scenarios

@@ -548,7 +548,8 @@ def bench(
     """Run optimizers x seeds x budgets on a benchmark with a simulated clock; write curves and a leaderboard."""
     from pathlib import Path
 
-    from qra_bench.harness.runner import BenchSpec, load_plugin, parse_duration, run_benchmark
+    from qra_bench.harness.runner import load_plugin, run_benchmark
+    from qra_bench.harness.spec import BenchSpec, parse_duration
     from qra_bench.scenarios import default_budget
 
     for p in plugin or []:
