@@ -84,7 +84,7 @@ def smac_components() -> dict[str, Any]:
     from smac.model.abstract_model import AbstractModel
 
     class PredictorModel(AbstractModel):
-        """SMAC3 model backed by a :data:`Predictor`: mean cost = -quality, variance = std^2."""
+        """SMAC3 model backed by a :data:`~qra_bench.search.predictors.Predictor`: mean cost = -quality, variance = std^2."""
 
         def __init__(self, configspace, owner: "TrustRegionBO", seed: int = 0) -> None:
             super().__init__(configspace, seed=seed)
