@@ -53,7 +53,8 @@ def run_methods(
 ) -> None:
     """Run every (method, seed) that has no result file yet; write each run's evaluations as it finishes."""
     from qra_bench.harness import Benchmark
-    from qra_bench.harness.runner import BenchSpec, run_one
+    from qra_bench.harness.runner import run_one
+    from qra_bench.harness.spec import BenchSpec
     from qra_bench.scenarios import get_scenario
     from qra_bench.harness import outside_optimizers  # noqa: F401  (registers optuna-tpe and smac)
     from qra_bench.surrogate.screen import low_fidelity_screen

@@ -60,7 +60,9 @@ def kendall(a: pd.Series, b: pd.Series) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    from qra_bench.harness.runner import BenchSpec, evaluations_frame, run_benchmark
+    from qra_bench.harness.report import evaluations_frame
+    from qra_bench.harness.runner import run_benchmark
+    from qra_bench.harness.spec import BenchSpec
     from qra_bench.errors import QRBenchError
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -27,14 +27,14 @@ __version__ = "0.1.0"
 #: Public name -> the module that defines it.
 _API: dict[str, str] = {
     "Benchmark": "qra_bench.harness.benchmark",
-    "BenchSpec": "qra_bench.harness.runner",
+    "BenchSpec": "qra_bench.harness.spec",
     "run_benchmark": "qra_bench.harness.runner",
     "Scenario": "qra_bench.scenarios",
     "get_scenario": "qra_bench.scenarios",
     "list_scenarios": "qra_bench.scenarios",
     "Optimizer": "qra_bench.search.base",
-    "register_optimizer": "qra_bench.search.base",
-    "observe_and_suggest": "qra_bench.search.base",
+    "register_optimizer": "qra_bench.search.registry",
+    "observe_and_suggest": "qra_bench.search.registry",
     "autoqra_search": "qra_bench.search.autoqra",
     "QRConfig": "qra_bench.space",
     "SearchSpace": "qra_bench.space",
@@ -48,7 +48,9 @@ _API: dict[str, str] = {
 _PACKAGES: dict[str, str] = {
     "qra_bench.harness.benchmark": "qra_bench.harness",
     "qra_bench.harness.runner": "qra_bench.harness",
+    "qra_bench.harness.spec": "qra_bench.harness",
     "qra_bench.search.base": "qra_bench.search",
+    "qra_bench.search.registry": "qra_bench.search",
     "qra_bench.search.autoqra": "qra_bench.search",
 }
 
@@ -75,12 +77,14 @@ __all__ = [
 
 if TYPE_CHECKING:
     from qra_bench.harness.benchmark import Benchmark
-    from qra_bench.harness.runner import BenchSpec, run_benchmark
+    from qra_bench.harness.runner import run_benchmark
+    from qra_bench.harness.spec import BenchSpec
     from qra_bench.data import data_root
     from qra_bench.memory import MemoryModel
     from qra_bench.scenarios import Scenario, get_scenario, list_scenarios
     from qra_bench.search.autoqra import autoqra_search
-    from qra_bench.search.base import Optimizer, observe_and_suggest, register_optimizer
+    from qra_bench.search.base import Optimizer
+    from qra_bench.search.registry import observe_and_suggest, register_optimizer
     from qra_bench.space import QRConfig, SearchSpace
     from qra_bench.surrogate.artifact import SurrogateArtifact
     from qra_bench.surrogate.fit import fit_surrogate

@@ -4,7 +4,7 @@ One pass over the pipeline on the shipped tiny / news table, in about ten minute
 
 1. verify the shipped results table (schema, content hash against its ``TABLE.md``, enough full-fidelity
    trials) and the shipped surrogate (its manifest bound to that hash); with no surrogate shipped, fit one
-   on the fly (XGBoost ensemble of ``eval_loss``) into the run's folder;
+   on the fly (XGBoost ensemble of ``eval_loss``) into the run's folder (:mod:`qra_bench.job_inputs`);
 2. the memory of the budget (``uniform-4bit``) for tiny and for llama-3.1-8b, one line each;
 3. a budget sweep against the surrogate only (no trials), ~12 budgets over the table's memory range;
 4. AutoQRA at the budget through :func:`qra_bench.search.surrogate_search.run_search`, spending a few real
@@ -24,28 +24,27 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional, TextIO, Union
+from typing import TYPE_CHECKING, Callable, Optional, TextIO
 
 import numpy as np
 import pandas as pd
 
 from qra_bench.errors import QRBenchError
-from qra_bench.memory import human_bytes as _human
+from qra_bench.job_inputs import MIN_FULL_TRIALS, surrogate_for, verify_table, work_table
+from qra_bench.memory import Budget, MemorySettings, human_bytes as _human
+from qra_bench.space import QRConfig
 from qra_bench.table1 import Table1Row, baseline_configs, format_table1, measure, pick_beats_uniform, table1_records
 
-__all__ = ["MIN_FULL_TRIALS", "MainJobSpec", "Progress", "run_main_job", "verify_table"]
+if TYPE_CHECKING:  # the search layer imports the surrogate layer: loaded when the job runs
+    from qra_bench.search.surrogate_search import SurrogateProblem, TableTrials
 
-PathLike = Union[str, os.PathLike]
-#: Full-fidelity (configuration, seed) trials below which the table cannot support a surrogate worth
-#: searching: five-fold grouped cross-validation needs a handful of configurations per fold.
-MIN_FULL_TRIALS = 10
+__all__ = ["MainJobSpec", "Progress", "run_main_job"]
+
 #: Hyper-parameters of a surrogate fitted on the fly (the estimator's defaults; tests shrink them).
 FIT_PARAMS: dict = {}
 N_STAGES = 6
@@ -110,101 +109,13 @@ class Progress:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Stage 1: the table and the surrogate
-# ---------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TableCheck:
-    """A verified table: its validate line, content hash, full-fidelity trials and what its card said."""
-
-    path: Path
-    validated: str
-    content_hash: str
-    n_full_trials: int
-    card: str
-
-
-def verify_table(path: PathLike, min_trials: int = MIN_FULL_TRIALS) -> TableCheck:
-    """Validate the table's parts, check its hash against ``TABLE.md`` (when present) and count its trials.
-
-    Raises :class:`QRBenchError` (one line for the user) when the table is missing, corrupt, described by a
-    stale card, or has fewer than ``min_trials`` full-fidelity ok trials.
-    """
-    from qra_bench.table import ResultsTable
-    from qra_bench.table_report import verify_card
-
-    table = ResultsTable(path)
-    collect_hint = f"collect one with `qra-bench collect --model tiny --task news --design stratified --out {path}`"
-    if not table.exists or (table.path.is_dir() and not table.part_paths()):
-        raise QRBenchError(f"no results table at {path}; {collect_hint}")
-    validated = table.validate()  # TableError (a QRBenchError) names the first bad part
-    content_hash = table.content_hash()
-    card = verify_card(path)  # a changed part, an edited parts list or a stale card is a one-line TableError
-    frame = table.read()
-    full = frame[np.isclose(frame["fidelity_frac"].astype(float), 1.0) & frame["eval_loss"].notna()]
-    n_full = int(full.groupby(["config_hash", "seed"]).ngroups) if len(full) else 0
-    if n_full < min_trials:
-        raise QRBenchError(
-            f"table {path} has {n_full} full-fidelity trials; the main job needs at least {min_trials} "
-            f"(--min-trials); {collect_hint}"
-        )
-    return TableCheck(Path(path), validated, content_hash, n_full, card)
-
-
-def _surrogate(spec: MainJobSpec, table: Path, out: Path, say: Callable[[str], None]) -> tuple[Path, str]:
-    """The surrogate directory to search with and a line saying where it came from: the shipped one (loaded,
-    so its model sha256 and table binding are checked) or, if none is shipped, one fitted now into ``out``."""
-    from qra_bench.surrogate.artifact import MANIFEST_FILE, SurrogateArtifact
-
-    shipped = Path(spec.surrogate)
-    if (shipped / MANIFEST_FILE).is_file():
-        artifact = SurrogateArtifact.load(shipped, table_path=table)  # refuses a table it was not fitted on
-        r = artifact.manifest["metrics"]["random_5fold"]
-        return shipped, (
-            f"{shipped}: {artifact.manifest['model']['kind']} of {artifact.target}, bound to the table "
-            f"hash (verified); random 5-fold R2 {r.get('r2', math.nan):.3f}, "
-            f"Spearman {r.get('spearman', math.nan):.3f}"
-        )
-    from qra_bench.surrogate.fit import fit_surrogate
-
-    fitted = out / "surrogate"
-    if fitted.exists() and any(fitted.iterdir()):
-        raise QRBenchError(f"{fitted} already holds a surrogate; give the run a fresh --out folder")
-    say(f"  no surrogate at {shipped}: fitting an xgb surrogate of eval_loss on the fly into {fitted}")
-    t0 = time.perf_counter()
-    artifact = fit_surrogate(
-        table, target="eval_loss", model="xgb", out=fitted, seed=spec.seed, params=FIT_PARAMS or None
-    )
-    r = artifact.manifest["metrics"]["random_5fold"]
-    return fitted, (
-        f"{fitted}: NOT SHIPPED, fitted on the fly in {time.perf_counter() - t0:.1f} s (xgb of eval_loss; "
-        f"random 5-fold R2 {r.get('r2', math.nan):.3f}, Spearman {r.get('spearman', math.nan):.3f}); "
-        f"ship one with `qra-bench fit --table {spec.table} --target eval_loss --out {shipped}`"
-    )
-
-
-def _work_table(check: TableCheck, out: Path, append: bool) -> Path:
-    """The table real trials append to: the shipped one (``append``) or a copy of its parts in ``out/table``."""
-    if append:
-        return check.path
-    work = out / "table"
-    if work.exists() and any(work.iterdir()):
-        raise QRBenchError(f"{work} already holds a table; give the run a fresh --out folder")
-    work.mkdir(parents=True, exist_ok=True)
-    from qra_bench.table import ResultsTable
-
-    for part in ResultsTable(check.path).part_paths():
-        shutil.copy2(part, work / part.name)
-    return work
-
-
-# ---------------------------------------------------------------------------------------------------------
 # Stage 2: memory of the budget
 # ---------------------------------------------------------------------------------------------------------
-def memory_lines(budget: str, settings) -> list[str]:
+def memory_lines(budget: str, settings: MemorySettings) -> list[str]:
     """One line per architecture: the budget's bytes for tiny under ``settings`` (the table's convention) and
     for llama-3.1-8b in bf16 with the same layout (how that model is fine-tuned), each split in two."""
     from qra_bench.arch import load_arch
-    from qra_bench.memory import MemoryModel, MemorySettings
+    from qra_bench.memory import MemoryModel
 
     lines = []
     bf16 = MemorySettings(backend=settings.backend, group_size=settings.group_size)
@@ -242,13 +153,12 @@ def _noise(frame: pd.DataFrame, metric: str) -> float:
 
 
 def _default_out() -> Path:
+    """``runs/<UTC timestamp>``."""
     return Path("runs") / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
 
 
-def _sweep_budgets(problem, n: int):
+def _sweep_budgets(problem: SurrogateProblem, n: int) -> list[Budget]:
     """``n`` budgets evenly spaced over the memory (budget convention) of the table's configurations."""
-    from qra_bench.memory import Budget
-
     bi, ri, _ = problem.table_configs()
     if len(bi) == 0:
         raise QRBenchError(f"table {problem.table_path} has no configurations on the surrogate's ladders")
@@ -292,6 +202,8 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print, progres
 
     say = progress or Progress()
     spec = resolve_spec(spec)
+    # resolve_spec fills in all three (from the scenario, or defaults for a table given alone)
+    assert spec.table is not None and spec.surrogate is not None and spec.budget is not None
     if spec.real_evals < 0:
         raise QRBenchError(f"--real-evals must be >= 0, got {spec.real_evals}")
     if spec.n_budgets < 1:
@@ -299,9 +211,11 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print, progres
     # Without --threads: the free cores (affinity minus load), so trials never oversubscribe a shared machine.
     from qra_bench.execution import choose_threads
 
-    choice = None if spec.threads else choose_threads()
-    threads = spec.threads or choice.threads
-    thread_note = f"{threads} threads" if choice is None else choice.describe()
+    if spec.threads:
+        threads, thread_note = spec.threads, f"{spec.threads} threads"
+    else:
+        choice = choose_threads()
+        threads, thread_note = choice.threads, choice.describe()
 
     # 1. table and surrogate ------------------------------------------------------------------------------
     say.stage(1, f"verify the table {spec.table} and the surrogate {spec.surrogate}")
@@ -310,8 +224,10 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print, progres
     out.mkdir(parents=True, exist_ok=True)
     # The snapshot first: a collection may be appending to the table, and the surrogate (shipped or fitted
     # now) is bound to the rows the run actually reads.
-    work = _work_table(check, out, spec.append_to_table)
-    surrogate_path, surrogate_line = _surrogate(spec, work, out, say)
+    work = work_table(check, out, spec.append_to_table)
+    surrogate_path, surrogate_line = surrogate_for(
+        Path(spec.surrogate), work, out, say, seed=spec.seed, table_arg=spec.table, params=FIT_PARAMS or None
+    )
     problem = load_problem(work, surrogate_path)
     budget = problem.memory_model.budget(spec.budget)
     model_name, task_name = problem.recipe("model_name"), problem.recipe("task_name")
@@ -394,10 +310,10 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print, progres
     cfg = outcome.config
     frame = problem.frame  # the table as loaded, before this run's trials
     noise = _noise(frame, metric)
-    runners: dict[int, object] = {spec.seed: trials} if trials else {}
+    runners: dict[int, TableTrials] = {spec.seed: trials} if trials else {}
     finals = [r for r in (trials.finals if trials else [])]
 
-    def run_live(c, seed: int) -> None:
+    def run_live(c: QRConfig, seed: int) -> None:
         from qra_bench.search.surrogate_search import TableTrials
 
         runner = runners.get(seed) or TableTrials(problem, seed=seed, steps=spec.steps, threads=threads, progress=say)
@@ -406,7 +322,7 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print, progres
         runner([c])
         finals.append(runner.finals[-1])
 
-    def measured(label: str, c, fresh_ok: bool) -> Table1Row:
+    def measured(label: str, c: QRConfig, fresh_ok: bool) -> Table1Row:
         mine = [f for f in finals if f.config_hash == c.hash]
         table_rows = frame if not mine else pd.concat([frame, pd.DataFrame([m.to_dict() for m in mine])])
         value, se, acc, n = measure(table_rows, c.hash, metric, noise)
@@ -476,7 +392,6 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print, progres
         f"{outcome.predicted_std:.4f}"
     )
     (out / "table1.md").write_text(f"```\n{table1}\n```\n\n{verdict}\n")
-    trials = next(iter(runners.values()), None) if runners else trials
     record = search_record(problem, outcome)
     record["table1"] = table1_records(rows)
     record["table1_verdict"] = {"beats_best_fitting_uniform": beats, "why": why}

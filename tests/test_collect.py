@@ -176,7 +176,7 @@ def test_make_design_rejects_unknown_names_and_missing_inputs(tmp_path):
 def test_a_learning_rate_given_on_the_command_line_replaces_only_the_recipes_learning_rate():
     from dataclasses import replace
 
-    from qra_bench.cli import _trial_settings
+    from qra_bench.cli.options import trial_settings as _trial_settings
 
     default = _trial_settings(None, "torchao", 128, 1)
     assert _trial_settings(None, "torchao", 128, 1, 7e-4) == replace(default, lr=7e-4)

@@ -22,7 +22,7 @@ def _python(code: str) -> subprocess.CompletedProcess:
 
 def test_every_public_name_resolves_to_its_defining_object():
     from qra_bench.harness.benchmark import Benchmark
-    from qra_bench.search.base import register_optimizer
+    from qra_bench.search.registry import register_optimizer
     from qra_bench.space import QRConfig
 
     names = set(qra_bench.__all__) - {"__version__"}

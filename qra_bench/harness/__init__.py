@@ -12,7 +12,8 @@ Typical use::
                            out="runs/demo")
 
 Importing this package registers the adapters ``optuna-tpe``, ``smac`` and ``pool-random``. ``__all__`` is the
-public surface; the records and helpers stay importable from ``benchmark``, ``runner`` and ``outside_optimizers``.
+public surface; the records and helpers stay importable from ``benchmark``, ``spec``, ``runner``, ``report`` and
+``outside_optimizers``.
 """
 
 from qra_bench.harness.benchmark import (
@@ -25,7 +26,8 @@ from qra_bench.harness.benchmark import (
     available_benchmarks,
 )
 from qra_bench.harness import outside_optimizers  # noqa: F401  (registers optuna-tpe, smac and pool-random)
-from qra_bench.harness.runner import BenchReport, BenchSpec, load_plugin, run_benchmark
+from qra_bench.harness.runner import BenchReport, load_plugin, run_benchmark
+from qra_bench.harness.spec import BenchSpec
 
 __all__ = [
     "BENCHMARK_BACKENDS",

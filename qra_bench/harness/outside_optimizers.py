@@ -13,13 +13,19 @@ Every proposal still goes through :meth:`Optimizer.ask`'s repair, so the memory 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from qra_bench.errors import QRBenchError
 from qra_bench.memory import Budget, MemoryModel
-from qra_bench.search.base import Observation, Optimizer, named_variant, register_optimizer
+from qra_bench.search.base import Observation, Optimizer, Priors
+from qra_bench.search.registry import named_variant, register_optimizer
 from qra_bench.search.baselines import SMACHPO
 from qra_bench.space import QRConfig, SearchSpace
+
+if TYPE_CHECKING:  # optuna is imported on first use; importance.py pulls in torch
+    from optuna.distributions import BaseDistribution
+
+    from qra_bench.importance import ImportancePriors
 
 __all__ = ["OptunaOptimizer", "PoolRandomSearch"]
 
@@ -51,7 +57,7 @@ class OptunaOptimizer(Optimizer):
         budget: "Budget | int | str",
         seed: int = 0,
         *,
-        priors=None,
+        priors: "Priors | ImportancePriors | None" = None,
         sampler: Optional[Callable[[int], Any]] = None,
         n_startup: int = 10,
     ) -> None:
@@ -67,7 +73,7 @@ class OptunaOptimizer(Optimizer):
         self._bit_names = [f"bits_{l:0{width}d}" for l in range(space.n_blocks)]
         self._rank_names = [f"rank_{l:0{width}d}" for l in range(space.n_blocks)]
         dist = optuna.distributions.CategoricalDistribution
-        self._dists = {
+        self._dists: dict[str, BaseDistribution] = {
             **{n: dist(list(space.bits)) for n in self._bit_names},
             **{n: dist(list(space.ranks)) for n in self._rank_names},
         }
@@ -85,7 +91,8 @@ class OptunaOptimizer(Optimizer):
     def _ask(self) -> QRConfig:
         trial = self.study.ask(self._dists)
         proposed = QRConfig(
-            bits=[trial.params[n] for n in self._bit_names], ranks=[trial.params[n] for n in self._rank_names]
+            bits=tuple(trial.params[n] for n in self._bit_names),
+            ranks=tuple(trial.params[n] for n in self._rank_names),
         )
         cfg = self.ctx.ensure_feasible(proposed)
         self._asked.setdefault(cfg, []).append((trial, cfg == proposed))
@@ -134,7 +141,7 @@ class PoolRandomSearch(Optimizer):
         budget: "Budget | int | str",
         seed: int = 0,
         *,
-        priors=None,
+        priors: "Priors | ImportancePriors | None" = None,
         pool: Optional[Sequence[QRConfig]] = None,
     ) -> None:
         super().__init__(space, memory_model, budget, seed, priors=priors)

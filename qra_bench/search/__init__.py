@@ -6,20 +6,16 @@ imported when a SMAC3-based optimizer is first asked.
 
 ``__all__`` is the public surface: the protocol (:class:`Optimizer`, :class:`SearchContext`, the registry), the
 AutoQRA search and the optimizers it is compared with. Building blocks (operators, predictors, NSGA-II
-helpers) stay importable from their modules (``qra_bench.search.operators``, ``.base``, ``.nsga2``, ...).
+helpers) stay importable from their modules (``qra_bench.search.operators``, ``.predictors``, ``.nsga2``, ...).
 """
 
-from qra_bench.search.base import (
+from qra_bench.search.base import Observation, Optimizer, Priors, SearchContext, result_value
+from qra_bench.search.registry import (
     ENTRY_POINT_GROUP,
-    Observation,
-    Optimizer,
-    Priors,
-    SearchContext,
     available_optimizers,
     make_optimizer,
     observe_and_suggest,
     register_optimizer,
-    result_value,
 )
 from qra_bench.search.evolution import EvolutionOptimizer, EvolutionSettings, evolve
 from qra_bench.search.trust_region import TrustRegionBO

@@ -16,39 +16,34 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, TypeVar
 
 import numpy as np
 
 from qra_bench.errors import QRBenchError
 from qra_bench.memory import Budget, MemoryBreakdown, MemoryModel
 from qra_bench.space import QRConfig, SearchSpace
-from qra_bench.search.base import (
-    named_variant,
-    CountingPredictor,
-    Observation,
-    Optimizer,
-    Predictor,
-    SearchContext,
-    register_optimizer,
-)
+from qra_bench.search.axes import Restriction, restrict_axes
+from qra_bench.search.base import Observation, Optimizer, Priors, SearchContext
+from qra_bench.search.predictors import CountingPredictor, Predictor
+from qra_bench.search.registry import named_variant, register_optimizer
 from qra_bench.search.evolution import EvolutionOptimizer, EvolutionSettings, evolve
 from qra_bench.search.trust_region import TrustRegionBO
 
 __all__ = [
-    "AXES",
     "AutoQRAOptimizer",
     "AutoQRASettings",
     "Candidate",
-    "Restriction",
     "SearchRecord",
     "SearchResult",
     "autoqra_search",
-    "restrict_axes",
 ]
 
-AXES = ("both", "bits", "ranks")
+if TYPE_CHECKING:  # importance.py pulls in torch
+    from qra_bench.importance import ImportancePriors
+
 RealEval = Callable[[list[QRConfig]], Sequence[float]]
+_T = TypeVar("_T")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -141,65 +136,6 @@ class AutoQRASettings:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Bits-only / rank-only: the same search in a subspace whose other ladder has one rung
-# ---------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Restriction:
-    """A subspace with one axis fixed, its memory model, and the maps back to the full ladders' indices.
-
-    Configurations of the subspace are configurations of the full space (same values), so they are asked
-    and told unchanged; only predictors need the index map (:meth:`predictor`).
-    """
-
-    space: SearchSpace
-    memory_model: MemoryModel
-    bit_map: np.ndarray
-    rank_map: np.ndarray
-
-    def predictor(self, full: Predictor) -> Predictor:
-        def sub(bit_idx: np.ndarray, rank_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return full(self.bit_map[np.asarray(bit_idx)], self.rank_map[np.asarray(rank_idx)])
-
-        return sub
-
-
-def restrict_axes(
-    space: SearchSpace,
-    memory_model: MemoryModel,
-    budget: "Budget | int | str",
-    axes: str,
-    fixed_bits: int = 4,
-    fixed_rank: int = 16,
-) -> Optional[Restriction]:
-    """``None`` for ``axes="both"``; else the subspace searching only bits (rank fixed) or only ranks (bits
-    fixed). The fixed value is ``fixed_rank``/``fixed_bits`` (or the nearest rung of the ladder), lowered
-    rung by rung until the subspace's smallest configuration fits the budget."""
-    if axes not in AXES:
-        raise QRBenchError(f"unknown axes {axes!r}; allowed: {', '.join(AXES)}")
-    if axes == "both":
-        return None
-    limit = SearchContext.build(space, memory_model, budget).budget_bytes
-    ladder, target = (space.ranks, fixed_rank) if axes == "bits" else (space.bits, fixed_bits)
-    start = int(np.argmin([abs(v - target) for v in ladder]))
-    for j in range(start, -1, -1):
-        if axes == "bits":
-            sub = SearchSpace(space.n_blocks, bits=space.bits, ranks=(ladder[j],))
-        else:
-            sub = SearchSpace(space.n_blocks, bits=(ladder[j],), ranks=space.ranks)
-        mm = MemoryModel(memory_model.arch, memory_model.settings, sub)
-        if mm.total_bytes(sub.min_config()) <= limit:
-            return Restriction(
-                space=sub,
-                memory_model=mm,
-                bit_map=np.asarray([space.bits.index(b) for b in sub.bits], dtype=np.int64),
-                rank_map=np.asarray([space.ranks.index(r) for r in sub.ranks], dtype=np.int64),
-            )
-    # Nothing fits at any fixed value: let SearchContext raise the usual InfeasibleBudgetError.
-    SearchContext.build(space, memory_model, budget).repair(space.min_config())
-    raise QRBenchError(f"no {axes}-only subspace fits the budget")  # pragma: no cover - repair raised above
-
-
-# ---------------------------------------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------------------------------------
 def autoqra_search(
@@ -207,7 +143,7 @@ def autoqra_search(
     memory_model: MemoryModel,
     budget: "Budget | int | str",
     predictor: Predictor,
-    priors=None,
+    priors: "Priors | ImportancePriors | None" = None,
     seed: int = 0,
     real_eval: Optional[RealEval] = None,
     real_evals: int = 6,
@@ -274,7 +210,7 @@ def autoqra_search(
 
     # Stage 2
     measured: dict[QRConfig, float] = {}
-    bo_kw = dict(
+    bo_kw: dict[str, Any] = dict(
         priors=ctx.priors,
         radius=settings.radius,
         max_radius=max(settings.radius, settings.max_radius),
@@ -380,8 +316,10 @@ def _idx(ctx: SearchContext, cfg: QRConfig) -> tuple[np.ndarray, np.ndarray]:
     return bi[None, :], ri[None, :]
 
 
-def _dedupe(items):
-    seen, out = set(), []
+def _dedupe(items: Iterable[_T]) -> list[_T]:
+    """``items`` without repeated configurations (an item's ``config``, or the item itself), first kept."""
+    seen: set[Any] = set()
+    out: list[_T] = []
     for it in items:
         key = getattr(it, "config", it)
         if key not in seen:
@@ -426,7 +364,7 @@ class AutoQRAOptimizer(Optimizer):
     until its hypervolume stalls), then Stage 2 (:class:`TrustRegionBO`) seeded with every Stage-1 result.
 
     ``predictor`` screens and drives EI when given; otherwise both stages fit a
-    :class:`~qra_bench.search.base.GPPredictor` to the told results. ``axes="bits"``/``"ranks"`` searches
+    :class:`~qra_bench.search.predictors.GPPredictor` to the told results. ``axes="bits"``/``"ranks"`` searches
     one axis with the other fixed (see :func:`restrict_axes`).
     """
 
@@ -439,7 +377,7 @@ class AutoQRAOptimizer(Optimizer):
         budget: "Budget | int | str",
         seed: int = 0,
         *,
-        priors=None,
+        priors: "Priors | ImportancePriors | None" = None,
         predictor: Optional[Predictor] = None,
         stage1_evals: int = 12,
         evolution_settings: Optional[EvolutionSettings] = None,

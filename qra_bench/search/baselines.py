@@ -24,7 +24,8 @@ import numpy as np
 from qra_bench.errors import QRBenchError
 from qra_bench.memory import Budget, MemoryModel
 from qra_bench.space import QRConfig, SearchSpace
-from qra_bench.search.base import Observation, Optimizer, SearchContext, named_variant, register_optimizer
+from qra_bench.search.base import Observation, Optimizer, SearchContext
+from qra_bench.search.registry import named_variant, register_optimizer
 
 if TYPE_CHECKING:
     from smac import HyperparameterOptimizationFacade
@@ -162,7 +163,7 @@ class SMACHPO(Optimizer):
         from smac import Scenario
         from smac.model.random_forest.random_forest import RandomForest
 
-        from qra_bench.search.trust_region import _Codec, _quiet_smac, configuration_space
+        from qra_bench.search.smac_bridge import Codec as _Codec, configuration_space, quiet_smac as _quiet_smac
 
         _quiet_smac()
         cs = configuration_space(self.space, seed=self.seed)
@@ -212,7 +213,7 @@ class SMACHPO(Optimizer):
         return cfg
 
     def _tell(self, obs: Observation) -> None:
-        from qra_bench.search.trust_region import _trial_value, _user_trial
+        from qra_bench.search.smac_bridge import trial_value as _trial_value, user_trial as _user_trial
 
         smac = self._smac if self._smac is not None else self._build()
         infos = self._infos.get(obs.config)

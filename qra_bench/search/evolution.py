@@ -24,15 +24,9 @@ import numpy as np
 from qra_bench.memory import Budget, MemoryModel
 from qra_bench.space import QRConfig, SearchSpace
 from qra_bench.search import nsga2
-from qra_bench.search.base import (
-    CountingPredictor,
-    GPPredictor,
-    Optimizer,
-    Predictor,
-    SearchContext,
-    refit_gp,
-    register_optimizer,
-)
+from qra_bench.search.base import Optimizer, SearchContext
+from qra_bench.search.predictors import CountingPredictor, GPPredictor, Predictor, refit_gp
+from qra_bench.search.registry import register_optimizer
 from qra_bench.search.operators import OPERATORS, apply_operator, fill_budget, jitter, warm_start
 
 __all__ = ["ArchiveEntry", "EvolutionOptimizer", "EvolutionResult", "EvolutionSettings", "evolve", "prior_score"]
@@ -375,7 +369,7 @@ class EvolutionOptimizer(Optimizer):
     """Stage 1 behind ask/tell ("evolution only").
 
     Each generation's offspring are screened by ``predictor`` if given, else by a
-    :class:`~qra_bench.search.base.GPPredictor` fitted to the told results (after ``min_fit`` of them),
+    :class:`~qra_bench.search.predictors.GPPredictor` fitted to the told results (after ``min_fit`` of them),
     else by :func:`prior_score`; the ``top_k`` (default 6) are asked one by one. Selection runs on the told
     values. :attr:`converged` turns True when the hypervolume stalls; asking further keeps evolving.
     """

@@ -36,7 +36,9 @@ from qra_bench.errors import QRBenchError
 from qra_bench.memory import Budget, MemoryBreakdown, MemoryModel, MemorySettings
 from qra_bench.space import QRConfig, SearchSpace
 from qra_bench.search.autoqra import AutoQRASettings, autoqra_search
-from qra_bench.search.base import Predictor, Priors, as_priors, make_optimizer
+from qra_bench.search.base import Priors, as_priors
+from qra_bench.search.predictors import Predictor
+from qra_bench.search.registry import make_optimizer
 from qra_bench.surrogate.artifact import SurrogateArtifact
 
 if TYPE_CHECKING:  # torch-importing modules, loaded only for real trials and exports

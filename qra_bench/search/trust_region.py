@@ -3,11 +3,12 @@
 SMAC3 runs the loop: its ``ConfigurationSpace`` has one ordinal hyperparameter per block for bits
 (``bits_00``...) and one for ranks (``rank_00``...); its intensifier and runhistory decide what is asked and
 keep every result; its config selector trains the model and maximizes the acquisition function on every ask.
-We plug three components into that machinery (the facade pattern SMAC3 is built for):
+We plug three components into that machinery (the facade pattern SMAC3 is built for; they live in
+:mod:`qra_bench.search.smac_bridge`):
 
 - **model** :class:`PredictorModel`, an ``AbstractModel`` whose mean and variance come from our predictor
   (cost = -quality, variance = std^2). The predictor is fitted outside SMAC by the surrogate layer (or, with
-  no surrogate, is a :class:`~qra_bench.search.base.GPPredictor` fitted to this optimizer's own results),
+  no surrogate, is a :class:`~qra_bench.search.predictors.GPPredictor` fitted to this optimizer's own results),
   so ``_train`` is a no-op.
 - **acquisition** :class:`ClippedEI`, SMAC3's expected improvement, clipped at 0: SMAC3's ``EI`` raises a
   ``ValueError`` when round-off makes a far-off candidate's EI slightly negative.
@@ -33,172 +34,40 @@ What SMAC3 2.x cannot express, and how we do it while SMAC3 still drives the loo
 
 from __future__ import annotations
 
-import functools
-import logging
 import math
 import shutil
 import tempfile
 import weakref
-from typing import Any, Optional, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
 from qra_bench.memory import Budget, MemoryModel
 from qra_bench.space import QRConfig, SearchSpace
-from qra_bench.search.base import (
-    CountingPredictor,
-    GPPredictor,
-    Observation,
-    Optimizer,
-    Predictor,
-    refit_gp,
-    register_optimizer,
-)
+from qra_bench.search.base import Observation, Optimizer, Priors
+from qra_bench.search.predictors import CountingPredictor, GPPredictor, Predictor, refit_gp
+from qra_bench.search.registry import register_optimizer
 from qra_bench.search.operators import fill_budget, warm_start
+from qra_bench.search.smac_bridge import (
+    Codec,
+    configuration_space,
+    quiet_smac,
+    smac_components,
+    trial_value,
+    user_trial,
+)
 
-__all__ = ["TrustRegionBO", "configuration_space"]
+if TYPE_CHECKING:  # SMAC3 is imported on first use only; importance.py pulls in torch
+    from smac.facade.hyperparameter_optimization_facade import HyperparameterOptimizationFacade as HPO
 
+    from qra_bench.importance import ImportancePriors
 
-def configuration_space(space: SearchSpace, seed: int = 0, default: Optional[QRConfig] = None):
-    """SMAC3 ``ConfigurationSpace``: ordinal ``bits_XX`` and ``rank_XX`` per block (default: ``default``)."""
-    from ConfigSpace import ConfigurationSpace, OrdinalHyperparameter
-
-    default = default or space.uniform(space.bits[len(space.bits) // 2], space.ranks[len(space.ranks) // 2])
-    cs = ConfigurationSpace(seed=seed)
-    width = max(2, len(str(space.n_blocks - 1)))
-    cs.add(
-        [
-            OrdinalHyperparameter(f"bits_{l:0{width}d}", list(space.bits), default_value=default.bits[l])
-            for l in range(space.n_blocks)
-        ]
-        + [
-            OrdinalHyperparameter(f"rank_{l:0{width}d}", list(space.ranks), default_value=default.ranks[l])
-            for l in range(space.n_blocks)
-        ]
-    )
-    return cs
-
-
-class _Codec:
-    """Rung indices <-> SMAC ``Configuration`` vectors (an ordinal's vector value is its rung index)."""
-
-    def __init__(self, space: SearchSpace, cs) -> None:
-        from ConfigSpace import Configuration
-
-        self._Configuration, self.cs, self.space = Configuration, cs, space
-        width = max(2, len(str(space.n_blocks - 1)))
-        self.bcols = np.array([cs.index_of[f"bits_{l:0{width}d}"] for l in range(space.n_blocks)])
-        self.rcols = np.array([cs.index_of[f"rank_{l:0{width}d}"] for l in range(space.n_blocks)])
-        self.dim = 2 * space.n_blocks
-
-    def to_configuration(self, bi: np.ndarray, ri: np.ndarray):
-        vec = np.empty(self.dim, dtype=float)
-        vec[self.bcols], vec[self.rcols] = bi, ri
-        return self._Configuration(self.cs, vector=vec)
-
-    def vectors_to_indices(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        X = np.rint(np.atleast_2d(X)).astype(np.int64)
-        return X[:, self.bcols], X[:, self.rcols]
-
-    def to_qrconfig(self, config) -> QRConfig:
-        bi, ri = self.vectors_to_indices(config.get_array()[None, :])
-        return self.space.from_indices(bi[0], ri[0])
-
-
-@functools.lru_cache(maxsize=1)
-def _smac_components() -> dict[str, Any]:
-    """Define the SMAC3 subclasses on first use, so importing qra_bench.search does not import SMAC3 (and dask)."""
-    from scipy.stats import norm
-    from smac.acquisition.function.expected_improvement import EI
-    from smac.acquisition.maximizer.abstract_acquisition_maximizer import AbstractAcquisitionMaximizer
-    from smac.model.abstract_model import AbstractModel
-
-    class PredictorModel(AbstractModel):
-        """SMAC3 model backed by a :data:`Predictor`: mean cost = -quality, variance = std^2."""
-
-        def __init__(self, configspace, owner: "TrustRegionBO", seed: int = 0) -> None:
-            super().__init__(configspace, seed=seed)
-            self._owner = weakref.proxy(owner)
-
-        @property
-        def meta(self) -> dict[str, Any]:
-            return {**super().meta, "name": "PredictorModel"}
-
-        def _train(self, X: np.ndarray, Y: np.ndarray) -> "PredictorModel":
-            return self  # fitted outside SMAC3: the surrogate layer, or TrustRegionBO's own GPPredictor
-
-        def _predict(self, X: np.ndarray, covariance_type: str | None = "diagonal"):
-            if covariance_type not in (None, "diagonal", "std"):
-                raise ValueError(f"PredictorModel gives independent marginals only, not covariance {covariance_type!r}")
-            mean, std = self._owner._predict_vectors(X)
-            second = std if covariance_type == "std" else std**2
-            return -mean.reshape(-1, 1), (None if covariance_type is None else second.reshape(-1, 1))
-
-    class ClippedEI(EI):
-        """SMAC3's expected improvement (minimizing cost), clipped at 0 instead of raising on round-off."""
-
-        def _compute(self, X: np.ndarray) -> np.ndarray:
-            if self._eta is None:
-                raise ValueError("EI needs the incumbent's cost: call update(eta=...) first")
-            m, v = self._model.predict_marginalized(X)
-            s = np.sqrt(v)
-            imp = self._eta - m - self._xi
-            z = imp / s
-            return np.maximum(imp * norm.cdf(z) + s * norm.pdf(z), 0.0)
-
-    class TrustRegionMaximizer(AbstractAcquisitionMaximizer):
-        """Maximizes the acquisition over :meth:`TrustRegionBO.region_candidates` (repaired, feasible, new)."""
-
-        def __init__(self, configspace, owner: "TrustRegionBO", seed: int = 0) -> None:
-            super().__init__(configspace, challengers=owner.n_candidates, seed=seed)
-            self._owner = weakref.proxy(owner)
-
-        def _maximize(self, previous_configs, n_points: int):
-            owner = self._owner
-            bi, ri = owner.region_candidates()
-            owner._exhausted = len(bi) == 0
-            if owner._exhausted:
-                # Nothing new fits the budget (at a budget only one configuration meets, say). SMAC3's
-                # challenger list indexes its first entry whatever its length, so hand it the centre, whose
-                # value is known: _ask returns it with the search converged.
-                owner.last_max_ei = 0.0
-                b, r = owner.ctx.indices(owner.center)
-                return [(0.0, owner._codec.to_configuration(b, r))]
-            configs = [owner._codec.to_configuration(b, r) for b, r in zip(bi, ri)]
-            acq = np.asarray(self._acquisition_function(configs), dtype=float).reshape(-1)
-            order = np.lexsort((np.arange(len(acq)), -acq))  # best first; ties keep candidate order
-            owner.last_max_ei = float(acq[order[0]])
-            return [(float(acq[i]), configs[i]) for i in order[:n_points]]
-
-    return {"PredictorModel": PredictorModel, "ClippedEI": ClippedEI, "TrustRegionMaximizer": TrustRegionMaximizer}
+__all__ = ["TrustRegionBO"]
 
 
 def _index_key(bi: np.ndarray, ri: np.ndarray) -> bytes:
     return np.concatenate([bi, ri]).astype(np.int8).tobytes()
-
-
-def _user_trial(codec: "_Codec", bi: np.ndarray, ri: np.ndarray, seed: Optional[int]):
-    """A SMAC3 ``TrialInfo`` for a result told without an ask. It carries the seed SMAC3's intensifier uses for
-    asked trials (``seed``; 0 before the first ask, which the intensifier then adopts), so the intensifier
-    compares it with them; a trial without a seed would make SMAC3 refuse its runhistory."""
-    from smac.runhistory.dataclasses import TrialInfo
-
-    return TrialInfo(config=codec.to_configuration(bi, ri), seed=0 if seed is None else int(seed))
-
-
-def _quiet_smac() -> None:
-    # SMAC3 logs every ask at INFO and warns when it falls back to random sampling; keep its own namespace
-    # quiet rather than let the facade's setup_logging rewrite the root logger.
-    logging.getLogger("smac").setLevel(logging.ERROR)
-
-
-def _trial_value(value: float):
-    from smac.runhistory.dataclasses import TrialValue
-    from smac.runhistory.enumerations import StatusType
-
-    if math.isnan(value):
-        return TrialValue(cost=float("inf"), status=StatusType.CRASHED)
-    return TrialValue(cost=-float(value))
 
 
 @register_optimizer("bo")
@@ -208,7 +77,7 @@ class TrustRegionBO(Optimizer):
     Parameters
     ----------
     predictor
-        Quality predictor for EI; default: a :class:`~qra_bench.search.base.GPPredictor` refitted to the
+        Quality predictor for EI; default: a :class:`~qra_bench.search.predictors.GPPredictor` refitted to the
         told results.
     start
         Initial design: configurations, or ``(configuration, known quality)`` pairs whose value is already
@@ -228,7 +97,7 @@ class TrustRegionBO(Optimizer):
         Most infeasible candidates repaired per ask (the rest are dropped), to bound the cost of an ask.
     correct
         With a ``predictor``: correct it by a GP on its residuals at the told results
-        (:class:`~qra_bench.search.base.GPPredictor` with ``prior``), so a fixed or low-fidelity predictor
+        (:class:`~qra_bench.search.predictors.GPPredictor` with ``prior``), so a fixed or low-fidelity predictor
         learns from what was measured. Off when the told values are the predictor's own (a search against the
         surrogate only), where the residuals are zero.
     """
@@ -242,7 +111,7 @@ class TrustRegionBO(Optimizer):
         budget: "Budget | int | str",
         seed: int = 0,
         *,
-        priors=None,
+        priors: "Priors | ImportancePriors | None" = None,
         predictor: Optional[Predictor] = None,
         start: Sequence["QRConfig | tuple[QRConfig, float]"] = (),
         radius: int = 2,
@@ -288,8 +157,10 @@ class TrustRegionBO(Optimizer):
             ref = self.budget.reference
             if ref is not None and ref.bits[0] in space.bits and ref.ranks[0] in space.ranks:
                 starts.append((self.ctx.ensure_feasible(space.config(ref.bits, ref.ranks)), None))
-        seen: set[QRConfig] = set()
-        self._start = [(c, v) for c, v in starts if not (c in seen or seen.add(c))]
+        first: dict[QRConfig, Optional[float]] = {}  # the first mention of a configuration wins
+        for cfg, value in starts:
+            first.setdefault(cfg, value)
+        self._start = list(first.items())
         for cfg, value in self._start:
             if value is not None:
                 self._known[cfg] = value
@@ -305,11 +176,12 @@ class TrustRegionBO(Optimizer):
                 )
                 self._best_value = max(self._best_value, value)
         self._initial_unknown = {c for c, v in self._start if v is None}
-        self._smac = None
+        self._smac: Optional[HPO] = None
         self._trial_seed: Optional[int] = None
 
     # -- SMAC3 -------------------------------------------------------------------------------------------
-    def _build(self) -> None:
+    def _build(self) -> HPO:
+        """The SMAC3 facade with our model, acquisition and maximizer, and the start configurations."""
         from smac import Scenario
         from smac.facade.hyperparameter_optimization_facade import HyperparameterOptimizationFacade as HPO
         from smac.initial_design.default_design import DefaultInitialDesign
@@ -317,17 +189,17 @@ class TrustRegionBO(Optimizer):
         from smac.random_design.probability_design import ProbabilityRandomDesign
         from smac.runhistory.encoder.encoder import RunHistoryEncoder
 
-        _quiet_smac()
-        comp = _smac_components()
+        quiet_smac()
+        comp = smac_components()
         best_start = max(self._start, key=lambda cv: -math.inf if cv[1] is None else cv[1])[0]
         cs = configuration_space(self.space, seed=self.seed, default=best_start)
-        self._codec = _Codec(self.space, cs)
+        self._codec = Codec(self.space, cs)
         self._outdir = tempfile.mkdtemp(prefix="qra-smac-")
         weakref.finalize(self, shutil.rmtree, self._outdir, True)
-        scenario = Scenario(cs, deterministic=True, n_trials=10**9, seed=self.seed, output_directory=self._outdir)
+        scenario = Scenario(cs, deterministic=True, n_trials=10**9, seed=self.seed, output_directory=Path(self._outdir))
         model = comp["PredictorModel"](cs, self, seed=self.seed)
         acq = comp["ClippedEI"](xi=self.xi)
-        self._smac = HPO(
+        return HPO(
             scenario,
             None,  # ask/tell only: SMAC3 never calls a target function
             model=model,
@@ -347,10 +219,10 @@ class TrustRegionBO(Optimizer):
         )
 
     @property
-    def smac(self):
+    def smac(self) -> HPO:
         """The SMAC3 facade (built on first use)."""
         if self._smac is None:
-            self._build()
+            self._smac = self._build()
         return self._smac
 
     # -- prediction --------------------------------------------------------------------------------------
@@ -362,7 +234,7 @@ class TrustRegionBO(Optimizer):
     def _current_predictor(self) -> Predictor:
         if self.predictor is not None and not self.correct:
             return self.predictor
-        if self._fallback_n != len(self.history):
+        if self._fallback is None or self._fallback_n != len(self.history):
             bi, ri, y = self.observed_arrays()
             self._fallback = refit_gp(self._fallback, self.space, self.predictor, self.seed, bi, ri, y)
             self._fallback_n = len(self.history)
@@ -481,7 +353,7 @@ class TrustRegionBO(Optimizer):
             cfg = self.ctx.ensure_feasible(self._codec.to_qrconfig(info.config))
             if cfg in self._known:
                 # A start configuration with a known value, or one SMAC3 re-proposes: answer from memory.
-                smac.tell(info, _trial_value(self._known[cfg]), save=False)
+                smac.tell(info, trial_value(self._known[cfg]), save=False)
                 if self._exhausted and self.converged:
                     return cfg  # nothing new is feasible: the known centre, and should_stop is True
                 continue
@@ -495,8 +367,8 @@ class TrustRegionBO(Optimizer):
         smac = self.smac
         infos = self._infos.get(cfg)
         # Told without being asked: SMAC3's runhistory takes it all the same (ask/tell allows user trials).
-        info = infos.pop(0) if infos else _user_trial(self._codec, *self.ctx.indices(cfg), self._trial_seed)
-        smac.tell(info, _trial_value(value), save=False)
+        info = infos.pop(0) if infos else user_trial(self._codec, *self.ctx.indices(cfg), self._trial_seed)
+        smac.tell(info, trial_value(value), save=False)
         self._known[cfg] = value
         self._seen_keys.add(self._key(cfg))
         if math.isnan(value):

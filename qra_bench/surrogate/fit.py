@@ -1,9 +1,10 @@
 """Fit a surrogate on a results table, measure its quality on named splits, and write the artifact.
 
 :func:`fit_surrogate` reads the ok rows of a table, rebuilds the table's search space and memory model from
-the recorded recipe (base model, backend, group size, device dtype), encodes every row, scores the chosen
-model on the splits of :mod:`qra_bench.surrogate.evaluate` (plus a learning curve), fits it on all rows, and
-returns a :class:`~qra_bench.surrogate.artifact.SurrogateArtifact` (saved when ``out`` is given).
+the recorded recipe (base model, backend, group size, device dtype; :mod:`qra_bench.surrogate.table_recipe`),
+encodes every row, scores the chosen model on the splits of :mod:`qra_bench.surrogate.evaluate` (plus a
+learning curve), fits it on all rows, and returns a :class:`~qra_bench.surrogate.artifact.SurrogateArtifact`
+(saved when ``out`` is given).
 
 Fidelity modes:
 
@@ -33,10 +34,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from qra_bench.arch import ArchSpec, list_presets, load_arch
 from qra_bench.errors import QRBenchError
-from qra_bench.memory import MemoryModel, MemorySettings, storage_layout, supported_bits
-from qra_bench.space import DEFAULT_BITS, DEFAULT_RANKS, SearchSpace
 from qra_bench.surrogate.artifact import ARTIFACT_FORMAT, ARTIFACT_VERSION, EncoderSpec, SurrogateArtifact
 from qra_bench.surrogate.evaluate import (
     SurrogateData,
@@ -47,6 +45,14 @@ from qra_bench.surrogate.evaluate import (
     run_split,
     tau_noise_ceiling,
     top_decile_split,
+)
+from qra_bench.surrogate.table_recipe import (
+    memory_model,
+    memory_settings,
+    one_value,
+    resolve_arch,
+    rung_indices,
+    table_space,
 )
 
 __all__ = [
@@ -110,102 +116,8 @@ def default_out(table_path: PathLike, model: str) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The table's recipe: architecture, memory model, space
+# Importance priors
 # ---------------------------------------------------------------------------------------------------------
-def _one(frame: pd.DataFrame, column: str, what: str, table: PathLike) -> str:
-    values = sorted(set(frame[column].dropna().astype(str)))
-    if len(values) != 1:
-        raise QRBenchError(
-            f"table {table} mixes {len(values)} {what} ({', '.join(values[:4])}); a surrogate learns one "
-            "recipe: fit on a table of one model, task and backend"
-        )
-    return values[0]
-
-
-def _resolve_arch(model_name: str, arch: Optional[str]) -> ArchSpec:
-    """The base model's shapes: ``arch`` (preset or config JSON), else a preset or directory named like the model."""
-    if arch is not None:
-        return load_arch(arch)
-    presets = list_presets()
-    for name in (model_name, Path(model_name).name):
-        if name in presets:
-            return load_arch(name)
-    config = Path(model_name) / "config.json"
-    if config.is_file():
-        return ArchSpec.from_json(config, name=model_name)
-    raise QRBenchError(
-        f"cannot find the architecture of base model {model_name!r} (not a preset, no {config}); "
-        f"pass --arch with a preset ({', '.join(presets)}) or the model's config.json"
-    )
-
-
-def _memory_settings(trial_settings: dict, device: str) -> MemorySettings:
-    """The memory settings trials record (qra_bench.trial.memory_settings), rebuilt without torch.
-
-    Trials run in float32 on a CPU and bf16 on CUDA, so every dtype is 4 or 2 bytes. The sequence length is
-    not recorded; it only changes the activation term, which is the same for every configuration and is
-    absorbed by the encoder's memory offset (see :func:`_memory_model`).
-    """
-    width = 4 if device == "cpu" else 2
-    quant = trial_settings.get("quant", {})
-    return MemorySettings(
-        backend=storage_layout(quant),
-        group_size=int(quant.get("group_size", 128)),
-        weight_dtype_bytes=width,
-        meta_dtype_bytes=width,
-        lora_dtype_bytes=width,
-        grad_dtype_bytes=width,
-        optimizer_state_bytes=width,
-        batch_size=int(trial_settings.get("batch_size", 1)),
-        activation_dtype_bytes=width,
-    )
-
-
-def _space(arch: ArchSpec, backend: str, bits: np.ndarray, ranks: np.ndarray) -> SearchSpace:
-    """The collector's default ladders (bits the backend can store) plus every value the table uses."""
-    allowed = supported_bits(backend)
-    seen_bits = set(np.unique(bits).tolist())
-    bad = sorted(seen_bits - set(allowed))
-    if bad:
-        raise QRBenchError(f"table rows use bits {bad}, which backend {backend!r} cannot store")
-    ladder_bits = sorted({b for b in DEFAULT_BITS if b in allowed} | seen_bits)
-    ladder_ranks = sorted(set(DEFAULT_RANKS) | set(np.unique(ranks).tolist()))
-    return SearchSpace(arch.n_blocks, bits=tuple(ladder_bits), ranks=tuple(ladder_ranks))
-
-
-def _rung_indices(values: np.ndarray, ladder: tuple[int, ...]) -> np.ndarray:
-    lut = np.full(max(ladder) + 1, -1, dtype=np.int64)
-    lut[list(ladder)] = np.arange(len(ladder))
-    return lut[values]
-
-
-def _memory_model(
-    frame: pd.DataFrame,
-    arch: ArchSpec,
-    settings: MemorySettings,
-    space: SearchSpace,
-    bi: np.ndarray,
-    ri: np.ndarray,
-    table: PathLike,
-) -> tuple[MemoryModel, int, dict]:
-    """The memory model, the offset (bytes) that makes it reproduce the table's ``mem_predicted_bytes``, and a
-    record of the check. Refuses a model whose per-configuration differences are not one constant."""
-    model = MemoryModel(arch, settings, space)
-    computed = model.total_bytes_batch(bi, ri)
-    recorded = frame["mem_predicted_bytes"]
-    known = recorded.notna().to_numpy()
-    if not known.any():
-        return model, 0, {"rows_checked": 0, "offset_bytes": 0}
-    diff = recorded.to_numpy()[known].astype(np.int64) - computed[known]
-    if int(np.ptp(diff)) != 0:
-        raise QRBenchError(
-            f"the memory model rebuilt for table {table} ({arch.name}, backend {settings.backend}, group "
-            f"{settings.group_size}) does not reproduce its mem_predicted_bytes (the difference varies by "
-            f"{int(np.ptp(diff)):,} bytes across configurations); pass --arch with the base model's config.json"
-        )
-    return model, int(diff[0]), {"rows_checked": int(known.sum()), "offset_bytes": int(diff[0])}
-
-
 def _importance(
     frame: pd.DataFrame, n_blocks: int, importance: "Optional[PathLike] | tuple[Sequence[float], Sequence[float]]"
 ) -> tuple[np.ndarray, np.ndarray, str]:
@@ -305,15 +217,15 @@ def training_set(
     frame = frame[frame[target].notna() & np.isfinite(frame[target].astype(float))].reset_index(drop=True)
     if frame.empty:
         raise QRBenchError(f"table {table_path} has no ok rows with a finite {target}")
-    model_name = _one(frame, "model_name", "base models", table_path)
-    task_name = _one(frame, "task_name", "tasks", table_path)
-    backend = _one(frame, "backend", "backends", table_path)
-    device = _one(
+    model_name = one_value(frame, "model_name", "base models", table_path)
+    task_name = one_value(frame, "task_name", "tasks", table_path)
+    backend = one_value(frame, "backend", "backends", table_path)
+    device = one_value(
         frame.assign(_kind=np.where(frame["device"] == "cpu", "cpu", "cuda")), "_kind", "device kinds", table_path
     )
     settings_json = json.loads(str(frame["trial_settings"].iloc[0]))
 
-    spec_arch = _resolve_arch(model_name, arch)
+    spec_arch = resolve_arch(model_name, arch)
     n_blocks = set(frame["n_blocks"].astype(int))
     if n_blocks != {spec_arch.n_blocks}:
         raise QRBenchError(
@@ -332,10 +244,10 @@ def training_set(
 
     bits = np.array(frame["bits"].tolist(), dtype=np.int64)
     ranks = np.array(frame["ranks"].tolist(), dtype=np.int64)
-    space = _space(spec_arch, backend, bits, ranks)
-    bi, ri = _rung_indices(bits, space.bits), _rung_indices(ranks, space.ranks)
-    mem_settings = _memory_settings(settings_json, device)
-    _, offset, memory_check = _memory_model(frame, spec_arch, mem_settings, space, bi, ri, table_path)
+    space = table_space(spec_arch, backend, bits, ranks)
+    bi, ri = rung_indices(bits, space.bits), rung_indices(ranks, space.ranks)
+    mem_settings = memory_settings(settings_json, device)
+    _, offset, memory_check = memory_model(frame, spec_arch, mem_settings, space, bi, ri, table_path)
     iq, ir, importance_source = _importance(frame, spec_arch.n_blocks, importance)
 
     encoder_spec = EncoderSpec(

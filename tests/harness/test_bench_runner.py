@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from qra_bench.harness import BenchSpec, Benchmark, run_benchmark
-from qra_bench.harness.runner import parse_duration
-from qra_bench.harness.runner import Evaluation, RunRecord, leaderboard
+from qra_bench.harness.spec import parse_duration
+from qra_bench.harness.spec import Evaluation, RunRecord
+from qra_bench.harness.report import leaderboard
 from qra_bench.errors import QRBenchError
 
 SMALL_SMAC = {"n_initial": 3, "challengers": 200, "local_search_iterations": 2}

@@ -1,6 +1,6 @@
 """Shared fixtures of the search tests: real architectures and memory models, and the analytic stand-in.
 
-The stand-in (:class:`qra_bench.search.standin.AnalyticStandIn`) is a made-up quality function used in place
+The stand-in (:class:`AnalyticStandIn` of ``tests/standin.py``) is a made-up quality function used in place
 of a fitted surrogate; numbers computed with it test the algorithms and are never results.
 """
 
@@ -8,7 +8,7 @@ import pytest
 
 from qra_bench.arch import load_arch
 from qra_bench.memory import MemoryModel
-from qra_bench.search.standin import AnalyticStandIn
+from standin import AnalyticStandIn
 
 
 class Problem:

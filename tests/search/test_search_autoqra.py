@@ -179,7 +179,7 @@ def test_evolution_without_a_model_starts_with_a_space_filling_generation(tiny):
 
 def test_evolution_refits_its_gp_only_on_new_results_and_reestimates_the_kernel_every_few(tiny):
     from qra_bench.search import EvolutionOptimizer
-    from qra_bench.search.base import GP_REFIT_EVERY
+    from qra_bench.search.predictors import GP_REFIT_EVERY
 
     opt = EvolutionOptimizer(tiny.space, tiny.mm, tiny.budget("uniform-4bit"), 0, priors=tiny.priors)
     kernels = []

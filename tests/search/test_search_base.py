@@ -18,8 +18,8 @@ from qra_bench.search import (
     register_optimizer,
     result_value,
 )
-from qra_bench.search.base import LinearPredictor, predictor_from_estimator
-from qra_bench.search import base
+from qra_bench.search.predictors import LinearPredictor, predictor_from_estimator
+from qra_bench.search import registry as base
 from qra_bench.space import SearchSpace
 
 
@@ -145,7 +145,7 @@ def test_linear_predictor_recovers_a_linear_function(tiny):
 
 
 def test_gp_predictor_corrects_a_biased_prior_where_it_was_measured(tiny):
-    from qra_bench.search.base import GPPredictor
+    from qra_bench.search.predictors import GPPredictor
 
     rng = np.random.default_rng(2)
     bi, ri = tiny.space.sample_indices(rng, 40)

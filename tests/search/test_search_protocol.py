@@ -141,11 +141,14 @@ def test_same_seed_same_run_across_processes(name):
     import os
     import subprocess
     import sys
+    from pathlib import Path
 
+    tests_dir = str(Path(__file__).resolve().parents[1])  # where the stand-in lives
     code = (
         "import warnings; warnings.filterwarnings('ignore')\n"
+        f"import sys; sys.path.insert(0, {tests_dir!r})\n"
         "from qra_bench.arch import load_arch\nfrom qra_bench.memory import MemoryModel\n"
-        "from qra_bench.search import make_optimizer\nfrom qra_bench.search.standin import AnalyticStandIn\n"
+        "from qra_bench.search import make_optimizer\nfrom standin import AnalyticStandIn\n"
         "mm = MemoryModel(load_arch('llama-3.1-8b')); f = AnalyticStandIn(mm.space)\n"
         f"o = make_optimizer({name!r}, mm.space, mm, mm.budget('uniform-4bit'), 4, priors=f.priors(), "
         + ("n_initial=2, challengers=100, local_search_iterations=2" if name == "smac-hpo" else "stage1_evals=3")
