@@ -163,11 +163,11 @@ class SMACHPO(Optimizer):
         from smac import Scenario
         from smac.model.random_forest.random_forest import RandomForest
 
-        from qra_bench.search.smac_bridge import Codec as _Codec, configuration_space, quiet_smac as _quiet_smac
+        from qra_bench.search.smac_bridge import Codec, configuration_space, quiet_smac
 
-        _quiet_smac()
+        quiet_smac()
         cs = configuration_space(self.space, seed=self.seed)
-        self._codec = _Codec(self.space, cs)
+        self._codec = Codec(self.space, cs)
         self._outdir = tempfile.mkdtemp(prefix="qra-smac-hpo-")
         weakref.finalize(self, shutil.rmtree, self._outdir, True)
         scenario = Scenario(
@@ -213,12 +213,12 @@ class SMACHPO(Optimizer):
         return cfg
 
     def _tell(self, obs: Observation) -> None:
-        from qra_bench.search.smac_bridge import trial_value as _trial_value, user_trial as _user_trial
+        from qra_bench.search.smac_bridge import trial_value, user_trial
 
         smac = self._smac if self._smac is not None else self._build()
         infos = self._infos.get(obs.config)
-        info = infos.pop(0) if infos else _user_trial(self._codec, *self.ctx.indices(obs.config), self._trial_seed)
-        smac.tell(info, _trial_value(obs.value), save=False)
+        info = infos.pop(0) if infos else user_trial(self._codec, *self.ctx.indices(obs.config), self._trial_seed)
+        smac.tell(info, trial_value(obs.value), save=False)
 
 
 # ---------------------------------------------------------------------------------------------------------
