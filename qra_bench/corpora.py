@@ -19,10 +19,11 @@ from pathlib import Path
 
 import yaml
 
+from qra_bench import data
 from qra_bench.errors import QRBenchError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CACHE_DIR = REPO_ROOT / "datasets_cache"
+#: Built artifacts and downloaded sources, under the data root (``QRA_BENCH_DATA``, else the checkout).
+CACHE_DIR = data.cache_dir()
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,28 @@ def test_the_default_root_is_the_checkout_and_the_variable_overrides_it(monkeypa
     assert data.tables_dir() == tmp_path / "datasets_cache" / "tables"
 
 
+def test_built_artifacts_live_under_the_root_and_the_shipped_checkpoint_is_the_fallback(monkeypatch, tmp_path):
+    monkeypatch.delenv(data.ENV_VAR, raising=False)
+    assert data.cache_dir() == REPO / "datasets_cache"
+    assert data.model_dir("tiny") == REPO / "datasets_cache" / "models" / "tiny"
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path))
+    assert data.cache_dir() == tmp_path
+    # a root of tables and surrogates alone still finds the checkpoint shipped in the checkout
+    assert data.model_dir("tiny") == REPO / "datasets_cache" / "models" / "tiny"
+    assert data.model_dir("smollm2-135m-elsewhere") == tmp_path / "models" / "smollm2-135m-elsewhere"
+    (tmp_path / "models" / "tiny").mkdir(parents=True)
+    assert data.model_dir("tiny") == tmp_path / "models" / "tiny"
+
+
+def test_the_corpora_and_the_tiny_checkpoint_follow_the_variable_in_a_fresh_process(tmp_path):
+    code = "import qra_bench.corpora as c, qra_bench.models.tiny as t; print(c.CACHE_DIR); print(t.TINY_DIR)"
+    env = {**os.environ, data.ENV_VAR: str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    cache, tiny = out.stdout.split()
+    assert Path(cache) == tmp_path and Path(tiny) == REPO / "datasets_cache" / "models" / "tiny"
+
+
 def test_compacting_keeps_the_content_hash_and_reads_as_a_table(tmp_path):
     expected = ResultsTable(FIXTURE).content_hash()
     single = compact_table(FIXTURE, tmp_path / "tables" / "small.parquet")

@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qra_bench.corpora import CACHE_DIR, bbc_splits, chatterbot_dialogues, sha256_file, shakespeare_texts
+from qra_bench.data import model_dir
+from qra_bench.corpora import bbc_splits, chatterbot_dialogues, sha256_file, shakespeare_texts
 from qra_bench.tasks.formats import PRETRAIN_WINDOW, TOPIC_CUE, topic_prompt_ids
 
-TINY_DIR = CACHE_DIR / "models" / "tiny"
+TINY_DIR = model_dir("tiny")
 PRESET = Path(__file__).resolve().parent.parent / "presets" / "tiny.json"
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
