@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
+from qra_bench.data import PathLike
 from qra_bench.errors import QRBenchError
 from qra_bench.space import QRConfig
 
@@ -41,8 +41,6 @@ __all__ = [
     "table_recipe",
     "table_value",
 ]
-
-PathLike = Union[str, os.PathLike]
 
 
 # ---------------------------------------------------------------------------------------------------------

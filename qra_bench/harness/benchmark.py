@@ -39,14 +39,14 @@ from __future__ import annotations
 
 import copy
 import numbers
-import os
 import warnings
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 import pandas as pd
 
 from qra_bench.arch import ArchSpec
+from qra_bench.data import PathLike
 from qra_bench.errors import InfeasibleBudgetError, QRBenchError
 from qra_bench.harness.backends.live import LiveBackend
 from qra_bench.harness.backends.surrogate import load_surrogates, surrogate_answer
@@ -69,7 +69,6 @@ __all__ = [
     "resolve_table",
 ]
 
-PathLike = Union[str, os.PathLike]
 BENCHMARK_BACKENDS: tuple[str, ...] = ("table", "surrogate", "live", "table+live")
 
 

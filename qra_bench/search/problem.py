@@ -9,15 +9,15 @@ GPU user). Predictions handed to the search layer are "higher is better": a surr
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import pandas as pd
 
 from qra_bench.arch import ArchSpec, load_arch
+from qra_bench.data import PathLike
 from qra_bench.errors import QRBenchError
 from qra_bench.memory import MemoryModel, MemorySettings
 from qra_bench.recipe import recorded_recipe, settings_from_recipe, table_value
@@ -31,8 +31,6 @@ if TYPE_CHECKING:  # torch-importing modules, loaded only for real trials and ex
     from qra_bench.trial import TrialSettings
 
 __all__ = ["MEMORY_CONVENTIONS", "SurrogateProblem", "load_problem"]
-
-PathLike = Union[str, os.PathLike]
 
 
 @dataclass

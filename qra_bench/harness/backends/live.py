@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
+from qra_bench.data import PathLike
 from qra_bench.errors import QRBenchError
 from qra_bench.harness.backends.table import TableIndex
 from qra_bench.harness.results import FRAC_DIGITS, Answer
@@ -15,8 +15,6 @@ from qra_bench.recipe import LiveTrials, settings_from_recipe
 from qra_bench.space import QRConfig
 
 __all__ = ["LiveBackend"]
-
-PathLike = Union[str, os.PathLike]
 
 
 class LiveBackend:

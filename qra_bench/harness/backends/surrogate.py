@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Optional
 
-from qra_bench.data import surrogates_dir
+from qra_bench.data import PathLike, surrogates_dir
 from qra_bench.errors import QRBenchError
 from qra_bench.harness.results import METRICS, Answer, CostModel
 from qra_bench.space import QRConfig, SearchSpace
@@ -19,8 +18,6 @@ if TYPE_CHECKING:
     from qra_bench.surrogate import SurrogateArtifact
 
 __all__ = ["load_surrogates", "surrogate_answer"]
-
-PathLike = Union[str, os.PathLike]
 
 
 def _surrogate_dirs(name: str, surrogate: PathLike, root: Optional[PathLike]) -> tuple[Path, Path]:

@@ -4,14 +4,13 @@ and the tables a benchmark can be named by."""
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
-from qra_bench.data import table_location, tables_dir
+from qra_bench.data import PathLike, table_location, tables_dir
 from qra_bench.errors import QRBenchError
 from qra_bench.harness.results import FRAC_DIGITS, Answer, CostModel, NotInTableError
 from qra_bench.space import QRConfig
@@ -20,8 +19,6 @@ if TYPE_CHECKING:
     from qra_bench.table_schema import TrialRow
 
 __all__ = ["TableIndex", "available_benchmarks", "resolve_table"]
-
-PathLike = Union[str, os.PathLike]
 
 
 def available_benchmarks(root: Optional[PathLike] = None) -> list[str]:
