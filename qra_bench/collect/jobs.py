@@ -5,20 +5,19 @@ outcomes (retries, failures a worker could not record, the progress bar).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
-import time
-import traceback
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from qra_bench.errors import QRBenchError
+from qra_bench.recipe import LiveTrials, TrialFailed, check_recipe
 from qra_bench.space import QRConfig
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from qra_bench.collect.driver import CollectSpec  # the driver imports this module
     from qra_bench.trial import TrialSettings  # heavy (torch): imported where used, after a worker sets its threads
 
@@ -62,27 +61,6 @@ class JobOutcome:
     part: Optional[str] = None
 
 
-_CONTEXT: dict[tuple[str, str], tuple[Any, Any]] = {}
-
-
-def _context(model: str, task: str) -> tuple[Any, Any]:
-    """The base model and task data, loaded once per process."""
-    key = (model, task)
-    if key not in _CONTEXT:
-        from qra_bench.models import load_base
-        from qra_bench.tasks import load_task
-
-        base = load_base(model)
-        _CONTEXT[key] = (base, load_task(task, base.tokenizer))
-    return _CONTEXT[key]
-
-
-def _with_metrics(text: Optional[str], **values: float) -> str:
-    data = json.loads(text) if text else {}
-    data.update(values)
-    return json.dumps(data)
-
-
 def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
 
@@ -94,11 +72,10 @@ def run_job(job: Job) -> JobOutcome:
     loaded once per process. A trial that raises is recorded as failed rows with the traceback's last lines;
     only a failure to load the model or task, or to write the table, is reported without rows.
     """
-    from qra_bench.provenance import utc_now_iso
-
     pid = os.getpid()
+    live = LiveTrials(job.model, job.task, job.settings, job.out, tags={"worker_pid": pid, "attempt": job.attempt})
     try:
-        base, data = _context(job.model, job.task)
+        live.load()
     except Exception as exc:  # every job of this process would fail the same way: stop the run
         return JobOutcome(
             job.config.hash,
@@ -109,63 +86,33 @@ def run_job(job: Job) -> JobOutcome:
             pid,
             error=f"{_one_line(exc)} (loading model {job.model!r} and task {job.task!r} on pid {pid})",
         )
-    from qra_bench.table import ResultsTable
-    from qra_bench.trial import failed_rows, run_trial
-
-    table = ResultsTable(job.out)
-    started_at, t0 = utc_now_iso(), time.perf_counter()
-    tag = {"worker_pid": pid, "attempt": job.attempt}
     try:
-        result = run_trial(base, data, job.config, job.seed, job.settings)
-    except Exception as exc:
-        seconds = time.perf_counter() - t0
-        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        tb = "".join(traceback.format_tb(exc.__traceback__)[-3:])
-        rows = failed_rows(base, data, job.config, job.seed, job.settings, f"{error}\n{tb}", started_at, seconds).rows
-        rows = [replace(r, extra_metrics=_with_metrics(r.extra_metrics, **tag)) for r in rows]
-        part = table.append(rows)
+        result = live.run(job.config, job.seed, record_failure=True)
+    except TrialFailed as failed:
         return JobOutcome(
-            job.config.hash, job.seed, job.attempt, "failed", seconds, pid, error=error[:500], part=str(part)
+            job.config.hash,
+            job.seed,
+            job.attempt,
+            "failed",
+            failed.seconds,
+            pid,
+            error=failed.error[:500],
+            part=str(failed.part),
         )
-    rows = [replace(r, extra_metrics=_with_metrics(r.extra_metrics, **tag)) for r in result.rows]
-    part = table.append(rows)
     return JobOutcome(
-        job.config.hash, job.seed, job.attempt, "ok", float(result.final.time_total_s or 0.0), pid, part=str(part)
+        job.config.hash,
+        job.seed,
+        job.attempt,
+        "ok",
+        float(result.final.time_total_s or 0.0),
+        pid,
+        part=str(live.last_part),
     )
 
 
-def _normalized_settings(text: str) -> dict:
-    data = json.loads(text)
-    data.pop("threads", None)  # a per-worker choice: does not change results
-    return data
-
-
-def _check_table_matches(frame, spec: CollectSpec, settings: "TrialSettings") -> None:
+def _check_table_matches(frame: "pd.DataFrame", spec: CollectSpec, settings: "TrialSettings") -> None:
     """Refuse to resume into a table whose rows come from another model, task or trial recipe."""
-    if frame.empty:
-        return
-    # A local model directory is named by the path it was given as; compare the last component only, so
-    # that a relative and an absolute path to it agree.
-    got_models = {Path(m).name for m in frame["model_name"].unique()}
-    if got_models != {Path(spec.model).name}:
-        raise QRBenchError(
-            f"table {spec.out} holds rows of model {sorted(got_models)}; this run uses {spec.model!r}. "
-            "Use another --out"
-        )
-    got_tasks = set(frame["task_name"].unique())
-    if got_tasks != {spec.task}:
-        raise QRBenchError(
-            f"table {spec.out} holds rows of task {sorted(got_tasks)}; this run uses {spec.task!r}. Use another --out"
-        )
-    mine = _normalized_settings(settings.to_json())
-    for text in frame["trial_settings"].unique():
-        theirs = _normalized_settings(text)
-        if theirs != mine:
-            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-            raise QRBenchError(
-                f"table {spec.out} holds rows of other trial settings (differing: {', '.join(diff)}); "
-                "a resume must use the same recipe. Use another --out"
-            )
+    check_recipe(frame, model=spec.model, task=spec.task, settings=settings, table=spec.out)
 
 
 @dataclass(frozen=True)
@@ -234,14 +181,8 @@ class _Tracker:
 
     def record_crash(self, job: Job, error: str, seconds: float) -> None:
         """Failed rows for an attempt whose worker died or could not write: written here by the driver."""
-        from qra_bench.provenance import utc_now_iso
-        from qra_bench.table import ResultsTable
-        from qra_bench.trial import failed_rows
-
-        base, data = _context(job.model, job.task)
-        rows = failed_rows(base, data, job.config, job.seed, job.settings, error, utc_now_iso(), seconds).rows
-        rows = [replace(r, extra_metrics=_with_metrics(r.extra_metrics, attempt=job.attempt)) for r in rows]
-        ResultsTable(job.out).append(rows)
+        live = LiveTrials(job.model, job.task, job.settings, job.out, tags={"attempt": job.attempt})
+        live.record_failure(job.config, job.seed, error, seconds)
 
     def handle(self, job: Job, outcome: JobOutcome) -> Optional[Job]:
         """Count ``outcome``; return the job's next attempt when it failed and may be retried."""

@@ -12,8 +12,8 @@ Typical use::
                            out="runs/demo")
 
 Importing this package registers the adapters ``optuna-tpe``, ``smac`` and ``pool-random``. ``__all__`` is the
-public surface; the records and helpers stay importable from ``benchmark``, ``spec``, ``runner``, ``report`` and
-``outside_optimizers``.
+public surface; the records and helpers stay importable from ``benchmark`` (which re-exports those of ``results``
+and ``backends``), ``spec``, ``runner``, ``report`` and ``outside_optimizers``.
 """
 
 from qra_bench.harness.benchmark import (
