@@ -159,8 +159,8 @@ def test_cost_model_interpolates_between_fidelities_and_scales_outside():
 
 @pytest.mark.slow
 def test_table_plus_live_runs_a_real_trial_for_a_configuration_the_table_lacks(tmp_path):
-    """A real trial of the tiny model on bbc (about two minutes on one CPU core)."""
-    bench = Benchmark.load("tiny-bbc", backend="table+live", budget="fp16-lora", live_table=tmp_path / "live")
+    """A real trial of the tiny model on the headline task (about a minute on one CPU core)."""
+    bench = Benchmark.load("tiny-cipher", backend="table+live", budget="fp16-lora", live_table=tmp_path / "live")
     in_table = {c.hash for c in bench.pool()}
     cfg = next(c for c in bench.space.sample_batch(np.random.default_rng(5), 50) if c.hash not in in_table)
     with warnings.catch_warnings():
