@@ -110,14 +110,14 @@ def recorded_recipe(frame: "pd.DataFrame") -> dict[str, Any]:
     return json.loads(text) if text else {}
 
 
-def table_value(frame: "pd.DataFrame", column: str, table: PathLike) -> str:
-    """The one value of ``column`` (``model_name``, ``task_name``, ``backend``) over ``frame``'s rows."""
+def table_value(
+    frame: "pd.DataFrame", column: str, table: PathLike, why: str = "real trials need a table of one model and task"
+) -> str:
+    """The one value of ``column`` (``model_name``, ``task_name``, ``backend``) over ``frame``'s rows; a one-line
+    error that ends with ``why`` when they hold several."""
     values = tuple(sorted(set(frame[column].dropna().astype(str))))
     if len(values) != 1:
-        raise QRBenchError(
-            f"table {table} has {len(values)} values of {column} ({', '.join(values[:4])}); "
-            "real trials need a table of one model and task"
-        )
+        raise QRBenchError(f"table {table} has {len(values)} values of {column} ({', '.join(values[:4])}); {why}")
     return values[0]
 
 

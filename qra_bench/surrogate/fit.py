@@ -46,10 +46,10 @@ from qra_bench.surrogate.evaluate import (
     tau_noise_ceiling,
     top_decile_split,
 )
+from qra_bench.recipe import table_value
 from qra_bench.surrogate.table_recipe import (
     memory_model,
     memory_settings,
-    one_value,
     resolve_arch,
     rung_indices,
     table_space,
@@ -217,11 +217,12 @@ def training_set(
     frame = frame[frame[target].notna() & np.isfinite(frame[target].astype(float))].reset_index(drop=True)
     if frame.empty:
         raise QRBenchError(f"table {table_path} has no ok rows with a finite {target}")
-    model_name = one_value(frame, "model_name", "base models", table_path)
-    task_name = one_value(frame, "task_name", "tasks", table_path)
-    backend = one_value(frame, "backend", "backends", table_path)
-    device = one_value(
-        frame.assign(_kind=np.where(frame["device"] == "cpu", "cpu", "cuda")), "_kind", "device kinds", table_path
+    why = "a surrogate learns one recipe: fit on a table of one model, task, backend and device kind"
+    model_name = table_value(frame, "model_name", table_path, why)
+    task_name = table_value(frame, "task_name", table_path, why)
+    backend = table_value(frame, "backend", table_path, why)
+    device = table_value(
+        frame.assign(device=np.where(frame["device"] == "cpu", "cpu", "cuda")), "device", table_path, why
     )
     settings_json = json.loads(str(frame["trial_settings"].iloc[0]))
 

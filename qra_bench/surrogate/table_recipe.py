@@ -20,19 +20,9 @@ from qra_bench.errors import QRBenchError
 from qra_bench.memory import MemoryModel, MemorySettings, storage_layout, supported_bits
 from qra_bench.space import DEFAULT_BITS, DEFAULT_RANKS, SearchSpace
 
-__all__ = ["memory_model", "memory_settings", "one_value", "resolve_arch", "rung_indices", "table_space"]
+__all__ = ["memory_model", "memory_settings", "resolve_arch", "rung_indices", "table_space"]
 
 PathLike = Union[str, os.PathLike]
-
-
-def one_value(frame: pd.DataFrame, column: str, what: str, table: PathLike) -> str:
-    values = sorted(set(frame[column].dropna().astype(str)))
-    if len(values) != 1:
-        raise QRBenchError(
-            f"table {table} mixes {len(values)} {what} ({', '.join(values[:4])}); a surrogate learns one "
-            "recipe: fit on a table of one model, task and backend"
-        )
-    return values[0]
 
 
 def resolve_arch(model_name: str, arch: Optional[str]) -> ArchSpec:
