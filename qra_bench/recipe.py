@@ -4,7 +4,9 @@ Every row of a table records the recipe its trial ran with (``trial_settings``, 
 :class:`~qra_bench.trial.TrialSettings`) and its base model and task. This module rebuilds that recipe
 (:func:`settings_from_recipe`, :func:`table_recipe`), guards a table against rows of another recipe
 (:func:`check_recipe`), and runs real trials of configurations that append their rows to a table
-(:class:`LiveTrials`, with the base model and task loaded once per process by :func:`base_and_task`).
+(:class:`LiveTrials`, with the base model and task loaded once per process by :func:`base_and_task`), with
+options beside the recipe (:class:`TrialOptions`: lm-eval scoring, gradient checkpointing) whose lm-eval
+tasks a table is also guarded against (:func:`check_lm_eval`).
 
 Nothing here imports torch until a trial settings object is built or a trial runs.
 """
@@ -30,11 +32,14 @@ if TYPE_CHECKING:  # torch-importing modules, loaded only when a trial's setting
     from qra_bench.table_schema import TrialRow
     from qra_bench.tasks.base import TaskData
     from qra_bench.trial import TrialResult, TrialSettings
+    from qra_bench.trial_extras import TrialExtras
 
 __all__ = [
     "LiveTrials",
     "TrialFailed",
+    "TrialOptions",
     "base_and_task",
+    "check_lm_eval",
     "check_recipe",
     "recorded_recipe",
     "settings_from_recipe",
@@ -162,9 +167,86 @@ def check_recipe(frame: "pd.DataFrame", *, model: str, task: str, settings: "Tri
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Options beside the recipe
+# ---------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class TrialOptions:
+    """Options of live trials beside their recipe: lm-eval scoring and gradient checkpointing.
+
+    They are not part of ``trial_settings`` (a table's recipe); each row records what they did in its
+    ``extra_metrics`` instead (``lm_eval`` per-task accuracies and their mean, ``grad_checkpointing``).
+
+    Parameters
+    ----------
+    eval_tasks : lm-eval tasks scored at every checkpoint (comma-separated shipped task names, ``shipped``,
+        task YAML files or lm-eval names); a row's ``accuracy`` becomes their mean. None: no lm-eval scoring.
+    eval_limit : examples per lm-eval task (None: all).
+    eval_metric : the metric per lm-eval task, ``acc`` or ``acc_norm``.
+    grad_checkpointing : recompute block activations in the backward pass (less memory, same numbers).
+    """
+
+    eval_tasks: Optional[str] = None
+    eval_limit: Optional[int] = None
+    eval_metric: str = "acc"
+    grad_checkpointing: bool = False
+
+    def check(self) -> tuple[str, ...]:
+        """Validate the options before anything expensive; return the names of the lm-eval tasks a row scored
+        with them records (sorted; empty without ``eval_tasks``). The tasks are resolved once per process.
+
+        Raises
+        ------
+        QRBenchError
+            One line: an unknown metric, a limit below 1, or lm-eval tasks that do not resolve.
+        """
+        if self.eval_metric not in ("acc", "acc_norm"):
+            raise QRBenchError(f"lm-eval metric {self.eval_metric!r}: choose acc or acc_norm")
+        if self.eval_limit is not None and self.eval_limit < 1:
+            raise QRBenchError(f"lm-eval limit {self.eval_limit} must be >= 1 examples per task")
+        if not self.eval_tasks:
+            return ()
+        if self.eval_tasks not in _EVAL_TASK_NAMES:
+            from qra_bench.tasks.lmeval import LmEvalSettings, load_eval_tasks, parse_eval_tasks
+
+            loaded = load_eval_tasks(LmEvalSettings(tasks=parse_eval_tasks(self.eval_tasks)))
+            _EVAL_TASK_NAMES[self.eval_tasks] = tuple(sorted(loaded["tasks"]))
+        return _EVAL_TASK_NAMES[self.eval_tasks]
+
+    def extras(self, tokenizer: Any) -> "TrialExtras":
+        """The :class:`~qra_bench.trial_extras.TrialExtras` of these options for a base model's ``tokenizer``
+        (the lm-eval task data are loaded here)."""
+        from qra_bench.trial_extras import build_extras
+
+        return build_extras(self.eval_tasks, tokenizer, self.eval_limit, self.eval_metric, self.grad_checkpointing)
+
+
+_EVAL_TASK_NAMES: dict[str, tuple[str, ...]] = {}  # resolved lm-eval task names by --eval text, per process
+
+
+def _lm_eval_tasks(text: Optional[str]) -> frozenset[str]:
+    return frozenset((json.loads(text) if text else {}).get("lm_eval") or ())
+
+
+def check_lm_eval(frame: "pd.DataFrame", options: Optional[TrialOptions], *, table: PathLike) -> None:
+    """Refuse to add rows scored with ``options``' lm-eval tasks to a table whose ok rows were scored with
+    other ones (their ``extra_metrics`` record ``lm_eval`` per task; rows without it were not scored)."""
+    if frame.empty or "extra_metrics" not in frame:
+        return
+    mine = frozenset(options.check() if options is not None else ())
+    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    for theirs in {_lm_eval_tasks(t if isinstance(t, str) else None) for t in ok["extra_metrics"].unique()}:
+        if theirs != mine:
+            raise QRBenchError(
+                f"table {table} holds rows scored with lm-eval tasks {sorted(theirs) or 'none'}; this run scores "
+                f"{sorted(mine) or 'none'}; a resume must use the same --eval. Use another --out"
+            )
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Live trials
 # ---------------------------------------------------------------------------------------------------------
 _LOADED: dict[tuple[str, str], tuple["BaseModel", "TaskData"]] = {}
+_EXTRAS: dict[tuple[str, str, TrialOptions], "TrialExtras"] = {}
 
 
 def base_and_task(model: str, task: str) -> tuple["BaseModel", "TaskData"]:
@@ -200,9 +282,9 @@ class LiveTrials:
     """Real trials (:func:`qra_bench.trial.run_trial`) of one base model and task with one recipe, each trial's
     rows (one per checkpoint) appended to the table at ``table`` as one part file.
 
-    ``tags`` are added to the ``extra_metrics`` of every row written; ``progress`` receives one line when the
-    base model and task are first needed. ``rows_appended`` counts the rows written and ``last_part`` is the
-    part file of the last trial.
+    ``options`` (lm-eval scoring, gradient checkpointing) apply to every trial; ``tags`` are added to the
+    ``extra_metrics`` of every row written; ``progress`` receives one line when the base model and task are
+    first needed. ``rows_appended`` counts the rows written and ``last_part`` is the part file of the last trial.
     """
 
     def __init__(
@@ -214,8 +296,10 @@ class LiveTrials:
         *,
         tags: Optional[Mapping[str, float]] = None,
         progress: Optional[Callable[[str], None]] = None,
+        options: Optional[TrialOptions] = None,
     ) -> None:
         self.model, self.task, self.settings, self.table = model, task, settings, Path(table)
+        self.options = options
         self.tags = dict(tags or {})
         self.progress = progress
         self.rows_appended = 0
@@ -236,6 +320,17 @@ class LiveTrials:
         self._loaded = True
         return base, data
 
+    def extras(self) -> Optional["TrialExtras"]:
+        """The trials' :class:`~qra_bench.trial_extras.TrialExtras` (None without ``options``), built once per
+        process per model, task and options: building them loads the lm-eval task data."""
+        if self.options is None:
+            return None
+        key = (self.model, self.task, self.options)
+        if key not in _EXTRAS:
+            base, _ = self.load()
+            _EXTRAS[key] = self.options.extras(base.tokenizer)
+        return _EXTRAS[key]
+
     def run(self, config: QRConfig, seed: int, *, record_failure: bool = False) -> "TrialResult":
         """Run ``config`` at ``seed`` and append its rows; return the trial's result.
 
@@ -250,9 +345,10 @@ class LiveTrials:
         from qra_bench.trial import run_trial
 
         base, data = self.load()
+        extras = self.extras()
         started_at, t0 = utc_now_iso(), time.perf_counter()
         try:
-            result = run_trial(base, data, config, seed, self.settings)
+            result = run_trial(base, data, config, seed, self.settings, extras)
         except Exception as exc:
             if not record_failure:
                 raise

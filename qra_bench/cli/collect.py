@@ -6,7 +6,15 @@ from typing import Any, Optional
 
 import typer
 
-from qra_bench.cli.options import fraction_list, int_list, trial_settings
+from qra_bench.cli.options import (
+    EVAL_HELP,
+    EVAL_LIMIT_HELP,
+    EVAL_METRIC_HELP,
+    GRAD_CHECKPOINTING_HELP,
+    fraction_list,
+    int_list,
+    trial_settings,
+)
 from qra_bench.defaults import DEFAULT_TASK
 
 __all__ = ["collect", "prepare", "trial"]
@@ -65,16 +73,10 @@ def trial(
         None, help="Peak learning rate of the LoRA fine-tune (default: the recipe's, 1e-3)."
     ),
     out: Optional[str] = typer.Option(None, help="Append the rows to this results table."),
-    eval_tasks: Optional[str] = typer.Option(
-        None,
-        "--eval",
-        help="lm-eval tasks scored at every checkpoint (comma-separated: "
-        "shipped qra_news_topic/headline/cloze, 'shipped', task YAML files or lm-eval "
-        "names); accuracy becomes their mean.",
-    ),
-    eval_limit: Optional[int] = typer.Option(None, help="lm-eval examples per task (default: all)."),
-    eval_metric: str = typer.Option("acc", help="lm-eval metric per task: acc or acc_norm."),
-    grad_checkpointing: bool = typer.Option(False, help="Gradient checkpointing during fine-tuning."),
+    eval_tasks: Optional[str] = typer.Option(None, "--eval", help=EVAL_HELP),
+    eval_limit: Optional[int] = typer.Option(None, help=EVAL_LIMIT_HELP),
+    eval_metric: str = typer.Option("acc", help=EVAL_METRIC_HELP),
+    grad_checkpointing: bool = typer.Option(False, help=GRAD_CHECKPOINTING_HELP),
 ) -> None:
     """Run one real trial (quantize, LoRA, fine-tune, evaluate) and print its record."""
     import json
@@ -161,13 +163,21 @@ def collect(
     ),
     max_retries: int = typer.Option(2, help="Run a failed trial again up to this many times (earlier runs count)."),
     progress: bool = typer.Option(True, help="Show a progress bar (done, failed, ETA) on stderr."),
+    eval_tasks: Optional[str] = typer.Option(None, "--eval", help=EVAL_HELP),
+    eval_limit: Optional[int] = typer.Option(None, help=EVAL_LIMIT_HELP),
+    eval_metric: str = typer.Option("acc", help=EVAL_METRIC_HELP),
+    grad_checkpointing: bool = typer.Option(False, help=GRAD_CHECKPOINTING_HELP),
 ) -> None:
     """Run a design of configurations x seeds as trials into a results table; resumes what is there."""
     from dataclasses import replace
 
     from qra_bench.collect import CollectSpec
     from qra_bench.collect import collect as run_collection
+    from qra_bench.recipe import TrialOptions
 
+    options: Optional[TrialOptions] = TrialOptions(eval_tasks, eval_limit, eval_metric, grad_checkpointing)
+    if options == TrialOptions():
+        options = None
     settings = trial_settings(steps, backend, group_size, threads, lr)
     if fidelities is not None:
         settings = replace(settings, fidelities=fraction_list(fidelities))
@@ -188,11 +198,14 @@ def collect(
         design_file=design_file,
         importance_file=importance,
         anchors=anchors,
+        options=options,
     )
     if task.startswith("sft:"):  # bad instruction data: a one-line error before any worker or table file
         from qra_bench.tasks.sft import check_source
 
         check_source(task)
+    if options is not None:  # bad lm-eval options: a one-line error before any worker or table file
+        options.check()
     report = run_collection(spec, progress=progress)
     typer.echo(report.summary())
     for line in report.failures:

@@ -13,13 +13,34 @@ from qra_bench.errors import QRBenchError
 if TYPE_CHECKING:  # the trial layer imports torch: only when a command runs
     from qra_bench.trial import TrialSettings
 
-__all__ = ["MEMORY_HELP", "fraction_list", "int_list", "scenario_paths", "trial_settings"]
+__all__ = [
+    "EVAL_HELP",
+    "EVAL_LIMIT_HELP",
+    "EVAL_METRIC_HELP",
+    "GRAD_CHECKPOINTING_HELP",
+    "MEMORY_HELP",
+    "fraction_list",
+    "int_list",
+    "scenario_paths",
+    "trial_settings",
+]
 
 #: Help of ``--memory`` (search, sweep).
 MEMORY_HELP = (
     "Budget convention: table (the memory the table's trials recorded, as `qra-bench bench` counts it) "
     "or bf16 (16-bit weights, adapters and optimizer states: a GPU run's view)."
 )
+#: Help of ``--eval`` (trial, collect).
+EVAL_HELP = (
+    "lm-eval tasks scored at every checkpoint (comma-separated: shipped qra_news_topic/headline/cloze, "
+    "'shipped', task YAML files or lm-eval names); accuracy becomes their mean."
+)
+#: Help of ``--eval-limit`` (trial, collect).
+EVAL_LIMIT_HELP = "lm-eval examples per task (default: all)."
+#: Help of ``--eval-metric`` (trial, collect, reproduce table1).
+EVAL_METRIC_HELP = "lm-eval metric per task: acc or acc_norm."
+#: Help of ``--grad-checkpointing`` (trial, collect, reproduce table1).
+GRAD_CHECKPOINTING_HELP = "Gradient checkpointing during fine-tuning."
 
 
 def int_list(text: str, what: str) -> tuple[int, ...]:

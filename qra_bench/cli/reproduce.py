@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from qra_bench.cli.options import int_list
+from qra_bench.cli.options import EVAL_METRIC_HELP, GRAD_CHECKPOINTING_HELP, int_list
 
 __all__ = ["reproduce_table1"]
 
@@ -21,7 +21,7 @@ def reproduce_table1(
         "shipped", "--eval", help="lm-eval tasks (comma-separated names, YAML files, 'shipped')."
     ),
     eval_limit: Optional[int] = typer.Option(100, help="lm-eval examples per task (0: all)."),
-    eval_metric: str = typer.Option("acc", help="lm-eval metric per task: acc or acc_norm."),
+    eval_metric: str = typer.Option("acc", help=EVAL_METRIC_HELP),
     budget: str = typer.Option("uniform-4bit", help="Memory budget: uniform-4bit, 0.6xfp16-lora, 3.5GiB."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     steps: int = typer.Option(50, help="Training steps of every trial."),
@@ -36,7 +36,7 @@ def reproduce_table1(
     surrogate: str = typer.Option("gp", help="Surrogate fitted on the trials: gp or xgb."),
     seed: int = typer.Option(0, help="Seed of the trials and the search."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
-    grad_checkpointing: bool = typer.Option(False, help="Gradient checkpointing during fine-tuning."),
+    grad_checkpointing: bool = typer.Option(False, help=GRAD_CHECKPOINTING_HELP),
 ) -> None:
     """Table 1: 16-bit LoRA, 4-bit QLoRA, the best fitting uniform configuration and AutoQRA, scored by lm-eval."""
     from qra_bench.reproduce import ReproduceSpec, run_reproduce

@@ -15,6 +15,7 @@ from qra_bench.collect.jobs import _Tracker, plan_jobs
 from qra_bench.defaults import DEFAULT_TASK
 from qra_bench.errors import QRBenchError
 from qra_bench.leases import JobClaims
+from qra_bench.recipe import TrialOptions
 from qra_bench.space import DEFAULT_BITS, DEFAULT_RANKS, QRConfig, SearchSpace
 
 if TYPE_CHECKING:  # heavy (torch); imported where used so that a spawned worker can set threads first
@@ -40,6 +41,8 @@ class CollectSpec:
     executor, address : ``local`` or ``dask``; a dask scheduler address (``tcp://host:8786``) or None for a
         LocalCluster.
     max_retries : a failed trial is run again up to this many times (earlier runs' attempts count).
+    options : trial options beside the recipe (:class:`~qra_bench.recipe.TrialOptions`: lm-eval tasks scored at
+        every checkpoint, gradient checkpointing); None: neither. A resume must score the same lm-eval tasks.
     """
 
     out: str
@@ -58,6 +61,7 @@ class CollectSpec:
     design_file: Optional[str] = None
     importance_file: Optional[str] = None
     anchors: bool = True
+    options: Optional[TrialOptions] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", str(self.out))
@@ -174,6 +178,8 @@ def collect(spec: CollectSpec, progress: bool = True) -> CollectReport:
     from qra_bench.trial import TrialSettings
 
     t0 = time.perf_counter()
+    if spec.options is not None:  # bad lm-eval options: an error before any worker or table file
+        spec.options.check()
     settings = replace(spec.settings or TrialSettings(), threads=spec.threads)
     configs = design_for(spec, settings)
     plan = plan_jobs(spec, configs, settings)

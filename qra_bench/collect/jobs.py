@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from qra_bench.errors import QRBenchError
-from qra_bench.recipe import LiveTrials, TrialFailed, check_recipe
+from qra_bench.recipe import LiveTrials, TrialFailed, TrialOptions, check_lm_eval, check_recipe
 from qra_bench.space import QRConfig
 
 if TYPE_CHECKING:
@@ -28,7 +28,8 @@ log = logging.getLogger("qra_bench.collect")  # one logger for the whole collect
 
 @dataclass(frozen=True)
 class Job:
-    """One trial to run: a configuration and a seed, and its attempt number (1 = first, across restarts)."""
+    """One trial to run: a configuration and a seed, and its attempt number (1 = first, across restarts);
+    ``options`` are the trial's options beside its recipe (lm-eval scoring, gradient checkpointing)."""
 
     config: QRConfig
     seed: int
@@ -37,6 +38,7 @@ class Job:
     task: str
     settings: "TrialSettings"
     out: str
+    options: Optional[TrialOptions] = None
 
     @property
     def label(self) -> str:
@@ -68,14 +70,17 @@ def _one_line(exc: BaseException) -> str:
 def run_job(job: Job) -> JobOutcome:
     """Run one trial and append its rows (ok or failed) to ``job.out``; return a small summary.
 
-    Module-level and picklable: the local pool and Dask workers both call it. The base model and task are
-    loaded once per process. A trial that raises is recorded as failed rows with the traceback's last lines;
-    only a failure to load the model or task, or to write the table, is reported without rows.
+    Module-level and picklable: the local pool and Dask workers both call it. The base model and task, and the
+    lm-eval tasks of ``job.options``, are loaded once per process. A trial that raises is recorded as failed
+    rows with the traceback's last lines; only a failure to load the model, task or lm-eval tasks, or to write
+    the table, is reported without rows.
     """
     pid = os.getpid()
-    live = LiveTrials(job.model, job.task, job.settings, job.out, tags={"worker_pid": pid, "attempt": job.attempt})
+    tags = {"worker_pid": pid, "attempt": job.attempt}
+    live = LiveTrials(job.model, job.task, job.settings, job.out, tags=tags, options=job.options)
     try:
         live.load()
+        live.extras()
     except Exception as exc:  # every job of this process would fail the same way: stop the run
         return JobOutcome(
             job.config.hash,
@@ -111,8 +116,10 @@ def run_job(job: Job) -> JobOutcome:
 
 
 def _check_table_matches(frame: "pd.DataFrame", spec: CollectSpec, settings: "TrialSettings") -> None:
-    """Refuse to resume into a table whose rows come from another model, task or trial recipe."""
+    """Refuse to resume into a table whose rows come from another model, task or trial recipe, or whose ok rows
+    were scored with other lm-eval tasks."""
     check_recipe(frame, model=spec.model, task=spec.task, settings=settings, table=spec.out)
+    check_lm_eval(frame, spec.options, table=spec.out)
 
 
 @dataclass(frozen=True)
@@ -155,7 +162,7 @@ def plan_jobs(spec: CollectSpec, configs: Sequence[QRConfig], settings: "TrialSe
             if used >= 1 + spec.max_retries:
                 exhausted.append(f"config {cfg.hash[:12]} seed {seed}: {used} failed attempts in earlier runs")
                 continue
-            jobs.append(Job(cfg, seed, used + 1, spec.model, spec.task, settings, spec.out))
+            jobs.append(Job(cfg, seed, used + 1, spec.model, spec.task, settings, spec.out, spec.options))
     return _Plan(jobs, len(configs) * len(spec.seeds), skipped, exhausted)
 
 
@@ -181,7 +188,9 @@ class _Tracker:
 
     def record_crash(self, job: Job, error: str, seconds: float) -> None:
         """Failed rows for an attempt whose worker died or could not write: written here by the driver."""
-        live = LiveTrials(job.model, job.task, job.settings, job.out, tags={"attempt": job.attempt})
+        live = LiveTrials(
+            job.model, job.task, job.settings, job.out, tags={"attempt": job.attempt}, options=job.options
+        )
         live.record_failure(job.config, job.seed, error, seconds)
 
     def handle(self, job: Job, outcome: JobOutcome) -> Optional[Job]:

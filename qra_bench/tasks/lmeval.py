@@ -117,10 +117,17 @@ def load_eval_tasks(settings: LmEvalSettings) -> dict:
             f"unknown lm-eval task(s) {unknown}; use a shipped task ({', '.join(SHIPPED_TASKS)}), "
             "a task YAML file or an lm-eval task name"
         )
+    import datasets
+
+    bar = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # "Generating test split" when a task's data is first cached: noise
     try:
         loaded = manager.load(specs)
     except Exception as exc:
         raise QRBenchError(f"cannot load lm-eval task(s) {list(settings.tasks)}: {_one_line(exc)}") from None
+    finally:
+        if bar:
+            datasets.enable_progress_bars()
     for task in loaded["tasks"].values():
         if task.get_config("output_type") not in (
             "multiple_choice",
