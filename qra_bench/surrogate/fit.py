@@ -1,7 +1,7 @@
 """Fit a surrogate on a results table, measure its quality on named splits, and write the artifact.
 
 :func:`fit_surrogate` reads the ok rows of a table, rebuilds the table's search space and memory model from
-the recorded recipe (base model, backend, group size, device dtype; :mod:`qra_bench.surrogate.table_recipe`),
+the recorded recipe (base model, backend, group size, device dtype; :mod:`qra_bench.surrogate.table_space`),
 encodes every row, scores the chosen model on the splits of :mod:`qra_bench.surrogate.evaluate` (plus a
 learning curve), fits it on all rows, and returns a :class:`~qra_bench.surrogate.artifact.SurrogateArtifact`
 (saved when ``out`` is given).
@@ -47,7 +47,7 @@ from qra_bench.surrogate.evaluate import (
     top_decile_split,
 )
 from qra_bench.recipe import table_value
-from qra_bench.surrogate.table_recipe import (
+from qra_bench.surrogate.table_space import (
     memory_model,
     memory_settings,
     resolve_arch,

@@ -1,4 +1,4 @@
-"""A results table's recipe rebuilt without torch: the base model's architecture, the memory model and the space.
+"""The space and memory model a results table's rows live in, rebuilt without torch from what its trials recorded.
 
 Trials record what they ran (base model, backend, group size, device, batch size); :func:`resolve_arch`,
 :func:`memory_settings`, :func:`table_space` and :func:`memory_model` turn those records back into the
