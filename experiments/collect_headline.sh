@@ -14,10 +14,12 @@ $Q --design anchors --seeds 0,1,2
 $Q --design file --design-file experiments/designs/cipher-best-a.jsonl --no-anchors --seeds 0,1,2
 $Q --design file --design-file experiments/designs/cipher-band.jsonl --no-anchors --seeds 0
 # Evaluations to target on real trials (table+live: configurations the table lacks are fine-tuned and appended
-# here), two processes side by side, then the analysis.
-E2T="PYTHONUNBUFFERED=1 .venv/bin/python experiments/evals_to_target.py --backend table+live --seeds 0-9 --max-evals 20"
-env $E2T --methods random --no-analysis & env $E2T --methods autoqra,smac-hpo --no-analysis; wait
-env $E2T --methods autoqra,random,smac-hpo --no-run
+# here), two processes side by side on alternate seeds, each seed-major (every method at a seed before the next
+# seed, so an interrupted step leaves paired runs), then the analysis.
+E2T="PYTHONUNBUFFERED=1 .venv/bin/python experiments/evals_to_target.py --backend table+live --max-evals 20"
+M="--methods autoqra,random,smac-hpo"
+env $E2T $M --seeds 0,2,4,6,8 --no-analysis & env $E2T $M --seeds 1,3,5,7,9 --no-analysis; wait
+env $E2T $M --seeds 0-9 --no-run
 BEST cipher-best-b.jsonl
 $Q --design file --design-file experiments/designs/cipher-best-b.jsonl --no-anchors --seeds 0,1,2
 $Q --design stratified --n ${N_STRATIFIED:-300} --seeds 0

@@ -62,7 +62,8 @@ def run_methods(
     sc = get_scenario(scenario, complete=False)
     runs = _out_dir(out, backend) / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    todo = [(m, s) for m in methods for s in seeds if not (runs / f"{m}-{s}.csv").is_file()]
+    # seed-major: an interrupted run leaves every method at the same seeds (paired), the rest for a rerun
+    todo = [(m, s) for s in seeds for m in methods if not (runs / f"{m}-{s}.csv").is_file()]
     if not todo:
         return
     bench = Benchmark.load(sc.name, backend=backend)
