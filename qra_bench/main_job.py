@@ -333,20 +333,8 @@ def run_main_job(spec: MainJobSpec, echo: Callable[[str], None] = print, progres
         )
         bi, ri = space.bit_index(c), space.rank_index(c)
         mean, std = problem.predict(bi[None], ri[None])
-        mm = problem.memory_model
-        return Table1Row(
-            label=label,
-            bits=tuple(c.bits),
-            ranks=tuple(c.ranks),
-            value=value,
-            se=se,
-            accuracy=acc,
-            n_seeds=n,
-            memory_bytes=int(mm.total_bytes(c)),
-            fits=bool(mm.is_feasible(c, budget)),
-            source=source,
-            predicted=float(mean[0]),
-            predicted_std=float(std[0]),
+        return Table1Row.of(
+            label, c, (value, se, acc, n), problem.memory_model, budget, source, float(mean[0]), float(std[0])
         )
 
     if spec.real_evals > 0:

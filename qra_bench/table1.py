@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from qra_bench.difficulty import HIGHER_IS_BETTER, config_means
-from qra_bench.memory import human_bytes
+from qra_bench.memory import Budget, MemoryModel, human_bytes
 from qra_bench.space import QRConfig, SearchSpace
 
 __all__ = ["Table1Row", "baseline_configs", "format_table1", "measure", "pick_beats_uniform", "table1_records"]
@@ -58,6 +58,36 @@ class Table1Row:
     predicted: float = math.nan
     predicted_std: float = math.nan
     extra: dict = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def of(
+        cls,
+        label: str,
+        cfg: QRConfig,
+        measured: tuple[float, float, float, int],
+        memory_model: MemoryModel,
+        budget: Budget,
+        source: str,
+        predicted: float = math.nan,
+        predicted_std: float = math.nan,
+    ) -> "Table1Row":
+        """The row of ``cfg``: ``measured`` is :func:`measure`'s ``(mean, se, accuracy, seeds)``; memory (bytes) and
+        whether it fits ``budget`` come from ``memory_model``."""
+        value, se, acc, n = measured
+        return cls(
+            label=label,
+            bits=tuple(cfg.bits),
+            ranks=tuple(cfg.ranks),
+            value=value,
+            se=se,
+            accuracy=acc,
+            n_seeds=n,
+            memory_bytes=int(memory_model.total_bytes(cfg)),
+            fits=bool(memory_model.is_feasible(cfg, budget)),
+            source=source,
+            predicted=predicted,
+            predicted_std=predicted_std,
+        )
 
     @property
     def config(self) -> QRConfig:

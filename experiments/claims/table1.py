@@ -136,21 +136,7 @@ def _row(ctx: Context, label: str, cfg: QRConfig, noise: float) -> Table1Row:
         except (QRBenchError, ValueError, KeyError):  # the pick is off the surrogate's ladders
             pass
     source = f"mean of {n} seed(s), table" if n else "not in the table"
-    mm = bench.memory_model
-    return Table1Row(
-        label=label,
-        bits=tuple(cfg.bits),
-        ranks=tuple(cfg.ranks),
-        value=value,
-        se=se,
-        accuracy=acc,
-        n_seeds=n,
-        memory_bytes=int(mm.total_bytes(cfg)),
-        fits=bool(mm.is_feasible(cfg, bench.budget)),
-        source=source,
-        predicted=pred,
-        predicted_std=pred_std,
-    )
+    return Table1Row.of(label, cfg, (value, se, acc, n), bench.memory_model, bench.budget, source, pred, pred_std)
 
 
 def _paper_lines(rows: list[Table1Row]) -> list[str]:
