@@ -41,6 +41,7 @@ __all__ = [
     "base_and_task",
     "check_lm_eval",
     "check_recipe",
+    "recorded_options",
     "recorded_recipe",
     "settings_from_recipe",
     "table_recipe",
@@ -240,6 +241,26 @@ def check_lm_eval(frame: "pd.DataFrame", options: Optional[TrialOptions], *, tab
                 f"table {table} holds rows scored with lm-eval tasks {sorted(theirs) or 'none'}; this run scores "
                 f"{sorted(mine) or 'none'}; a resume must use the same --eval. Use another --out"
             )
+
+
+def recorded_options(frame: "pd.DataFrame") -> Optional[TrialOptions]:
+    """The :class:`TrialOptions` a table's ok rows were run with, read back from their ``extra_metrics``
+    (``lm_eval_setup`` and ``grad_checkpointing``), so that live trials on the table run as its rows did;
+    None when the rows used none."""
+    rows = frame[frame["status"] == "ok"] if "status" in frame else frame
+    text = next(iter(rows["extra_metrics"].dropna()), None) if "extra_metrics" in rows else None
+    extra = json.loads(text) if text else {}
+    setup = (extra.get("lm_eval_setup") or {}).get("settings") or {}
+    grad = bool(extra.get("grad_checkpointing", False))
+    if not setup and not grad:
+        return None
+    tasks = setup.get("tasks")
+    return TrialOptions(
+        eval_tasks=",".join(tasks) if tasks else None,
+        eval_limit=setup.get("limit"),
+        eval_metric=setup.get("metric", "acc"),
+        grad_checkpointing=grad,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -133,3 +133,17 @@ def test_trial_options_are_picklable_and_resolve_the_rows_task_names():
     check_lm_eval(frame, TrialOptions(grad_checkpointing=True), table="t")
     with pytest.raises(QRBenchError, match="rows scored with lm-eval tasks none; this run scores"):
         check_lm_eval(frame, options, table="t")
+
+
+def test_live_trials_on_a_scored_table_score_as_its_rows_did(scored_table):
+    from qra_bench.harness import Benchmark
+    from qra_bench.recipe import recorded_options
+
+    table, _ = scored_table
+    frame = ResultsTable(table).read()
+    expected = TrialOptions(eval_tasks="qra_news_topic", eval_limit=8, eval_metric="acc", grad_checkpointing=True)
+    assert recorded_options(frame) == expected
+    bench = Benchmark.load(str(table), backend="table+live", budget="fp16-lora")
+    assert bench._live.trials.options == expected  # what the live backend hands every live trial
+    plain = frame.assign(extra_metrics=None)
+    assert recorded_options(plain) is None

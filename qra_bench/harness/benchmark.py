@@ -53,7 +53,7 @@ from qra_bench.harness.backends.surrogate import load_surrogates, surrogate_answ
 from qra_bench.harness.backends.table import TableIndex, available_benchmarks, resolve_table
 from qra_bench.harness.results import METRICS, CostModel, InfeasibleConfigError, NotInTableError, Result
 from qra_bench.memory import Budget, MemoryModel, MemorySettings, solve_seq_len
-from qra_bench.recipe import table_recipe
+from qra_bench.recipe import recorded_options, table_recipe
 from qra_bench.search.base import Priors, SearchContext
 from qra_bench.space import QRConfig, SearchSpace
 
@@ -108,7 +108,7 @@ class Benchmark:
         self.cost_model = CostModel.from_frame(frame)
         self._index = TableIndex(frame)
         self.fidelities = self._index.fidelities
-        self._live = LiveBackend(model_name, task_name, recipe, live_table)
+        self._live = LiveBackend(model_name, task_name, recipe, live_table, options=recorded_options(frame))
         self.budget = self._check_budget(budget)
 
     # -- construction ----------------------------------------------------------------------------------------

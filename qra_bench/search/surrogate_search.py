@@ -26,7 +26,7 @@ import numpy as np
 
 from qra_bench.errors import QRBenchError
 from qra_bench.memory import Budget, MemoryBreakdown
-from qra_bench.recipe import LiveTrials
+from qra_bench.recipe import LiveTrials, recorded_options
 from qra_bench.search.autoqra import AutoQRASettings, autoqra_search
 from qra_bench.search.predictors import Predictor
 from qra_bench.search.problem import SurrogateProblem, load_problem
@@ -102,7 +102,8 @@ class TableTrials:
             problem = self.problem
             settings = problem.trial_settings(self.steps, threads=self.threads)
             model, task = problem.recipe("model_name"), problem.recipe("task_name")
-            self._live = LiveTrials(model, task, settings, problem.table_path, progress=self.progress)
+            options = recorded_options(problem.frame)  # lm-eval scoring as the table's rows had it
+            self._live = LiveTrials(model, task, settings, problem.table_path, options=options, progress=self.progress)
             self._live.load()
         return self._live
 

@@ -11,28 +11,37 @@ from qra_bench.data import PathLike
 from qra_bench.errors import QRBenchError
 from qra_bench.harness.backends.table import TableIndex
 from qra_bench.harness.results import FRAC_DIGITS, Answer
-from qra_bench.recipe import LiveTrials, settings_from_recipe
+from qra_bench.recipe import LiveTrials, TrialOptions, settings_from_recipe
 from qra_bench.space import QRConfig
 
 __all__ = ["LiveBackend"]
 
 
 class LiveBackend:
-    """Real trials of ``model_name`` on ``task_name`` with the table's recorded ``recipe``, appended to ``table``.
+    """Real trials of ``model_name`` on ``task_name`` with the table's recorded ``recipe`` and trial ``options``
+    (lm-eval scoring, gradient checkpointing: :func:`~qra_bench.recipe.recorded_options`), appended to ``table``.
 
     Torch is imported, and the recipe rebuilt (with a warning for keys this qra-bench does not know), on the first
     live question only.
     """
 
-    def __init__(self, model_name: str, task_name: str, recipe: dict[str, Any], table: PathLike) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        task_name: str,
+        recipe: dict[str, Any],
+        table: PathLike,
+        options: Optional[TrialOptions] = None,
+    ) -> None:
         self.model_name, self.task_name, self.recipe, self.table = model_name, task_name, recipe, Path(table)
+        self.options = options
         self._trials: Optional[LiveTrials] = None
 
     @property
     def trials(self) -> LiveTrials:
         if self._trials is None:
             settings = settings_from_recipe(self.recipe)
-            self._trials = LiveTrials(self.model_name, self.task_name, settings, self.table)
+            self._trials = LiveTrials(self.model_name, self.task_name, settings, self.table, options=self.options)
         return self._trials
 
     def fractions(self) -> tuple[float, ...]:
