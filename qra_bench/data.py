@@ -58,11 +58,7 @@ def data_root(root: Optional[PathLike] = None) -> Path:
 
 def tables_dir(root: Optional[PathLike] = None) -> Path:
     """The folder of named tables: ``<root>/tables`` or, in a checkout layout, ``<root>/datasets_cache/tables``."""
-    base = data_root(root)
-    checkout_layout = base / "datasets_cache" / "tables"
-    if not (base / "tables").is_dir() and checkout_layout.is_dir():
-        return checkout_layout
-    return base / "tables"
+    return cache_dir(root) / "tables"
 
 
 def surrogates_dir(root: Optional[PathLike] = None) -> Path:
