@@ -2,7 +2,8 @@
 # Collect the headline scenario's table (tiny, task cipher, the recipe's defaults; budget 0.81xfp16-lora) in the
 # order that makes a partial table useful soonest: the uniform anchors at seeds 1 and 2 (the uniform baselines at
 # three seeds), the 20 best fitting configurations measured so far at three seeds, the top quarter of the budget's
-# memory range (experiments/designs/cipher-band.jsonl), AutoQRA, random search and SMAC3 for evaluations to
+# memory range (datasets_cache/scenarios/tiny-cipher-band.jsonl, also the card's blind sample), AutoQRA, random search
+# and SMAC3 for evaluations to
 # target on live trials (experiments/evals_to_target.py; they grow the table), the 20 best again, then a stratified design over the whole
 # space (for the sweep's other budgets and the surrogates). Every step resumes, so rerunning continues the table.
 set -euo pipefail
@@ -12,7 +13,7 @@ Q=".venv/bin/qra-bench collect --model tiny --task cipher --workers ${WORKERS:-2
 BEST() { (cd experiments && ../.venv/bin/python headline_design.py best --table "../$OUT" --k 20 --out "designs/$1"); }
 $Q --design anchors --seeds 0,1,2
 $Q --design file --design-file experiments/designs/cipher-best-a.jsonl --no-anchors --seeds 0,1,2
-$Q --design file --design-file experiments/designs/cipher-band.jsonl --no-anchors --seeds 0
+$Q --design file --design-file datasets_cache/scenarios/tiny-cipher-band.jsonl --no-anchors --seeds 0
 # Evaluations to target on real trials (table+live: configurations the table lacks are fine-tuned and appended
 # here), two processes side by side on alternate seeds, each seed-major (every method at a seed before the next
 # seed, so an interrupted step leaves paired runs), then the analysis.

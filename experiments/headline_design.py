@@ -7,7 +7,7 @@
 ``best``  the ``--k`` best configurations that fit the budget, by mean full-fidelity eval loss in a table, so
           the collector can run them at more seeds.
 
-    python experiments/headline_design.py band --n 320 --out experiments/designs/cipher-band.jsonl
+    python experiments/headline_design.py band --n 320 --out datasets_cache/scenarios/tiny-cipher-band.jsonl
     python experiments/headline_design.py best --table datasets_cache/tables/tiny-cipher --k 20 \\
         --out experiments/designs/cipher-best.jsonl
 """

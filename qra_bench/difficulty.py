@@ -8,8 +8,12 @@ and judged against the pooled seed noise (the standard deviation of repeats of o
 - the same advantage as a curve over a range of budgets (so a reader sees whether it is one lucky point of the
   uniform grid);
 - the fraction of fitting configurations within the target tolerance (``tolerance_noise`` x noise) of the best,
-  and random search's expected evaluations to target from it (drawing the table's fitting configurations
-  without replacement: ``(N + 1) / (K + 1)`` for ``K`` hits among ``N``);
+  and random search's expected evaluations to target from it (drawing fitting configurations without
+  replacement: ``(N + 1) / (K + 1)`` for ``K`` hits among ``N``). A table's configurations are not a uniform
+  sample: designs aimed at the best region and the trials of search runs crowd near the optimum and inflate the
+  fraction. So when a *sample* is given (the configurations of a design drawn without looking at any
+  measurement) the estimate is taken on the fitting configurations of that sample alone; the table-wide count is
+  still reported;
 - a surrogate's Kendall tau on the fitting configurations (out-of-fold predictions saved with the artifact) and
   on their top decile, beside the tau that the seed noise allows at all;
 - the collection bar: full-fidelity trials, fitting configurations in the top quarter of the memory range the
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Collection, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -106,6 +110,9 @@ class DifficultyCard:
     n_within: int
     frac_within: float
     random_evals_to_target: float
+    sample_name: str = ""
+    sample_fitting: int = 0
+    sample_within: int = 0
     curve: list[dict] = field(default_factory=list)
     surrogate_tau: dict = field(default_factory=dict)
     bar: Bar = field(default_factory=Bar)
@@ -224,11 +231,15 @@ def compute_card(
     tolerance_noise: float = 2.0,
     min_seeds: int = 3,
     bar: Bar = Bar(),
+    sample: Optional[Collection[str]] = None,
+    sample_name: str = "",
 ) -> DifficultyCard:
     """The difficulty card of ``frame`` (a table's ok rows) at ``budget_bytes`` (see the module docstring).
 
     ``smallest_bytes`` is the memory of the smallest configuration of the space (the bottom of the range the
-    budget admits); ``predictions`` maps a surrogate kind to its out-of-fold predictions.
+    budget admits); ``predictions`` maps a surrogate kind to its out-of-fold predictions; ``sample`` holds the
+    configuration hashes of a measurement-blind design (named ``sample_name``) on which random search's
+    expected evaluations to target are estimated (the table's fitting configurations when it is ``None``).
     """
     higher = metric in HIGHER_IS_BETTER
     means = config_means(frame, metric)
@@ -250,12 +261,18 @@ def compute_card(
     se = math.hypot(uni.se, mix.se) if uni is not None and mix is not None else math.nan
     best_known = _best(repeated if len(repeated) else fitting, higher)
     tol = tolerance_noise * noise
-    if best_known is None or not math.isfinite(tol):
-        target, k = math.nan, 0
-    else:
+    target = math.nan
+    if best_known is not None and math.isfinite(tol):
         target = float(best_known["mean"]) - tol if higher else float(best_known["mean"]) + tol
-        k = int((fitting["mean"] >= target).sum() if higher else (fitting["mean"] <= target).sum())
-    n_fit = int(len(fitting))
+
+    def hits(configs: pd.DataFrame) -> int:
+        if not math.isfinite(target):
+            return 0
+        return int((configs["mean"] >= target).sum() if higher else (configs["mean"] <= target).sum())
+
+    k, n_fit = hits(fitting), int(len(fitting))
+    drawn = fitting if sample is None else fitting[fitting["config_hash"].isin(set(sample))]
+    k_drawn, n_drawn = hits(drawn), int(len(drawn))
     taus = {kind: surrogate_tau(p, fitting, higher, noise) for kind, p in (predictions or {}).items()}
 
     # The bar: trials, fidelities, the top quarter of the admitted memory range, anchors and best at min_seeds.
@@ -294,7 +311,10 @@ def compute_card(
         target=target,
         n_within=k,
         frac_within=k / n_fit if n_fit else math.nan,
-        random_evals_to_target=(n_fit + 1) / (k + 1) if n_fit else math.nan,
+        random_evals_to_target=(n_drawn + 1) / (k_drawn + 1) if n_drawn else math.nan,
+        sample_name=sample_name if sample is not None else "",
+        sample_fitting=n_drawn,
+        sample_within=k_drawn,
         curve=_curve(means, sweep_budgets, higher, noise),
         surrogate_tau=taus,
         bar=filled,

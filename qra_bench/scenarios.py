@@ -2,7 +2,9 @@
 
 A scenario fixes a base model, a task, the main metric, a memory budget, a results table (named, and pinned
 by its content hash once complete), the surrogates bound to that table and a difficulty card generated from
-the table (:mod:`qra_bench.difficulty`). Exactly one is the headline: what ``make run`` and the reported
+the table (:mod:`qra_bench.difficulty`), and optionally a *sample*: a design of configurations drawn without
+looking at any measurement, on which the card estimates random search's evaluations to target (a table's own
+configurations crowd near the optimum). Exactly one is the headline: what ``make run`` and the reported
 results use.
 
 Files are found under the data root (:mod:`qra_bench.data`): the table ``tables/<table>``, surrogates
@@ -83,6 +85,8 @@ class Scenario:
     summary: str
     headline: bool = False
     surrogates: tuple[str, ...] = SURROGATE_KINDS
+    sample: Optional[str] = None
+    sample_summary: str = ""
 
     # -- where its files are -------------------------------------------------------------------------------
     def table_path(self, root: Optional[Path] = None) -> Path:
@@ -93,6 +97,19 @@ class Scenario:
 
     def card_path(self, root: Optional[Path] = None) -> Path:
         return tables_dir(root).parent / "scenarios" / f"{self.name}.md"
+
+    def sample_path(self, root: Optional[Path] = None) -> Optional[Path]:
+        return None if self.sample is None else tables_dir(root).parent / "scenarios" / self.sample
+
+    def sample_hashes(self, root: Optional[Path] = None) -> Optional[set[str]]:
+        """The configuration hashes of the scenario's sample design (``None`` when it has none)."""
+        from qra_bench.space import QRConfig
+
+        path = self.sample_path(root)
+        if path is None:
+            return None
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return {QRConfig(tuple(r["bits"]), tuple(r["ranks"])).hash for r in rows}
 
     def problems(self, root: Optional[Path] = None) -> list[str]:
         """Why the scenario is not complete (empty when it is)."""
@@ -115,6 +132,9 @@ class Scenario:
                 )
         if not self.card_path(root).is_file():
             problems.append(f"no card at {self.card_path(root)}")
+        sample = self.sample_path(root)
+        if sample is not None and not sample.is_file():
+            problems.append(f"no sample design at {sample}")
         return problems
 
 
@@ -130,6 +150,9 @@ SCENARIOS: tuple[Scenario, ...] = (
         headline=True,
         summary="81 % of 16-bit LoRA's training memory, between uniform 8-bit r8 and uniform 3-bit r16: mixed "
         "configurations pay for rank 16 where it matters with fewer bits where they cost little",
+        sample="tiny-cipher-band.jsonl",
+        sample_summary="320 mixed configurations drawn uniformly, seed 0, among those that fit the budget in the top "
+        "quarter of the memory range it admits: a random search confined to the band where the best lie",
     ),
     Scenario(
         name="tiny-news",
@@ -200,6 +223,7 @@ def scenario_record(s: Scenario, root: Optional[Path] = None) -> dict:
         "full_fidelity_trials": n_trials,
         "surrogates": {k: str(s.surrogate_path(k, root)) for k in s.surrogates},
         "card": str(s.card_path(root)),
+        "sample": None if s.sample_path(root) is None else str(s.sample_path(root)),
         "headline": s.headline,
         "complete": not s.problems(root),
         "summary": s.summary,
@@ -228,9 +252,19 @@ def compute_scenario_card(s: Scenario, root: Optional[Path] = None, n_curve: int
             predictions[kind] = pd.read_csv(csv)
     n_anchors = len(space.bits) * len(space.ranks)
     _, frame = _snapshot(s.table_path(root))
-    return compute_card(
-        frame, s.metric, s.budget, int(bench.budget.bytes), smallest, curve, predictions, n_uniform_anchors=n_anchors
-    ), bench
+    card = compute_card(
+        frame,
+        s.metric,
+        s.budget,
+        int(bench.budget.bytes),
+        smallest,
+        curve,
+        predictions,
+        n_uniform_anchors=n_anchors,
+        sample=s.sample_hashes(root),
+        sample_name=s.sample_summary or str(s.sample),
+    )
+    return card, bench
 
 
 def _f(x: Optional[float], digits: int = 4) -> str:
@@ -255,6 +289,21 @@ def _verdict(card) -> str:
     return (
         f"mixed allocation helps ({adv:.1f} x noise over the best fitting uniform configuration), short of the "
         "headline bar (>= 10 x noise and >= 20 evaluations for random search)."
+    )
+
+
+def _random_line(card) -> str:
+    """Random search's expected evaluations to target, and the sample they are estimated on."""
+    n, k = card.sample_fitting, card.sample_within
+    evals = f"**{_f(card.random_evals_to_target, 1)}**" if k else f"**more than {n}** (no hit among {n})"
+    if not card.sample_name:
+        return (
+            f"- random search needs {evals} evaluations to target in expectation, estimated on the table's fitting "
+            "configurations (a designed sample that searches enrich near the optimum, so this favours random search)"
+        )
+    return (
+        f"- random search needs {evals} evaluations to target in expectation, estimated on the sample "
+        f"({card.sample_name}): {k} of its {n} fitting configurations reach the target"
     )
 
 
@@ -291,9 +340,9 @@ def format_card(s: Scenario, card, table_hash: str, command: str) -> str:
         f"- mixed advantage: **{_f(card.advantage)}** = **{_f(card.advantage_noise, 1)} x noise** "
         f"({_f(card.advantage_se, 1)} standard errors of the difference)",
         f"- target = best known mean {'-' if card.higher_is_better else '+'} {_f(card.tolerance)} (2 x noise) = "
-        f"{_f(card.target)}; {card.n_within} of {card.n_fitting} fitting configurations "
-        f"({100 * card.frac_within:.1f} %) reach it; random search over the table's fitting configurations "
-        f"needs **{_f(card.random_evals_to_target, 1)}** evaluations to target in expectation",
+        f"{_f(card.target)}; {card.n_within} of the table's {card.n_fitting} fitting configurations "
+        f"({100 * card.frac_within:.1f} %) reach it",
+        _random_line(card),
         "",
     ]
     lines += [f"**Verdict:** {_verdict(card)}", ""]

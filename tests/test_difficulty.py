@@ -95,6 +95,20 @@ def test_card_measures_advantage_noise_target_and_random_search_cost(frame):
     assert card.bar.anchors_at_min_seeds == 4 and card.bar.best_at_min_seeds == 1 and not card.bar.met
 
 
+def test_random_search_cost_is_estimated_on_the_blind_sample_when_one_is_given(frame):
+    # the sample holds the two worst fitting configurations, one outside the table and one over the budget
+    sample = {SPACE.uniform(2, 4).hash, QRConfig((2, 2), (16, 4)).hash, QRConfig((4, 4), (4, 16)).hash}
+    sample.add(SPACE.uniform(16, 16).hash)
+    card = compute_card(frame, "eval_loss", "b", 200, smallest_bytes=100, sample=sample, sample_name="blind")
+    # the table-wide count is unchanged; the estimate uses the 2 fitting sample configurations, none within
+    assert card.n_within == 2 and card.n_fitting == 5
+    assert card.sample_fitting == 2 and card.sample_within == 0 and card.sample_name == "blind"
+    assert card.random_evals_to_target == pytest.approx(3 / 1)
+    # one hit in the sample: (2 + 1) / (1 + 1)
+    hit = compute_card(frame, "eval_loss", "b", 200, 100, sample=sample | {QRConfig((2, 4), (16, 4)).hash})
+    assert hit.sample_fitting == 3 and hit.sample_within == 1 and hit.random_evals_to_target == pytest.approx(2.0)
+
+
 def test_the_surrogate_tau_is_read_on_fitting_configurations_only(frame):
     means = config_means(frame, "eval_loss")
     full = frame[frame["fidelity_frac"] == 1.0]

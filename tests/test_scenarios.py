@@ -65,3 +65,26 @@ def test_scenarios_json_lists_complete_scenarios_with_their_provenance(cli):
 def test_a_card_of_an_unknown_scenario_exits_2(cli):
     code, _, err = cli(["scenarios", "--card", "nope"])
     assert code == 2 and "unknown scenario" in err
+
+
+def test_a_named_sample_design_must_be_present_and_is_read_as_configuration_hashes(tmp_path):
+    from dataclasses import replace
+
+    from qra_bench.space import QRConfig
+
+    tables = tmp_path / "datasets_cache" / "tables"
+    tables.mkdir(parents=True)
+    shutil.copytree(FIXTURE, tables / "tiny-news")
+    news = replace(next(s for s in SCENARIOS if s.name == "tiny-news"), sample="blind.jsonl")
+    assert any("no sample design" in p for p in news.problems(tmp_path))
+    cfg = QRConfig((4, 2, 4, 4, 8, 4, 4, 4), (16, 4, 8, 8, 8, 16, 4, 4))
+    (tmp_path / "datasets_cache" / "scenarios").mkdir()
+    news.sample_path(tmp_path).write_text(json.dumps({"bits": list(cfg.bits), "ranks": list(cfg.ranks)}) + "\n")
+    assert not any("no sample design" in p for p in news.problems(tmp_path))
+    assert news.sample_hashes(tmp_path) == {cfg.hash}
+
+
+def test_the_headline_ships_its_sample_design():
+    headline = next(s for s in SCENARIOS if s.headline)
+    hashes = headline.sample_hashes()
+    assert hashes is not None and len(hashes) >= 300
