@@ -2,10 +2,10 @@
 # Collect the headline scenario's table (tiny, task cipher, the recipe's defaults; budget 0.81xfp16-lora) in the
 # order that makes a partial table useful soonest: the uniform anchors at seeds 1 and 2 (the uniform baselines at
 # three seeds), the 20 best fitting configurations measured so far at three seeds, the top quarter of the budget's
-# memory range (datasets_cache/scenarios/tiny-cipher-band.jsonl, also the card's blind sample), AutoQRA, random search
-# and SMAC3 for evaluations to
-# target on live trials (experiments/evals_to_target.py; they grow the table), the 20 best again, then a stratified design over the whole
-# space (for the sweep's other budgets and the surrogates). Every step resumes, so rerunning continues the table.
+# memory range (datasets_cache/scenarios/tiny-cipher-band.jsonl, also the card's blind sample), AutoQRA, random
+# search and SMAC3 for evaluations to target on live trials (experiments/evals_to_target.py; they grow the table),
+# the 20 best again, then a stratified design over the whole space (for the sweep's other budgets and the
+# surrogates). Every step resumes, so rerunning continues the table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-datasets_cache/tables/tiny-cipher}
