@@ -57,9 +57,13 @@ def test_scenarios_json_lists_complete_scenarios_with_their_provenance(cli):
     assert {r["name"] for r in records} == {s.name for s in SCENARIOS}
     for r in records:
         assert KEYS <= set(r)
-        assert r["budget_bytes"] > 0 and len(r["table_hash"]) == 64
+        assert r["complete"] == (not r["problems"])
+        if r["complete"]:
+            assert r["budget_bytes"] > 0 and len(r["table_hash"]) == 64
     code, out, _ = cli(["scenarios", "--json"])
-    assert code == 0 and all(r["complete"] for r in json.loads(out))
+    listed = json.loads(out)
+    assert code == 0 and len(listed) >= 2 and all(r["complete"] for r in listed)
+    assert sum(r["headline"] for r in listed) == 1
 
 
 def test_a_card_of_an_unknown_scenario_exits_2(cli):

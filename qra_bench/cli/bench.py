@@ -157,16 +157,25 @@ def scenarios(
     if as_json:
         typer.echo(json.dumps(records, indent=1))
         return
-    typer.echo(
-        f"{'name':<14}{'model':<8}{'task':<8}{'metric':<11}{'budget':<16}{'MiB':>8}{'trials':>8}  "
-        f"{'headline':<9}table hash"
-    )
-    for r in records:
-        mib = f"{r['budget_bytes'] / 2**20:.2f}" if r["budget_bytes"] else "-"
+    rows = [
+        (
+            r["name"],
+            r["model"],
+            r["task"],
+            r["metric"],
+            r["budget"],
+            f"{r['budget_bytes'] / 2**20:.2f}" if r["budget_bytes"] else "-",
+            str(r["full_fidelity_trials"] or 0),
+            "yes" if r["headline"] else "",
+            (r["table_hash"] or "-")[:16],
+        )
+        for r in records
+    ]
+    header = ("name", "model", "task", "metric", "budget", "MiB", "trials", "headline", "table hash")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
         typer.echo(
-            f"{r['name']:<14}{r['model']:<8}{r['task']:<8}{r['metric']:<11}{r['budget']:<16}{mib:>8}"
-            f"{r['full_fidelity_trials'] or 0:>8}  {'yes' if r['headline'] else '':<9}"
-            f"{(r['table_hash'] or '-')[:16]}"
+            "  ".join(c.rjust(w) if i in (5, 6) else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
         )
     if all_:
         for s in found:
