@@ -27,7 +27,21 @@ def test_a_run_that_never_reaches_the_target_is_censored_at_max_plus_one():
     )
     out = e2t.evals_to_target(frame, target=4.2, higher=False, cap=3).set_index("method")
     assert out.loc["a", "first"] == 2 and out.loc["a", "reached"]
-    assert out.loc["b", "first"] == 4 and not out.loc["b", "reached"]
+    assert out.loc["b", "first"] == 4 and not out.loc["b", "reached"] and out.loc["b", "best"] == 4.8
+    # a longer run read at a smaller budget: only its first evaluations count
+    short = e2t.evals_to_target(frame, target=4.2, higher=False, cap=1).set_index("method")
+    assert short.loc["a", "first"] == 2 and not short.loc["a", "reached"] and short.loc["a", "best"] == 5.0
+
+
+def test_censored_methods_are_ordered_by_the_best_answer_within_the_budget():
+    summary = {
+        "random": {"median": 21.0, "median_best": 4.64},
+        "smac-hpo": {"median": 21.0, "median_best": 4.63},
+        "autoqra": {"median": 2.0, "median_best": 4.61},
+    }
+    assert e2t.method_order(summary, higher=False) == ["autoqra", "smac-hpo", "random"]
+    acc = {k: {"median": v["median"], "median_best": -v["median_best"]} for k, v in summary.items()}
+    assert e2t.method_order(acc, higher=True) == ["autoqra", "smac-hpo", "random"]
 
 
 @pytest.mark.slow  # about 80 s: the quick path of this script is its censoring rule, tested above
