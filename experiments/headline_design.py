@@ -4,8 +4,9 @@
           the top quarter of the memory range it admits (memory >= smallest configuration + 0.75 x (budget -
           smallest configuration)); uniform configurations are excluded (they are the anchors). Deterministic for
           the seed.
-``best``  the ``--k`` best configurations that fit the budget, by mean full-fidelity eval loss in a table, so
-          the collector can run them at more seeds.
+``best``  the ``--k`` best configurations of a table that fit the budget, by mean full-fidelity ``--metric``
+          (``--with-uniform``: and the best fitting uniform one), so the collector can run them at more seeds.
+          Any scenario's table: the budget is read in the table's own memory model.
 
     python experiments/headline_design.py band --n 320 --out datasets_cache/scenarios/tiny-cipher-band.jsonl
     python experiments/headline_design.py best --table datasets_cache/tables/tiny-cipher --k 20 \\
@@ -18,6 +19,7 @@ import argparse
 import json
 
 import numpy as np
+import pandas as pd
 
 from landscape_design import trial_memory_model
 from qra_bench.arch import load_arch
@@ -52,23 +54,24 @@ def band_random(n: int, seed: int, budget: str, task: str = "cipher", arch_name:
     return out
 
 
-def best_fitting(table: str, k: int, budget: str, task: str = "cipher", arch_name: str = "tiny") -> list[QRConfig]:
-    """The ``k`` configurations of ``table`` that fit ``budget`` with the lowest mean full-fidelity eval loss."""
+def best_fitting(table: str, k: int, budget: str, metric: str = "eval_loss", uniform: bool = False) -> list[QRConfig]:
+    """The ``k`` configurations of ``table`` that fit ``budget`` with the best mean full-fidelity ``metric`` (the
+    budget in the table's own memory model, as the scenario's card reads it); with ``uniform``, also the best
+    fitting uniform configuration when it is not among them."""
+    from qra_bench.difficulty import HIGHER_IS_BETTER, config_means
+    from qra_bench.harness import Benchmark
     from qra_bench.table import ResultsTable
 
-    arch = load_arch(arch_name)
-    mm = trial_memory_model(arch, SearchSpace(arch.n_blocks), task)
-    limit = mm.budget(budget).bytes
-    df = ResultsTable(table).read()
-    full = df[(df.fidelity_frac == 1.0) & (df.mem_predicted_bytes <= limit)]
-    means = (
-        full.groupby("config_hash")
-        .agg(bits=("bits", "first"), ranks=("ranks", "first"), loss=("eval_loss", "mean"))
-        .sort_values("loss")
-    )
-    return [
-        QRConfig(tuple(int(x) for x in b), tuple(int(x) for x in r)) for b, r in zip(means.bits[:k], means.ranks[:k])
-    ]
+    limit = Benchmark.load(table, backend="table", budget=budget, metric=metric).budget.bytes
+    frame = ResultsTable(table).read()
+    means = config_means(frame[frame["status"] == "ok"], metric)
+    fitting = means[means["memory"] <= limit].sort_values("mean", ascending=metric not in HIGHER_IS_BETTER)
+    chosen = fitting.iloc[:k]
+    if uniform:
+        flat = fitting[[len(set(b)) == 1 and len(set(r)) == 1 for b, r in zip(fitting["bits"], fitting["ranks"])]]
+        if len(flat) and flat.index[0] not in chosen.index:
+            chosen = pd.concat([chosen, flat.iloc[:1]])
+    return [QRConfig(tuple(b), tuple(r)) for b, r in zip(chosen["bits"], chosen["ranks"])]
 
 
 def write(path: str, configs: list[QRConfig]) -> None:
@@ -85,9 +88,15 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--table", default="datasets_cache/tables/tiny-cipher")
     p.add_argument("--k", type=int, default=20)
+    p.add_argument("--metric", default="eval_loss")
+    p.add_argument("--with-uniform", action="store_true", help="add the best fitting uniform configuration")
     p.add_argument("--out", required=True)
     a = p.parse_args()
-    configs = band_random(a.n, a.seed, a.budget) if a.kind == "band" else best_fitting(a.table, a.k, a.budget)
+    configs = (
+        band_random(a.n, a.seed, a.budget)
+        if a.kind == "band"
+        else best_fitting(a.table, a.k, a.budget, a.metric, a.with_uniform)
+    )
     write(a.out, configs)
     print(f"{len(configs)} configurations -> {a.out}")
 
