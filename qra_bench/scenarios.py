@@ -318,7 +318,7 @@ def _random_line(card) -> str:
         )
     return (
         f"- random search needs {evals} evaluations to target in expectation, estimated on the sample "
-        f"({card.sample_name}): {k} of its {n} fitting configurations reach the target"
+        f"({card.sample_name}), whose {n} measured fitting configurations include {k} within the target"
     )
 
 
