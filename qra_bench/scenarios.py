@@ -225,6 +225,7 @@ def scenario_record(s: Scenario, root: Optional[Path] = None) -> dict:
         budget_bytes = int(_bench(s, root).budget.bytes)
         full = frame[frame["fidelity_frac"].astype(float) == 1.0]
         n_trials = int(full.groupby(["config_hash", "seed"]).ngroups)
+    problems = s.problems(root)
     return {
         "name": s.name,
         "model": s.model,
@@ -239,8 +240,8 @@ def scenario_record(s: Scenario, root: Optional[Path] = None) -> dict:
         "card": str(s.card_path(root)),
         "sample": None if s.sample_path(root) is None else str(s.sample_path(root)),
         "headline": s.headline,
-        "complete": not s.problems(root),
-        "problems": s.problems(root),
+        "complete": not problems,
+        "problems": problems,
         "summary": s.summary,
     }
 
