@@ -19,7 +19,6 @@ import argparse
 import json
 
 import numpy as np
-import pandas as pd
 
 from landscape_design import trial_memory_model
 from qra_bench.arch import load_arch
@@ -58,20 +57,20 @@ def best_fitting(table: str, k: int, budget: str, metric: str = "eval_loss", uni
     """The ``k`` configurations of ``table`` that fit ``budget`` with the best mean full-fidelity ``metric`` (the
     budget in the table's own memory model, as the scenario's card reads it); with ``uniform``, also the best
     fitting uniform configuration when it is not among them."""
-    from qra_bench.difficulty import HIGHER_IS_BETTER, config_means
+    from qra_bench.difficulty import HIGHER_IS_BETTER, best_fitting_uniform, config_means
     from qra_bench.harness import Benchmark
     from qra_bench.table import ResultsTable
 
     limit = Benchmark.load(table, backend="table", budget=budget, metric=metric).budget.bytes
     frame = ResultsTable(table).read()
+    higher = metric in HIGHER_IS_BETTER
     means = config_means(frame[frame["status"] == "ok"], metric)
-    fitting = means[means["memory"] <= limit].sort_values("mean", ascending=metric not in HIGHER_IS_BETTER)
-    chosen = fitting.iloc[:k]
-    if uniform:
-        flat = fitting[[len(set(b)) == 1 and len(set(r)) == 1 for b, r in zip(fitting["bits"], fitting["ranks"])]]
-        if len(flat) and flat.index[0] not in chosen.index:
-            chosen = pd.concat([chosen, flat.iloc[:1]])
-    return [QRConfig(tuple(b), tuple(r)) for b, r in zip(chosen["bits"], chosen["ranks"])]
+    fitting = means[means["memory"] <= limit].sort_values("mean", ascending=not higher)
+    configs = [QRConfig(tuple(b), tuple(r)) for b, r in zip(fitting["bits"][:k], fitting["ranks"][:k])]
+    flat = best_fitting_uniform(means, limit, higher) if uniform else None
+    if flat is not None and all(c.hash != flat.config_hash for c in configs):
+        configs.append(QRConfig(flat.bits, flat.ranks))
+    return configs
 
 
 def write(path: str, configs: list[QRConfig]) -> None:
