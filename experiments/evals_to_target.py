@@ -141,17 +141,28 @@ def _median_text(v: pd.Series, cap: int) -> str:
     return f"> {cap}" if med > cap else f"{med:g}"
 
 
-def analyze(scenario: str, backend: str, out: Path, max_evals: int, command: str) -> dict:
-    """Target, evaluations to target per method and seed, medians, ratios and paired tests; writes the report."""
-    from scipy.stats import wilcoxon
+def order_agreement(order: list[str], other: list[str]) -> dict:
+    """How two method orders (best first) agree on the methods they share: both restricted orders, whether they
+    are the same, and Kendall's tau between them (nan for fewer than two shared methods)."""
+    from scipy.stats import kendalltau
 
+    a = [m for m in order if m in other]
+    b = [m for m in other if m in order]
+    tau = float(kendalltau([a.index(m) for m in a], [b.index(m) for m in a]).statistic) if len(a) >= 2 else math.nan
+    return {"order": a, "other_order": b, "same": a == b, "kendall_tau": tau}
+
+
+def summarize(scenario: str, backend: str, out: Path, max_evals: int) -> dict:
+    """Read one backend's runs at ``max_evals``: best known answer, target, evaluations to target per method and
+    seed, per-method medians and the method order (no files written)."""
+    from qra_bench.errors import QRBenchError
     from qra_bench.scenarios import compute_scenario_card, get_scenario
 
     sc = get_scenario(scenario, complete=False)
     d = _out_dir(out, backend)
     files = sorted((d / "runs").glob("*.csv"))
     if not files:
-        raise SystemExit(f"no runs under {d / 'runs'}")
+        raise QRBenchError(f"no {backend} runs under {d / 'runs'}")
     frame = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
     card, bench = compute_scenario_card(sc)
     higher = card.higher_is_better
@@ -184,12 +195,37 @@ def analyze(scenario: str, backend: str, out: Path, max_evals: int, command: str
             "censored_median": bool(np.median(g["first"]) > max_evals),
             "median_best": float(np.median(g["best"])),
         }
+    return {
+        "sc": sc,
+        "card": card,
+        "bench": bench,
+        "frame": frame,
+        "best": best,
+        "best_text": best_text,
+        "target": target,
+        "e2t": e2t,
+        "summary": summary,
+        "order": method_order(summary, higher),
+    }
+
+
+def analyze(
+    scenario: str, backend: str, out: Path, max_evals: int, command: str, compare: Optional[str] = None
+) -> dict:
+    """Target, evaluations to target per method and seed, medians, ratios and paired tests; writes the report.
+    With ``compare``, the same reading of that backend's runs and how its method order agrees with this one."""
+    from scipy.stats import wilcoxon
+
+    r = summarize(scenario, backend, out, max_evals)
+    sc, card, bench, frame, e2t, summary = r["sc"], r["card"], r["bench"], r["frame"], r["e2t"], r["summary"]
+    best, target, order = r["best"], r["target"], r["order"]
+    d = _out_dir(out, backend)
     lines = [
         f"# Evaluations to target: scenario `{sc.name}`, backend `{backend}`",
         "",
         f"Table `{sc.table}` hash `{bench.content_hash}` (after the runs); budget `{sc.budget}`; metric "
         f"`{sc.metric}`; at most {max_evals} evaluations per run. Best known {card.metric}: {best:.4f} "
-        f"({best_text}); seed noise {card.noise_std:.4f}; target {target:.4f} (2 x noise). A run that never "
+        f"({r['best_text']}); seed noise {card.noise_std:.4f}; target {target:.4f} (2 x noise). A run that never "
         f"reaches it counts as {max_evals + 1} (censored: its count is a lower bound).",
         "",
         "No method sees a full-fidelity answer it has not paid for: `autoqra` screens with a model of the "
@@ -206,7 +242,6 @@ def analyze(scenario: str, backend: str, out: Path, max_evals: int, command: str
             f"| {method} | {_median_text(e2t[e2t.method == method]['first'], max_evals)} | "
             f"{v['reached']}/{v['runs']} | {v['mean']:.1f} | {v['median_best']:.4f} |"
         )
-    order = method_order(summary, higher)
     lines += [
         "",
         f"Order (fewest evaluations to target; ties, censored ones included, broken by the best answer within "
@@ -237,6 +272,18 @@ def analyze(scenario: str, backend: str, out: Path, max_evals: int, command: str
             tests[method] = {"ratio": ratio, "ratio_is_lower_bound": summary[method]["censored_median"], "p": p}
             bound = ">= " if summary[method]["censored_median"] else ""
             lines.append(f"- {method} / autoqra: {bound}{ratio:.1f} (p = {p:.3g}, {len(common)} paired seeds)")
+    agreement = None
+    if compare:
+        o = summarize(scenario, compare, out, max_evals)
+        agreement = order_agreement(order, o["order"])
+        medians = ", ".join(f"{m} {o['summary'][m]['median_best']:.4f}" for m in agreement["other_order"])
+        lines += [
+            "",
+            f"The `{compare}` backend's runs read at the same {max_evals} evaluations (its own target "
+            f"{o['target']:.4f}) order the shared methods {' < '.join(agreement['other_order'])} (median best: "
+            f"{medians}); this backend: {' < '.join(agreement['order'])}. Same order: "
+            f"{'yes' if agreement['same'] else 'no'} (Kendall tau {agreement['kendall_tau']:.2f}).",
+        ]
     n_live = int((frame["backend"] == "live").sum())
     lines += [
         "",
@@ -256,6 +303,7 @@ def analyze(scenario: str, backend: str, out: Path, max_evals: int, command: str
         "max_evals": max_evals,
         "summary": summary,
         "order": order,
+        "compare": {"backend": compare, **agreement} if agreement else None,
         "tests": tests,
         "per_run": e2t.to_dict(orient="records"),
     }
@@ -277,6 +325,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--out", default=str(RESULTS / "e2t"))
     p.add_argument("--no-run", action="store_true", help="only analyze the runs already written")
     p.add_argument("--no-analysis", action="store_true", help="only run (several processes may share the work)")
+    p.add_argument(
+        "--compare",
+        choices=("table+live", "surrogate"),
+        help="also read that backend's runs at the same --max-evals and report whether the method orders agree",
+    )
     a = p.parse_args(argv)
     try:
         if a.max_evals < 1:
@@ -301,7 +354,16 @@ def main(argv: Optional[list[str]] = None) -> int:
             f"--methods {a.methods} --seeds {a.seeds} --max-evals {a.max_evals}"
             + (f" --out {a.out}" if Path(a.out).resolve() != (RESULTS / "e2t").resolve() else "")
         )
-        analyze(a.scenario, a.backend, out, a.max_evals, command)
+        if a.compare == a.backend:
+            raise QRBenchError(f"--compare names the backend being analyzed ({a.backend}); name the other one")
+        analyze(
+            a.scenario,
+            a.backend,
+            out,
+            a.max_evals,
+            command + (f" --compare {a.compare}" if a.compare else ""),
+            a.compare,
+        )
     except QRBenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

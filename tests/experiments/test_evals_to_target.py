@@ -44,6 +44,21 @@ def test_censored_methods_are_ordered_by_the_best_answer_within_the_budget():
     assert e2t.method_order(acc, higher=True) == ["autoqra", "smac-hpo", "random"]
 
 
+def test_order_agreement_compares_only_the_methods_both_backends_ran():
+    same = e2t.order_agreement(["autoqra", "smac-hpo", "random"], ["autoqra", "evolution", "smac-hpo", "random"])
+    assert same["same"] and same["other_order"] == ["autoqra", "smac-hpo", "random"] and same["kendall_tau"] == 1.0
+    swapped = e2t.order_agreement(["autoqra", "random", "smac-hpo"], ["autoqra", "smac-hpo", "random"])
+    assert not swapped["same"] and swapped["kendall_tau"] == pytest.approx(1 / 3)
+
+
+def test_comparing_a_backend_with_itself_or_with_no_runs_is_a_one_line_error(tmp_path, capsys):
+    base = ["--scenario", "tiny-news", "--no-run", "--out", str(tmp_path)]
+    assert e2t.main([*base, "--backend", "surrogate", "--compare", "surrogate"]) == 2
+    assert e2t.main([*base, "--backend", "surrogate", "--compare", "table+live"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+
+
 @pytest.mark.slow  # about 80 s: the quick path of this script is its censoring rule, tested above
 def test_surrogate_backend_runs_resume_and_report_every_method(tmp_path):
     args = [
