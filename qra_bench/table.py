@@ -16,7 +16,9 @@ import errno
 import hashlib
 import json
 import os
+import threading
 import uuid
+from collections import OrderedDict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence, Union
@@ -64,8 +66,37 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+# Checked parts already read in this process, keyed by path and file identity (device, inode, size, mtime in ns):
+# parts are immutable once renamed into place, so a key that still matches is the same content, and a part
+# replaced or rewritten gets a new key. Tables are re-read often (every scenario listing, card, live answer), and
+# reading a part costs far more than the stat that finds it again.
+_PART_CACHE: OrderedDict[tuple[str, int, int, int, int], pa.Table] = OrderedDict()
+_PART_CACHE_MAX = 50_000
+_PART_CACHE_LOCK = threading.Lock()
+
+
 def _read_part(path: Path) -> pa.Table:
-    """Read and check one part file; raise :class:`TableError` naming the file and what is wrong."""
+    """Read and check one part file (from the cache when it is unchanged); raise :class:`TableError` naming the
+    file and what is wrong."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise TableError(f"{path}: cannot be read ({_one_line(exc)})") from None
+    key = (str(path.absolute()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    with _PART_CACHE_LOCK:
+        table = _PART_CACHE.get(key)
+        if table is not None:
+            _PART_CACHE.move_to_end(key)
+            return table
+    table = _read_part_file(path)
+    with _PART_CACHE_LOCK:
+        _PART_CACHE[key] = table
+        while len(_PART_CACHE) > _PART_CACHE_MAX:
+            _PART_CACHE.popitem(last=False)
+    return table
+
+
+def _read_part_file(path: Path) -> pa.Table:
     try:
         with pq.ParquetFile(path) as parquet:
             problem = _schema_problem(parquet.schema_arrow)

@@ -276,6 +276,24 @@ def test_corrupt_part_raises_naming_the_file_and_leaves_other_files_untouched(tm
     assert file_bytes(tmp_path) == before
 
 
+def test_a_part_damaged_after_it_was_read_is_read_again_not_served_from_the_cache(tmp_path):
+    table = ResultsTable(tmp_path)
+    part = table.append(grid_rows())
+    assert len(table.read()) == len(grid_rows())
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+    with pytest.raises(TableError, match="not a Parquet file or truncated"):
+        table.read()
+
+
+def test_a_part_replaced_in_place_by_other_rows_is_read_again(tmp_path):
+    table = ResultsTable(tmp_path / "t")
+    part = table.append([make_row("cfg-a", 0, 100)])
+    first = table.content_hash()
+    other = ResultsTable(tmp_path / "other").append([make_row("cfg-b", 0, 100)])
+    other.replace(part)  # same name, new file: another inode and mtime
+    assert table.content_hash() != first and set(table.read()["config_hash"]) == {"cfg-b"}
+
+
 def test_truncated_part_raises(tmp_path):
     part = ResultsTable(tmp_path / "good").append(grid_rows())
     (tmp_path / "bad").mkdir()
