@@ -141,15 +141,32 @@ def _median_text(v: pd.Series, cap: int) -> str:
     return f"> {cap}" if med > cap else f"{med:g}"
 
 
-def order_agreement(order: list[str], other: list[str]) -> dict:
-    """How two method orders (best first) agree on the methods they share: both restricted orders, whether they
-    are the same, and Kendall's tau between them (nan for fewer than two shared methods)."""
+def pair_sign(summary: dict, a: str, b: str, noise: float, higher: bool) -> int:
+    """+1 when method ``a`` beats ``b`` (fewer median evaluations to target; at equal medians, censored ones
+    included, a better median best answer by at least ``noise``), -1 when ``b`` beats ``a``, 0 for a tie."""
+    if summary[a]["median"] != summary[b]["median"]:
+        return 1 if summary[a]["median"] < summary[b]["median"] else -1
+    gain = summary[a]["median_best"] - summary[b]["median_best"]
+    gain = gain if higher else -gain
+    return 0 if abs(gain) < noise else (1 if gain > 0 else -1)
+
+
+def order_agreement(summary: dict, other: dict, noise: float, higher: bool) -> dict:
+    """How two backends' readings (per-method summaries) order the methods they share: each backend's strict
+    order (:func:`method_order`), Kendall's tau between them, and per pair of methods whether the backends agree,
+    one of them ties (within ``noise``) or they disagree. The orders agree when no pair is reversed."""
+    from itertools import combinations
+
     from scipy.stats import kendalltau
 
-    a = [m for m in order if m in other]
-    b = [m for m in other if m in order]
+    a = [m for m in method_order(summary, higher) if m in other]
+    b = [m for m in method_order(other, higher) if m in summary]
     tau = float(kendalltau([a.index(m) for m in a], [b.index(m) for m in a]).statistic) if len(a) >= 2 else math.nan
-    return {"order": a, "other_order": b, "same": a == b, "kendall_tau": tau}
+    pairs = {"same": [], "tied": [], "reversed": []}
+    for x, y in combinations(a, 2):
+        s1, s2 = pair_sign(summary, x, y, noise, higher), pair_sign(other, x, y, noise, higher)
+        pairs["tied" if s1 * s2 == 0 else "same" if s1 == s2 else "reversed"].append(f"{x}/{y}")
+    return {"order": a, "other_order": b, "kendall_tau": tau, "pairs": pairs, "agree": not pairs["reversed"]}
 
 
 def summarize(scenario: str, backend: str, out: Path, max_evals: int) -> dict:
@@ -275,14 +292,18 @@ def analyze(
     agreement = None
     if compare:
         o = summarize(scenario, compare, out, max_evals)
-        agreement = order_agreement(order, o["order"])
+        agreement = order_agreement(summary, o["summary"], card.noise_std, card.higher_is_better)
         medians = ", ".join(f"{m} {o['summary'][m]['median_best']:.4f}" for m in agreement["other_order"])
+        pairs = agreement["pairs"]
         lines += [
             "",
             f"The `{compare}` backend's runs read at the same {max_evals} evaluations (its own target "
             f"{o['target']:.4f}) order the shared methods {' < '.join(agreement['other_order'])} (median best: "
-            f"{medians}); this backend: {' < '.join(agreement['order'])}. Same order: "
-            f"{'yes' if agreement['same'] else 'no'} (Kendall tau {agreement['kendall_tau']:.2f}).",
+            f"{medians}); this backend: {' < '.join(agreement['order'])} (Kendall tau "
+            f"{agreement['kendall_tau']:.2f}). Pairs ordered the same way: {', '.join(pairs['same']) or 'none'}; "
+            f"tied on one backend (equal medians and best answers within the seed noise, {card.noise_std:.4f}): "
+            f"{', '.join(pairs['tied']) or 'none'}; reversed: {', '.join(pairs['reversed']) or 'none'}. "
+            f"The orders {'agree' if agreement['agree'] else 'disagree'}.",
         ]
     n_live = int((frame["backend"] == "live").sum())
     lines += [

@@ -44,11 +44,19 @@ def test_censored_methods_are_ordered_by_the_best_answer_within_the_budget():
     assert e2t.method_order(acc, higher=True) == ["autoqra", "smac-hpo", "random"]
 
 
-def test_order_agreement_compares_only_the_methods_both_backends_ran():
-    same = e2t.order_agreement(["autoqra", "smac-hpo", "random"], ["autoqra", "evolution", "smac-hpo", "random"])
-    assert same["same"] and same["other_order"] == ["autoqra", "smac-hpo", "random"] and same["kendall_tau"] == 1.0
-    swapped = e2t.order_agreement(["autoqra", "random", "smac-hpo"], ["autoqra", "smac-hpo", "random"])
-    assert not swapped["same"] and swapped["kendall_tau"] == pytest.approx(1 / 3)
+def test_order_agreement_counts_pairs_tied_within_the_noise_apart_from_reversed_ones():
+    def summ(**best):
+        return {m: {"median": 21.0 if m != "autoqra" else 2.0, "median_best": v} for m, v in best.items()}
+
+    live = summ(autoqra=4.61, random=4.640, **{"smac-hpo": 4.649})
+    near = summ(autoqra=4.61, random=4.647, **{"smac-hpo": 4.646}, evolution=4.62)  # random/SMAC3 within noise
+    out = e2t.order_agreement(live, near, noise=0.005, higher=False)
+    assert out["order"] == ["autoqra", "random", "smac-hpo"] and out["other_order"] == ["autoqra", "smac-hpo", "random"]
+    assert out["pairs"] == {"same": ["autoqra/random", "autoqra/smac-hpo"], "tied": ["random/smac-hpo"], "reversed": []}
+    assert out["agree"]
+    far = summ(autoqra=4.61, random=4.660, **{"smac-hpo": 4.640})  # SMAC3 ahead by 4 x noise: a reversal
+    assert e2t.order_agreement(live, far, noise=0.005, higher=False)["pairs"]["reversed"] == ["random/smac-hpo"]
+    assert not e2t.order_agreement(live, far, noise=0.005, higher=False)["agree"]
 
 
 def test_comparing_a_backend_with_itself_or_with_no_runs_is_a_one_line_error(tmp_path, capsys):
