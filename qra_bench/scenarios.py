@@ -287,6 +287,13 @@ def _f(x: Optional[float], digits: int = 4) -> str:
     return "-" if x is None or not math.isfinite(float(x)) else f"{x:.{digits}f}"
 
 
+def _random_evals_text(card) -> str:
+    """Random search's expected evaluations to target in words: ``"more than N"`` when none of the N sampled
+    configurations reaches the target (the estimate ``N + 1`` is then a lower bound)."""
+    n, k = card.sample_fitting, card.sample_within
+    return f"{card.random_evals_to_target:.0f}" if k else f"more than {n}"
+
+
 def _verdict(card) -> str:
     """One sentence on what the figures say, from fixed thresholds (10 x noise and 20 evaluations; 2 x noise)."""
     adv, evals = card.advantage_noise, card.random_evals_to_target
@@ -300,7 +307,8 @@ def _verdict(card) -> str:
     if adv >= 10.0 and evals >= 20.0:
         return (
             f"mixed allocation matters: it beats the best fitting uniform configuration by {adv:.1f} x noise, and "
-            f"random search needs {evals:.0f} evaluations in expectation to come within 2 x noise of the best."
+            f"random search needs {_random_evals_text(card)} evaluations in expectation to come within 2 x noise of "
+            "the best."
         )
     return (
         f"mixed allocation helps ({adv:.1f} x noise over the best fitting uniform configuration), short of the "
@@ -311,7 +319,7 @@ def _verdict(card) -> str:
 def _random_line(card) -> str:
     """Random search's expected evaluations to target, and the sample they are estimated on."""
     n, k = card.sample_fitting, card.sample_within
-    evals = f"**{_f(card.random_evals_to_target, 1)}**" if k else f"**more than {n}** (no hit among {n})"
+    evals = f"**{_f(card.random_evals_to_target, 1)}**" if k else f"**{_random_evals_text(card)}** (no hit among {n})"
     if not card.sample_name:
         return (
             f"- random search needs {evals} evaluations to target in expectation, estimated on the table's fitting "

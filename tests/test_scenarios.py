@@ -92,3 +92,33 @@ def test_the_headline_ships_its_sample_design():
     headline = next(s for s in SCENARIOS if s.headline)
     hashes = headline.sample_hashes()
     assert hashes is not None and len(hashes) >= 300
+
+
+def test_a_sample_with_no_hit_is_reported_as_a_lower_bound_in_the_verdict_too():
+    from qra_bench.difficulty import DifficultyCard
+    from qra_bench.scenarios import _random_line, _verdict
+
+    card = DifficultyCard(
+        metric="eval_loss",
+        higher_is_better=False,
+        budget_name="b",
+        budget_bytes=1,
+        noise_std=0.005,
+        noise_configs=10,
+        n_fitting=100,
+        best_uniform=None,
+        best_mixed=None,
+        advantage=0.07,
+        advantage_noise=14.0,
+        advantage_se=40.0,
+        tolerance=0.01,
+        target=4.6,
+        n_within=5,
+        frac_within=0.05,
+        random_evals_to_target=321.0,
+        sample_name="band",
+        sample_fitting=320,
+        sample_within=0,
+    )
+    assert "needs more than 320 evaluations" in _verdict(card) and "321" not in _verdict(card)
+    assert "**more than 320** (no hit among 320)" in _random_line(card)
