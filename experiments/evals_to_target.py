@@ -20,9 +20,13 @@ configurations and every evaluated one. A run that never reaches the target is c
 and its count is a lower bound.
 
 Every run writes ``<out>/<backend>/runs/<method>-<seed>.csv`` when it finishes, so a rerun resumes;
-``--analyze`` (default on) writes ``<out>/<backend>/evals_to_target.md`` and ``.json``.
+the analysis (skipped with ``--no-analysis``) writes ``<out>/<backend>/evals_to_target.md`` and ``.json``;
+``--compare BACKEND`` adds how the other backend's runs, read at the same budget, order the same methods (a pair
+of methods with equal medians and best answers within the seed noise is a tie; the orders agree when no pair is
+reversed).
 
     python experiments/evals_to_target.py --backend table+live --methods autoqra,random,smac-hpo --seeds 0-9
+    python experiments/evals_to_target.py --backend table+live --no-run --compare surrogate   # orders agree?
     python experiments/evals_to_target.py --backend surrogate \\
         --methods autoqra,autoqra-warm,random,smac-hpo,evolution,optuna-tpe --seeds 0-9
 """
