@@ -64,6 +64,23 @@ def _cpu_hours(frame) -> float:
     return float((per_trial["wall"].fillna(0) * per_trial["threads"]).sum()) / 3600.0
 
 
+def phase_seconds(full) -> dict[str, float]:
+    """Median wall seconds of a full-fidelity trial by phase (static proxies, training, evaluations at every
+    checkpoint, total), from the full-fidelity rows' cumulative timings; empty when none recorded them."""
+    cols = {
+        "proxies": "time_proxy_s",
+        "training": "time_train_s",
+        "evaluations": "time_eval_s",
+        "total": "time_total_s",
+    }
+    out = {}
+    for name, col in cols.items():
+        value = full[col].astype(float).median() if col in full and len(full) else float("nan")
+        if value == value:
+            out[name] = float(value)
+    return out
+
+
 def anchor_coverage(frame, bits=(2, 3, 4, 8, 16), ranks=(4, 8, 16)) -> tuple[list[str], list[str]]:
     """Uniform (bits, rank) anchors present / missing among the ok rows (labels like ``4b-r16``)."""
     uniform = frame[frame["bits"].map(lambda b: len(set(b)) == 1) & frame["ranks"].map(lambda r: len(set(r)) == 1)]
@@ -109,8 +126,15 @@ def table_card(path: str | Path, recipe: str = "", title: Optional[str] = None) 
         lines.append(
             f"- predicted memory: {mem.min():,} - {mem.max():,} bytes ({mem.min() / 2**20:.1f} - {mem.max() / 2**20:.1f} MiB)"
         )
+    lines.append(
+        f"- CPU hours spent: **{_cpu_hours(raw):.2f}** core-hours (wall time x torch threads, failed and repeated trials included)"
+    )
+    phases = phase_seconds(full)
+    if phases:
+        lines.append(
+            "- median wall seconds of a full-fidelity trial: " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items())
+        )
     lines += [
-        f"- CPU hours spent: **{_cpu_hours(raw):.2f}** core-hours (wall time x torch threads, failed and repeated trials included)",
         "",
         "## Identity",
         "",

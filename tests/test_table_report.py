@@ -1,4 +1,4 @@
-"""TABLE.md is computed from the rows: counts, repeats, anchors, CPU hours and the content hash."""
+"""TABLE.md is computed from the rows: counts, repeats, anchors, CPU hours, phase times and the content hash."""
 
 from __future__ import annotations
 
@@ -52,6 +52,8 @@ def test_card_counts_repeats_anchors_and_cpu_hours_from_the_rows(tmp_path):
     assert f"**{2556 / 3600:.2f}** core-hours" in card
     assert ResultsTable(tmp_path).content_hash() in card
     assert "`collect_tiny.sh`" in card
+    # every ok full-fidelity row took 360 s in all: the median phase line says so (failed rows do not count)
+    assert "median wall seconds of a full-fidelity trial: " in card and "total 360.0" in card
 
 
 def test_write_card_puts_table_md_beside_the_parts_without_changing_the_table(tmp_path):
