@@ -38,8 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the first 60 parts only")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
-    from qra_bench import table as table_module
-    from qra_bench.table import ResultsTable
+    from qra_bench.table import ResultsTable, clear_read_cache
     from qra_bench.table_compact import compact_table
 
     n = 60 if args.quick else args.parts
@@ -49,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         source.mkdir()
         for part in parts:  # a copy: the reads below must not find the parts in this process's cache yet
             (source / part.name).write_bytes(part.read_bytes())
-        table_module._PART_CACHE.clear()
+        clear_read_cache()
         cold, h_cold = _timed_read(source)
         warm, h_warm = _timed_read(source)
         compact_table(source, Path(tmp) / "compact")
-        table_module._PART_CACHE.clear()
+        clear_read_cache()
         compacted, h_compact = _timed_read(Path(tmp) / "compact")
     if not h_cold == h_warm == h_compact:
         print("content hashes differ between the reads", file=sys.stderr)

@@ -75,6 +75,12 @@ _PART_CACHE_MAX = 50_000
 _PART_CACHE_LOCK = threading.Lock()
 
 
+def clear_read_cache() -> None:
+    """Forget every part read so far in this process (the next read of any table is a cold one)."""
+    with _PART_CACHE_LOCK:
+        _PART_CACHE.clear()
+
+
 def _read_part(path: Path) -> pa.Table:
     """Read and check one part file (from the cache when it is unchanged); raise :class:`TableError` naming the
     file and what is wrong."""
