@@ -30,8 +30,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check qra_bench tests benchmarks examples experiments
 	$(BIN)/mypy
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), one test file per process at a time so that module
+# fixtures are built once; TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Long checks (pretraining rebuild, kill tests): never part of CI.
 test-slow: $(STAMP)
