@@ -3,9 +3,9 @@
 # Alpaca-format news instructions (loaded with `datasets`), scored with lm-eval on the three shipped offline
 # multiple-choice tasks at every checkpoint; the main metric is their mean accuracy. The recipe is sized for a
 # CPU (12 steps of batch 8 at 128 tokens, checkpoints at 50 % and 100 %, 20 documents per lm-eval task, torchao
-# group 64 because SmolLM2's hidden size 576 is not a multiple of 128): about 8 CPU-minutes and 6.6 GB of memory
+# group 64 because SmolLM2's hidden size 576 is not a multiple of 128): about 6 CPU-minutes and 6.6 GB of memory
 # per trial on the 2-core development machine (the table's card counts the CPU time), so its about 127 trials
-# take about 17 core-hours. Order:
+# take about 12 core-hours. Order:
 # the 15 uniform anchors, a memory-stratified design to 100 configurations (anchors included), the anchors at
 # seed 1 for the seed noise, then the 5 best fitting configurations and the best fitting uniform one at three
 # seeds (the card's best mixed and best uniform). Every step resumes. When it is done: fit the xgb and gp surrogates on `--target accuracy` and write the card
